@@ -1,0 +1,1 @@
+"""The ``rulesvc`` command line: translates between the shell and :mod:`engine`."""

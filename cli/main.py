@@ -1,0 +1,94 @@
+"""``rulesvc`` commands. Each one only parses arguments, calls the engine and prints the answer."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from engine import RuleFileError, check, load_rulebook
+from engine.errors import InvalidFacts, UnknownDecision
+from engine.values import parse_instant
+
+DEFAULT_RULES = "rules"
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _instant_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """rulesvc: merchant money-flow policies in YAML, matched by durable_rules."""
+
+
+@main.command("check")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--show-compiled", is_flag=True, help="Print the durable_rules rulesets generated from each decision.")
+def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
+    """Validate rule files (default: rules/). Prints FILE:LINE:COL: message per problem; exit 1 if any."""
+    paths = paths or (DEFAULT_RULES,)
+    domains, problems = check(paths)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        click.echo(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found; nothing was activated.", err=True)
+        sys.exit(1)
+    for domain in domains:
+        rules = sum(len(decision.rules) for decision in domain.decisions.values())
+        click.echo(f"{domain.file}: ok — domain {domain.name}, {len(domain.decisions)} decisions, "
+                   f"{rules} rules, {domain.version}")
+    if show_compiled:
+        rulebook = load_rulebook(paths)
+        _print_json({name: compiled.definition for name, compiled in sorted(rulebook.decisions.items())})
+
+
+@main.command("decide")
+@click.argument("decision")
+@click.option("--facts", "facts_file", type=click.File("r", encoding="utf-8"), default="-", show_default=True,
+              help="JSON file with the facts, or - for standard input.")
+@click.option("--now", callback=_instant_option, help="Evaluate at this ISO 8601 instant (with offset).")
+@click.option("--explain", is_flag=True, help="Add the trace: every rule, whether it fired, each condition's value.")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
+              help="Rules directory.")
+def decide_command(decision: str, facts_file: Any, now: datetime | None, explain: bool, rules_dir: str) -> None:
+    """Evaluate DECISION (e.g. payout.initiate) and print the decision JSON. Invalid facts: exit 2."""
+    try:
+        facts = json.load(facts_file)
+    except json.JSONDecodeError as error:
+        _print_json({"error": {"code": "INVALID_JSON", "message": f"{error.msg} at line {error.lineno} "
+                                                                  f"column {error.colno}"}})
+        sys.exit(2)
+    try:
+        rulebook = load_rulebook([rules_dir])
+    except RuleFileError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    try:
+        result = rulebook.decide(decision, facts, now=now, explain=explain)
+    except InvalidFacts as error:
+        _print_json({"error": {"code": "INVALID_FACTS", "fields": error.fields}})
+        for path, messages in sorted(error.fields.items()):
+            click.echo(f"{path}: {'; '.join(messages)}", err=True)
+        sys.exit(2)
+    except UnknownDecision as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    _print_json(result)
+
+
+if __name__ == "__main__":
+    main()

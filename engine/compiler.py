@@ -1,0 +1,258 @@
+"""Compilation of rule conditions into durable_rules ruleset definitions.
+
+One decision becomes one ruleset: each rule is a durable_rules rule whose single fact pattern is the
+rule's ``when`` condition. A second, *trace* ruleset holds one rule per atomic comparison so that an
+explained evaluation can show each condition's value, again as matched by durable_rules.
+
+Two durable_rules behaviours shape the output (both verified against durable-rules 2.0.28):
+- the engine keeps a state object per session that also meets patterns; a pattern made only of
+  negative tests (``$nex``) would fire on it, so every pattern first requires the evaluation marker;
+- a comparison whose right side names a missing field (``$m``) is *true*; we want a comparison with a
+  missing fact to be false (as with a literal), so every optional name gets an ``$ex`` guard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .expressions import Arith, Call, Compare, Expr, ExpressionError, ListLit, Lit, Logic, Not, Ref
+from .values import to_matcher
+
+MARKER = "$decision"  # field carried by every evaluated fact; its value is the decision name
+LENGTH_SUFFIX = "$len"  # sibling field giving a list's length, written by the fact encoder
+
+_NEGATED = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<", "in": "not in", "not in": "in"}
+_FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_DURABLE_OPS = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
+_DURABLE_ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """An atomic condition of a rule, for the trace."""
+
+    name: str  # "<rule id>#<n>"
+    text: str
+    references: tuple[str, ...]  # names whose values the trace shows next to the condition
+
+
+def compile_condition(expr: Expr, decision: str) -> dict[str, Any]:
+    """The durable_rules pattern of a ``when`` condition, guarded by the decision marker."""
+    body = _Compiler().compile(expr, negate=False)
+    if body is True:
+        return {MARKER: decision}
+    if body is False:
+        # Never true: a marker no fact carries keeps the ruleset valid.
+        return {MARKER: f"{decision}#never"}
+    return {"$and": [{MARKER: decision}, body]}
+
+
+def leaves(expr: Expr) -> list[Expr]:
+    """The atomic conditions of an expression, in reading order."""
+    if isinstance(expr, Logic):
+        return [leaf for operand in expr.operands for leaf in leaves(operand)]
+    if isinstance(expr, Not):
+        return leaves(expr.operand)
+    if isinstance(expr, Lit):
+        return []
+    return [expr]
+
+
+def references(expr: Expr) -> list[Expr]:
+    """The names an expression reads — facts, values, counters, ``now`` and constants — once each."""
+    found: dict[str, Expr] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Ref) or (isinstance(node, Lit) and node.text.isidentifier()
+                                     and node.text not in ("true", "false", "null", "True", "False", "None")):
+            found.setdefault(node.text, node)
+        for child in ("left", "right", "operand"):
+            if isinstance(getattr(node, child, None), Expr):
+                walk(getattr(node, child))
+        for child in getattr(node, "operands", []) + getattr(node, "args", []) + getattr(node, "items", []):
+            walk(child)
+
+    walk(expr)
+    return list(found.values())
+
+
+def check_matchable(expr: Expr) -> None:
+    """Raise :class:`ExpressionError` where a condition cannot be handed to durable_rules."""
+    _Compiler().compile(expr, negate=False)
+
+
+class _Compiler:
+    def compile(self, expr: Expr, negate: bool) -> Any:
+        if isinstance(expr, Logic):
+            parts = [self.compile(operand, negate) for operand in expr.operands]
+            # De Morgan: not (a and b) == (not a) or (not b)
+            op = {"and": "$and", "or": "$or"}[expr.op]
+            if negate:
+                op = "$or" if op == "$and" else "$and"
+            return _combine(op, parts)
+        if isinstance(expr, Not):
+            return self.compile(expr.operand, not negate)
+        if isinstance(expr, Lit):
+            if not isinstance(expr.value, bool):
+                raise ExpressionError(expr.offset, f"{expr.text!r} is not a condition")
+            return expr.value != negate
+        if isinstance(expr, Ref):
+            if expr.type.kind != "bool":
+                raise ExpressionError(expr.offset, f"{expr.text!r} is {expr.type}, not a condition")
+            return self._guarded([expr], {expr.path: not negate}, negate)
+        if isinstance(expr, Call):
+            return self._call(expr, negate)
+        if isinstance(expr, Compare):
+            return self._compare(expr, negate)
+        raise ExpressionError(expr.offset, f"{expr.text!r} is not a condition")
+
+    def _call(self, call: Call, negate: bool) -> Any:
+        if call.function == "exists" and isinstance(call.args[0], Ref):
+            path = call.args[0].path
+            return {"$nex" if negate else "$ex": {path: 1}}
+        raise ExpressionError(
+            call.offset,
+            f"{call.function}() cannot be matched directly; declare a derived value for it and compare that")
+
+    def _compare(self, compare: Compare, negate: bool) -> Any:
+        op = _NEGATED[compare.op] if negate else compare.op
+        left, right = compare.left, compare.right
+        if op in ("in", "not in"):
+            return self._membership(compare, op, left, right, negate)
+        left, right, op = self._normalise(compare, left, right, op)
+        optional = [ref for ref in _refs(left) + _refs(right) if ref.optional]
+        if isinstance(right, Lit) and right.value is None:
+            # "x == null" means absent; with no value there is nothing to guard.
+            present = op == "!="
+            return {"$ex" if present else "$nex": {_field(left): 1}}
+        test = self._test(_field(left), op, self._operand(right))
+        return self._guarded(optional, test, negate)
+
+    def _membership(self, compare: Compare, op: str, left: Expr, right: Expr, negate: bool) -> Any:
+        if isinstance(right, (ListLit, Lit)):
+            values = [item.value for item in right.items] if isinstance(right, ListLit) else list(right.value)
+            if not isinstance(left, Ref):
+                raise ExpressionError(left.offset, "the left side of 'in' with a literal list must be a fact or value")
+            path = _field(left)
+            guards = [left] if left.optional else []
+            if op == "in":
+                tests = [{path: to_matcher(value)} for value in values]
+                return self._guarded(guards, _combine("$or", tests) if tests else False, negate)
+            tests = [{"$neq": {path: to_matcher(value)}} for value in values]
+            return self._guarded(guards, _combine("$and", tests) if tests else True, negate)
+        if isinstance(right, Ref) and isinstance(left, Lit):
+            path = _field(right)
+            item = {"$i": to_matcher(left.value)}
+            if op == "in":
+                return {"$iany": {path: item}}
+            # An empty list has no items, and durable_rules' $iall is false on it: test the length too.
+            return _combine("$or", [{"$nex": {path: 1}}, {path + LENGTH_SUFFIX: 0},
+                                    {"$iall": {path: {"$neq": item}}}])
+        raise ExpressionError(compare.offset, f"'{compare.op}' needs a literal on the left of a list fact, "
+                                              "or a fact on the left of a literal list")
+
+    def _normalise(self, compare: Compare, left: Expr, right: Expr, op: str) -> tuple[Expr, Expr, str]:
+        """Put a plain name on the left, as durable_rules patterns need (``field op expression``)."""
+        if _is_field(left):
+            return left, right, op
+        if _is_field(right):
+            return right, left, _FLIPPED[op]
+        # a + b op r  ==>  a op r - b   (exact: every matcher number is an integer)
+        if isinstance(left, Arith) and left.op in ("+", "-") and _is_field(left.left):
+            inverse = "-" if left.op == "+" else "+"
+            moved = Arith(right.offset, right.type, right.text, op=inverse, left=right, right=left.right)
+            return left.left, moved, op
+        raise ExpressionError(compare.offset, "one side of a comparison must be a fact or value name; "
+                                              "declare a derived value for the other computation")
+
+    def _operand(self, expr: Expr) -> Any:
+        if isinstance(expr, Lit):
+            return to_matcher(expr.value)
+        if _is_field(expr):
+            return {"$m": _field(expr)}
+        if isinstance(expr, Arith):
+            return {_DURABLE_ARITH[expr.op]: {"$l": self._operand(expr.left), "$r": self._operand(expr.right)}}
+        raise ExpressionError(expr.offset, f"{expr.text!r} cannot be matched directly; declare a derived value")
+
+    @staticmethod
+    def _test(path: str, op: str, operand: Any) -> dict[str, Any]:
+        if op == "==":
+            return {path: operand}
+        return {_DURABLE_OPS[op]: {path: operand}}
+
+    @staticmethod
+    def _guarded(optional: list[Ref], test: Any, negate: bool) -> Any:
+        """Missing names make a comparison false; negated, they make it true."""
+        paths = list(dict.fromkeys(_field(ref) for ref in optional))
+        if not paths:
+            return test
+        if negate:
+            return _combine("$or", [{"$nex": {path: 1}} for path in paths] + [test])
+        return _combine("$and", [{"$ex": {path: 1}} for path in paths] + [test])
+
+
+def _is_field(expr: Expr) -> bool:
+    return isinstance(expr, Ref) or (isinstance(expr, Call) and expr.function == "len"
+                                     and isinstance(expr.args[0], Ref))
+
+
+def _field(expr: Expr) -> str:
+    if isinstance(expr, Call):  # len(list) reads the sibling length field
+        return _field(expr.args[0]) + LENGTH_SUFFIX
+    assert isinstance(expr, Ref)
+    return expr.path
+
+
+def _refs(expr: Expr) -> list[Ref]:
+    if isinstance(expr, Ref):
+        return [expr]
+    if isinstance(expr, Call):
+        return [ref for arg in expr.args for ref in _refs(arg)]
+    if isinstance(expr, Arith):
+        return _refs(expr.left) + _refs(expr.right)
+    return []
+
+
+def _combine(op: str, parts: list[Any]) -> Any:
+    """``$and``/``$or`` with constant folding of true/false parts."""
+    absorbing, neutral = (False, True) if op == "$and" else (True, False)
+    kept = []
+    for part in parts:
+        if part is absorbing:
+            return absorbing
+        if part is neutral:
+            continue
+        kept.append(part)
+    if not kept:
+        return neutral
+    if len(kept) == 1:
+        return kept[0]
+    return {op: kept}
+
+
+def encode_fact(values: dict[str, Any], decision: str) -> dict[str, Any]:
+    """The fact asserted into durable_rules: matcher-form values, list lengths, the decision marker."""
+    fact = _encode_mapping(values)
+    fact[MARKER] = decision
+    return fact
+
+
+def _encode_mapping(values: dict[str, Any]) -> dict[str, Any]:
+    encoded: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            encoded[name] = _encode_mapping(value)
+        elif isinstance(value, list):
+            encoded[name] = [_encode_mapping(item) if isinstance(item, dict) else to_matcher(item) for item in value]
+            encoded[name + LENGTH_SUFFIX] = len(value)
+        else:
+            encoded[name] = to_matcher(value)
+    return encoded
+
+
+def ruleset_definition(rules: list[tuple[str, Expr]], decision: str) -> dict[str, Any]:
+    """A durable_rules ruleset: one rule per (name, condition), each a single fact pattern."""
+    return {name: {"all": [{"m": compile_condition(expr, decision)}]} for name, expr in rules}

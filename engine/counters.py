@@ -1,0 +1,27 @@
+"""Where usage counters come from when the caller does not supply them.
+
+A decision declares its counters in YAML (key, reset, what a commit adds). Evaluation reads them
+through a :class:`CounterSource`; the store that counts committed decisions implements it. Until a
+store is configured, :class:`NoCounters` reports that nothing has been committed yet.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from .model import Counter
+
+
+class CounterSource(Protocol):
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
+        """The counter's current value for ``key`` (for ``shanghai_day`` counters: on ``now``'s day)."""
+        ...
+
+
+class NoCounters:
+    """No committed usage: every counter reads zero."""
+
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
+        return Decimal("0.00") if counter.type.kind == "money" else 0

@@ -1,0 +1,121 @@
+"""Evaluating one decision: validate facts, derive values, match with durable_rules, build the result."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ulid import ULID
+
+from .compiler import encode_fact, leaves, references, ruleset_definition
+from .counters import CounterSource, NoCounters
+from .expressions import Expr
+from .facts import FactsLoader
+from .interpret import evaluate
+from .loader import PLACEHOLDER
+from .matcher import Matcher
+from .model import OUTCOME_PRECEDENCE, Decision, Domain, Rule
+from .values import to_output, to_text
+
+
+class CompiledDecision:
+    """A decision ready to evaluate: its facts schema and its durable_rules rulesets, built once."""
+
+    def __init__(self, decision: Decision, domain: Domain):
+        self.decision = decision
+        self.domain = domain
+        self.facts = FactsLoader(decision.name, decision.facts)
+        self.definition = ruleset_definition([(rule.id, rule.when) for rule in decision.rules], decision.name)
+        self.matcher = Matcher(decision.name, self.definition)
+        self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
+            rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(leaves(rule.when))]
+            for rule in decision.rules
+        }
+        self.trace_definition = ruleset_definition(
+            [pair for pairs in self.trace_leaves.values() for pair in pairs], decision.name)
+        self.trace_matcher = Matcher(f"{decision.name}/trace", self.trace_definition) if self.trace_definition else None
+        self.outputs = [derived.name for derived in decision.derived if derived.output]
+
+    @property
+    def name(self) -> str:
+        return self.decision.name
+
+    def evaluate(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
+                 counters: CounterSource | None = None, decision_id: str | None = None) -> dict[str, Any]:
+        """The decision for ``raw_facts`` at ``now``; raises :class:`InvalidFacts` on bad input."""
+        values = self.facts.load(raw_facts)
+        now = now or datetime.now(UTC)
+        values["now"] = now
+        self._read_counters(values, counters or NoCounters(), now)
+        for derived in self.decision.derived:
+            values[derived.name] = evaluate(derived.expr, values)
+        fact = encode_fact(values, self.name)
+        fired = self.matcher.fired(fact)
+        result = self._result(fired, values, now, decision_id)
+        if explain:
+            result["trace"] = self._trace(fired, fact, values)
+        return result
+
+    def _read_counters(self, values: dict[str, Any], source: CounterSource, now: datetime) -> None:
+        for counter in self.decision.counters:
+            supplied = evaluate(counter.fact, values) if counter.fact is not None else None
+            if supplied is None:
+                key = tuple(evaluate(part, values) for part in counter.key)
+                supplied = source.read(self.name, counter, key, now)
+            values[counter.name] = supplied
+
+    def _result(self, fired: set[str], values: dict[str, Any], now: datetime, decision_id: str | None) -> dict[str, Any]:
+        fired_rules = [rule for rule in self.decision.rules if rule.id in fired]
+        outcome = "allow"
+        for effect, effect_outcome in OUTCOME_PRECEDENCE:
+            if any(rule.effect == effect for rule in fired_rules):
+                outcome = effect_outcome
+                break
+        obligations = dict(self.decision.obligations)
+        for rule in fired_rules:
+            if rule.effect == "oblige":
+                for name, value in rule.obligations.items():
+                    obligations[name] = evaluate(value, values) if isinstance(value, Expr) else value
+        next_eligible_at = None
+        if outcome == "defer":
+            untils = [evaluate(rule.until, values) for rule in fired_rules if rule.effect == "defer" and rule.until]
+            untils = [until for until in untils if until is not None]
+            next_eligible_at = max(untils) if untils else None
+        return {
+            "decision_id": decision_id or str(ULID()),
+            "decision": self.name,
+            "outcome": outcome,
+            "reasons": [self._reason(rule, values) for rule in fired_rules if rule.effect == outcome],
+            "warnings": [self._reason(rule, values) for rule in fired_rules if rule.effect == "warn"],
+            "obligations": to_output(obligations),
+            "values": {name: to_output(values.get(name)) for name in self.outputs},
+            "next_eligible_at": to_output(next_eligible_at),
+            "ruleset": {"domain": self.domain.name, "version": self.domain.version},
+            "evaluated_at": to_output(now),
+        }
+
+    @staticmethod
+    def _reason(rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
+        def fill(template: str) -> str:
+            return PLACEHOLDER.sub(lambda match: to_text(evaluate(rule.placeholders[match.group(1)], values)), template)
+
+        return {"code": rule.code, "rule": rule.qualified_id,
+                "message": {lang: fill(text) for lang, text in rule.messages.items()}}
+
+    def _trace(self, fired: set[str], fact: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
+        true_leaves = self.trace_matcher.fired(fact) if self.trace_matcher else set()
+        trace = []
+        for rule in self.decision.rules:
+            trace.append({
+                "rule": rule.qualified_id,
+                "effect": rule.effect,
+                "code": rule.code,
+                "when": rule.when_text,
+                "fired": rule.id in fired,
+                "conditions": [
+                    {"condition": leaf.text, "value": name in true_leaves,
+                     "operands": {ref.text: to_output(evaluate(ref, values)) for ref in references(leaf)}}
+                    for name, leaf in self.trace_leaves[rule.id]
+                ],
+            })
+        return trace

@@ -1,0 +1,153 @@
+"""Request facts: marshmallow schemas generated from a decision's declarations.
+
+A schema is built once per load. Loading facts gives Python values (``Decimal`` money, aware
+``datetime`` instants, ``date``); null and absent optional facts are the same thing, and declared
+defaults fill them in. Every error is reported by its field path (``order.items.0.sku``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields
+
+from .errors import InvalidFacts
+from .model import MISSING, FieldSpec
+from .values import parse_date, parse_instant, parse_money
+
+
+class _Parsed(fields.Field):
+    """A field whose value goes through one of the rule language's parsers."""
+
+    parser: Any = None
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        try:
+            return type(self).parser(value)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+
+class Money(_Parsed):
+    parser = staticmethod(parse_money)
+
+
+class Instant(_Parsed):
+    parser = staticmethod(parse_instant)
+
+
+class Date(_Parsed):
+    parser = staticmethod(parse_date)
+
+
+class StrictBool(fields.Field):
+    """Only JSON true/false: 1, "yes" or "true" are not booleans."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
+
+
+class StrictInt(fields.Field):
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("must be a whole number")
+        return value
+
+
+class StrictStr(fields.Field):
+    def __init__(self, *, choices: tuple[str, ...] = (), enum: str | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.choices = choices
+        self.enum = enum
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValidationError("must be a string")
+        if self.choices and value not in self.choices:
+            raise ValidationError(f"must be one of: {', '.join(self.choices)}")
+        return value
+
+
+_SCALARS: dict[str, type[fields.Field]] = {
+    "money": Money, "instant": Instant, "date": Date, "bool": StrictBool, "int": StrictInt, "str": StrictStr,
+}
+
+
+def _field(spec: FieldSpec, *, in_list: bool = False) -> fields.Field:
+    options: dict[str, Any] = {"required": spec.required or in_list, "allow_none": not (spec.required or in_list)}
+    kind = spec.type.kind
+    if spec.minimum is not None:
+        options["validate"] = _at_least(spec.minimum)
+    if kind == "object":
+        return fields.Nested(_schema_class(spec.fields, spec.path), **options)
+    if kind == "list":
+        assert spec.item is not None
+        return fields.List(_field(spec.item, in_list=True), **options)
+    if kind == "enum":
+        return StrictStr(choices=spec.type.values, enum=spec.type.enum, **options)
+    return _SCALARS[kind](**options)
+
+
+def _at_least(minimum: Any) -> Any:
+    def validate(value: Any) -> None:
+        if value < minimum:
+            raise ValidationError(f"must be at least {minimum}")
+    return validate
+
+
+def _schema_class(specs: dict[str, FieldSpec], name: str) -> type[Schema]:
+    declared = {field_name: _field(spec) for field_name, spec in specs.items()}
+    schema_class = Schema.from_dict(declared, name=f"Facts[{name}]")
+    schema_class.Meta.unknown = RAISE
+    return schema_class
+
+
+class FactsLoader:
+    """Validates raw request facts for one decision and fills in defaults."""
+
+    def __init__(self, name: str, specs: dict[str, FieldSpec]):
+        self.specs = specs
+        self.schema = _schema_class(specs, name)(unknown=RAISE)
+
+    def load(self, raw: Any) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise InvalidFacts({"facts": ["must be an object"]})
+        try:
+            loaded = self.schema.load(raw)
+        except ValidationError as error:
+            raise InvalidFacts(_flatten(error.messages)) from None
+        return _fill_defaults(loaded, self.specs)
+
+
+def _fill_defaults(values: dict[str, Any], specs: dict[str, FieldSpec]) -> dict[str, Any]:
+    """Drop nulls (absent and null are the same) and apply declared defaults, depth first."""
+    result: dict[str, Any] = {}
+    for name, spec in specs.items():
+        value = values.get(name)
+        if value is None and spec.default is not MISSING:
+            value = list(spec.default) if isinstance(spec.default, list) else (
+                {} if isinstance(spec.default, dict) else spec.default)
+        if value is None:
+            continue
+        if spec.type.kind == "object":
+            value = _fill_defaults(value, spec.fields)
+        elif spec.type.kind == "list" and spec.item is not None and spec.item.type.kind == "object":
+            value = [_fill_defaults(item, spec.item.fields) for item in value]
+        result[name] = value
+    return result
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, dict):
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            for sub_path, sub_messages in _flatten(value, path).items():
+                flat.setdefault(sub_path, []).extend(sub_messages)
+    elif isinstance(messages, list):
+        flat[prefix or "facts"] = [str(message) for message in messages]
+    else:
+        flat[prefix or "facts"] = [str(messages)]
+    return flat

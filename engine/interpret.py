@@ -1,0 +1,88 @@
+"""Computing derived values in Python, before matching: exact ``Decimal`` and ``datetime`` arithmetic.
+
+Conditions are never evaluated here (durable_rules matches them); this computes the expressions of
+``derived``, counter keys and additions, obligation values, ``until`` instants and message placeholders.
+A name that is absent gives null, and so does any operator or function applied to null (except
+``coalesce`` and ``exists``), as a comparison with a missing fact is false.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from .expressions import Arith, Call, Compare, Expr, ListLit, Lit, Logic, Not, Ref
+from .functions import FUNCTIONS
+from .values import round_fen
+
+
+def lookup(values: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path, or None when any part is absent."""
+    current: Any = values
+    for part in path.split("."):
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(part)
+        if current is None:
+            return None
+    return current
+
+
+def evaluate(expr: Expr, values: Mapping[str, Any]) -> Any:
+    """The value of ``expr`` given facts, derived values, counters and ``now`` in ``values``."""
+    if isinstance(expr, Lit):
+        return expr.value
+    if isinstance(expr, Ref):
+        return lookup(values, expr.path)
+    if isinstance(expr, ListLit):
+        return [item.value for item in expr.items]
+    if isinstance(expr, Arith):
+        return _arith(expr, evaluate(expr.left, values), evaluate(expr.right, values))
+    if isinstance(expr, Call):
+        function = FUNCTIONS[expr.function]
+        args = [evaluate(arg, values) for arg in expr.args]
+        if function.null_in_null_out and any(arg is None for arg in args):
+            return None
+        return function.call(*args)
+    if isinstance(expr, Not):
+        operand = evaluate(expr.operand, values)
+        return None if operand is None else not operand
+    if isinstance(expr, Logic):
+        results = [evaluate(operand, values) for operand in expr.operands]
+        return all(results) if expr.op == "and" else any(results)
+    if isinstance(expr, Compare):
+        return _compare(expr.op, evaluate(expr.left, values), evaluate(expr.right, values))
+    raise TypeError(f"cannot evaluate {type(expr).__name__}")
+
+
+def _arith(expr: Arith, left: Any, right: Any) -> Any:
+    if left is None or right is None:
+        return None
+    if expr.op == "+":
+        result = left + right
+    elif expr.op == "-":
+        result = left - right
+    elif expr.op == "*":
+        result = left * right
+    else:
+        if right == 0:
+            return None
+        result = Decimal(left) / Decimal(right) if not isinstance(left, timedelta) else left / right
+    if expr.type.kind == "money":
+        return round_fen(Decimal(result))
+    return result
+
+
+def _compare(op: str, left: Any, right: Any) -> bool:
+    if op == "in":
+        return right is not None and left in right
+    if op == "not in":
+        return right is None or left not in right
+    if left is None or right is None:
+        if op in ("==", "!="):
+            return (left is right) == (op == "==")
+        return False
+    return {"==": left == right, "!=": left != right, "<": left < right, "<=": left <= right,
+            ">": left > right, ">=": left >= right}[op]

@@ -1,0 +1,109 @@
+"""The checked, in-memory form of a rule file: what the loader builds and the compiler consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .values import Type
+
+if TYPE_CHECKING:
+    from .expressions import Expr
+
+EFFECTS = ("deny", "defer", "review", "warn", "oblige")
+# Outcome precedence: the first effect in this list that fired decides the outcome.
+OUTCOME_PRECEDENCE = (("deny", "deny"), ("review", "review"), ("defer", "defer"))
+MISSING = object()
+
+
+@dataclass
+class FieldSpec:
+    """A declared fact: a scalar, an object with ``fields`` or a list of ``item``."""
+
+    name: str
+    path: str  # dotted, e.g. "actor.quota.enabled"; list items get "order.items[]"
+    type: Type
+    required: bool = False
+    default: Any = MISSING
+    minimum: Any = None
+    description: str = ""
+    fields: dict[str, FieldSpec] = field(default_factory=dict)
+    item: FieldSpec | None = None
+
+    @property
+    def always_present(self) -> bool:
+        return self.required or self.default is not MISSING
+
+
+@dataclass
+class Constant:
+    name: str
+    type: Type
+    value: Any
+    note: str = ""
+
+
+@dataclass
+class Derived:
+    """A value the engine computes in Python before matching; ``output`` ones are returned."""
+
+    name: str
+    expr: Expr
+    output: bool = False
+    description: str = ""
+
+
+@dataclass
+class Counter:
+    """A usage count the store keeps; a caller-supplied ``fact`` overrides the stored value."""
+
+    name: str
+    type: Type
+    key: list[Expr]
+    reset: str  # "shanghai_day" | "never"
+    add: Expr
+    fact: Expr | None = None
+    description: str = ""
+
+
+@dataclass
+class Rule:
+    id: str
+    qualified_id: str  # "payout.initiate/payout-enabled"
+    effect: str
+    when: Expr
+    when_text: str
+    source: str
+    code: str | None = None
+    messages: dict[str, str] = field(default_factory=dict)
+    placeholders: dict[str, Expr] = field(default_factory=dict)  # "{payout.amount}" -> its expression
+    obligations: dict[str, Any] = field(default_factory=dict)  # name -> literal or Expr
+    until: Expr | None = None
+    description: str = ""
+
+
+@dataclass
+class Decision:
+    name: str  # "payout.initiate"
+    domain: str
+    description: str
+    source: str
+    facts: dict[str, FieldSpec]
+    constants: dict[str, Constant]
+    counters: list[Counter]
+    derived: list[Derived]
+    obligations: dict[str, Any]
+    rules: list[Rule]
+
+
+@dataclass
+class Domain:
+    """One loaded rule file."""
+
+    name: str
+    file: str
+    version: str  # "sha256:<hex of the file's bytes>"
+    loaded_at: datetime
+    title: str
+    decisions: dict[str, Decision]

@@ -1,0 +1,93 @@
+"""A rules directory, loaded, validated and compiled as one unit: all of it activates or none of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .counters import CounterSource
+from .errors import Problem, RuleFileError, UnknownDecision
+from .evaluation import CompiledDecision
+from .loader import load_rule_file
+from .model import Domain
+
+RULE_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+def rule_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The rule files named by ``paths``: files as given, directories' ``*.yaml`` (not sub-folders)."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and p.suffix in RULE_FILE_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+@dataclass
+class Rulebook:
+    """Every active domain and decision. Immutable once built, so it can be swapped atomically."""
+
+    domains: dict[str, Domain] = field(default_factory=dict)
+    decisions: dict[str, CompiledDecision] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return ",".join(f"{name}={domain.version}" for name, domain in sorted(self.domains.items()))
+
+    def decision(self, name: str) -> CompiledDecision:
+        try:
+            return self.decisions[name]
+        except KeyError:
+            raise UnknownDecision(name, list(self.decisions)) from None
+
+    def decide(self, name: str, facts: Any, *, now: datetime | None = None, explain: bool = False,
+               counters: CounterSource | None = None) -> dict[str, Any]:
+        """Evaluate decision ``name`` (``DOMAIN.NAME``) for ``facts``. See :meth:`CompiledDecision.evaluate`."""
+        return self.decision(name).evaluate(facts, now=now, explain=explain, counters=counters)
+
+
+def check(paths: Iterable[str | Path]) -> tuple[list[Domain], list[Problem]]:
+    """Validate rule files without activating anything: the domains and every problem found."""
+    domains: list[Domain] = []
+    problems: list[Problem] = []
+    first_file: dict[str, str] = {}
+    loaded_at = datetime.now(UTC)
+    files = rule_files(paths)
+    if not files:
+        problems.append(Problem(str(next(iter(paths), ".")), 1, 1, "no rule files (*.yaml) found"))
+    for path in files:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            problems.append(Problem(str(path), 1, 1, f"cannot read rule file: {error}"))
+            continue
+        domain, file_problems = load_rule_file(str(path), text, loaded_at=loaded_at)
+        problems.extend(file_problems)
+        if domain is None:
+            continue
+        if domain.name in first_file:
+            problems.append(Problem(str(path), 1, 1, f"domain {domain.name!r} is already defined in {first_file[domain.name]}"))
+            continue
+        first_file[domain.name] = str(path)
+        domains.append(domain)
+    return domains, sorted(set(problems))
+
+
+def load_rulebook(paths: Iterable[str | Path]) -> Rulebook:
+    """Load, validate and compile; raise :class:`RuleFileError` listing every problem if any."""
+    paths = list(paths)
+    domains, problems = check(paths)
+    if problems:
+        raise RuleFileError(problems)
+    rulebook = Rulebook()
+    for domain in domains:
+        rulebook.domains[domain.name] = domain
+        for decision in domain.decisions.values():
+            rulebook.decisions[decision.name] = CompiledDecision(decision, domain)
+    return rulebook

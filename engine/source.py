@@ -1,0 +1,153 @@
+"""YAML documents that remember where every key and value came from.
+
+PyYAML's composer gives each node a start mark; we build plain Python values (``yaml.safe_load``
+semantics) and keep a side table from the value's path (``("decisions", "initiate", "rules", 3,
+"when")``) to its position, so every later check can report ``FILE:LINE:COL``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import Problem
+
+Path = tuple[Any, ...]
+
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+
+
+@dataclass
+class _Scalar:
+    line: int  # 0-based, as PyYAML marks are
+    column: int
+    style: str | None
+    source_lines: list[tuple[int, int, int]] = field(default_factory=list)
+    # (offset in value, line, column) for each source line a multi-line string spans
+
+
+@dataclass
+class SourceDocument:
+    """A parsed YAML file: ``data`` holds plain values, positions are looked up by path."""
+
+    file: str
+    text: str
+    data: Any
+    _values: dict[Path, _Scalar] = field(default_factory=dict)
+    _keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def position(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """1-based (line, column) of the value at ``path`` (or of its key), or of its nearest parent."""
+        probe = tuple(path)
+        while True:
+            if key and probe in self._keys:
+                line, column = self._keys[probe]
+                return line + 1, column + 1
+            if probe in self._values:
+                scalar = self._values[probe]
+                return scalar.line + 1, scalar.column + 1
+            if not probe:
+                return 1, 1
+            probe = probe[:-1]
+            key = True
+
+    def problem(self, path: Path, message: str, *, key: bool = False) -> Problem:
+        line, column = self.position(path, key=key)
+        return Problem(self.file, line, column, message)
+
+    def expression_problem(self, path: Path, offset: int, message: str) -> Problem:
+        """A problem at character ``offset`` inside the string value at ``path``."""
+        scalar = self._values.get(tuple(path))
+        if scalar is None or not scalar.source_lines:
+            return self.problem(path, message)
+        line, column = scalar.line, scalar.column
+        for start, source_line, source_column in scalar.source_lines:
+            if offset >= start:
+                line, column = source_line, source_column + (offset - start)
+        return Problem(self.file, line + 1, column + 1, message)
+
+
+def load_document(file: str, text: str) -> tuple[SourceDocument | None, list[Problem]]:
+    """Parse ``text`` safely; on a syntax error return no document and the error's position."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = " ".join(part for part in (error.context, error.problem) if part)
+        return None, [Problem(file, line, column, f"YAML syntax error: {message}")]
+    document = SourceDocument(file=file, text=text, data=None)
+    problems: list[Problem] = []
+    if node is not None:
+        builder = _Builder(document, problems)
+        document.data = builder.build(node, ())
+    return document, problems
+
+
+class _Builder:
+    def __init__(self, document: SourceDocument, problems: list[Problem]):
+        self.document = document
+        self.problems = problems
+        self.lines = document.text.splitlines()
+        self.constructor = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.document._values[path] = _Scalar(node.start_mark.line, node.start_mark.column, None)
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.scalar(key_node)
+                if not isinstance(key, (str, int, bool)) or isinstance(key_node, yaml.CollectionNode):
+                    self.problems.append(self._at(key_node, "a key must be a plain name"))
+                    continue
+                if key in result:
+                    self.problems.append(self._at(key_node, f"duplicate key {key!r}"))
+                    continue
+                self.document._keys[path + (key,)] = (key_node.start_mark.line, key_node.start_mark.column)
+                result[key] = self.build(value_node, path + (key,))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (index,)) for index, item in enumerate(node.value)]
+        value = self.scalar(node)
+        if isinstance(value, str):
+            self.document._values[path] = self._string_scalar(node)
+        return value
+
+    def scalar(self, node: yaml.Node) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            return None
+        if node.tag == _TIMESTAMP_TAG:
+            # Dates and instants stay strings: the declarations decide how they are parsed.
+            return node.value
+        return self.constructor.construct_object(node, deep=True)
+
+    def _at(self, node: yaml.Node, message: str) -> Problem:
+        return Problem(self.document.file, node.start_mark.line + 1, node.start_mark.column + 1, message)
+
+    def _string_scalar(self, node: yaml.ScalarNode) -> _Scalar:
+        """Record where each source line of a string starts inside its value, for expression errors."""
+        start, end = node.start_mark, node.end_mark
+        scalar = _Scalar(start.line, start.column, node.style)
+        if node.style in ("|", ">"):
+            first_line = start.line + 1
+            separator = 1  # "\n" for literal, " " for folded: one character either way
+        else:
+            first_line = start.line
+            separator = 1
+        offset = 0
+        for line_number in range(first_line, min(end.line + 1, len(self.lines))):
+            raw = self.lines[line_number]
+            if line_number == start.line:
+                column = start.column + (1 if node.style in ("'", '"') else 0)
+            else:
+                column = len(raw) - len(raw.lstrip())
+            content = raw[column:]
+            if node.style in ("'", '"') and content.rstrip().endswith(node.style):
+                content = content.rstrip()[:-1]
+            if not content.strip():
+                continue
+            scalar.source_lines.append((offset, line_number, column))
+            offset += len(content.rstrip()) + separator
+        return scalar

@@ -1,0 +1,194 @@
+"""Value types of the rule language and their three representations.
+
+Every value has a Python form (``Decimal`` money, aware ``datetime`` instants, ``date``), a matcher
+form that durable_rules compares exactly (integers: fen, epoch milliseconds, day ordinals), and an
+output form for results (money ``"95.00"``, instants ISO 8601 in Asia/Shanghai).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+FEN = Decimal("0.01")
+
+SCALAR_KINDS = ("bool", "int", "money", "str", "instant", "date", "duration")
+ORDERED_KINDS = ("int", "money", "instant", "date", "duration")
+
+
+@dataclass(frozen=True)
+class Type:
+    """A static type: a scalar kind, ``enum`` (a string from ``values``), ``list`` of ``item``, ``object``."""
+
+    kind: str
+    enum: str | None = None
+    values: tuple[str, ...] = ()
+    item: Type | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "enum":
+            return f"enum {self.enum}"
+        if self.kind == "list":
+            return f"[{self.item}]"
+        return self.kind
+
+    @property
+    def is_stringy(self) -> bool:
+        return self.kind in ("str", "enum")
+
+    def comparable_with(self, other: Type) -> bool:
+        if "null" in (self.kind, other.kind):
+            return True
+        if self.is_stringy and other.is_stringy:
+            return True
+        if {self.kind, other.kind} == {"int", "money"}:
+            return True
+        return self.kind == other.kind and self.kind != "list"
+
+
+BOOL, INT, MONEY, STR = Type("bool"), Type("int"), Type("money"), Type("str")
+INSTANT, DATE, DURATION, NULL = Type("instant"), Type("date"), Type("duration"), Type("null")
+OBJECT = Type("object")
+
+
+def list_of(item: Type) -> Type:
+    return Type("list", item=item)
+
+
+# --- money -------------------------------------------------------------------------------------
+
+def parse_money(raw: Any) -> Decimal:
+    """A non-negative amount of CNY with at most two decimal places, from a string or a number."""
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float, Decimal)):
+        raise ValueError("must be an amount of money as a string or a number")
+    try:
+        amount = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise ValueError("must be an amount of money such as \"12.50\"") from None
+    if not amount.is_finite():
+        raise ValueError("must be a finite amount")
+    if amount < 0:
+        raise ValueError("must not be negative")
+    if amount != amount.quantize(FEN, rounding=ROUND_HALF_UP):
+        raise ValueError("must have at most two decimal places (fen)")
+    return amount.quantize(FEN)
+
+
+def round_fen(amount: Decimal) -> Decimal:
+    """Round half-up to the fen, the only rounding money ever gets."""
+    return amount.quantize(FEN, rounding=ROUND_HALF_UP)
+
+
+# --- time --------------------------------------------------------------------------------------
+
+def parse_instant(raw: Any) -> datetime:
+    """An ISO 8601 instant that carries its offset; a local time without one is refused."""
+    if not isinstance(raw, str):
+        raise ValueError("must be an ISO 8601 timestamp string with an offset")
+    try:
+        instant = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError("must be an ISO 8601 timestamp such as 2026-11-20T10:00:00+08:00") from None
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("must carry a UTC offset (e.g. +08:00 or Z)")
+    return instant
+
+
+def parse_date(raw: Any) -> date:
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw
+    if not isinstance(raw, str):
+        raise ValueError("must be a date string YYYY-MM-DD")
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError("must be a date YYYY-MM-DD") from None
+
+
+def to_shanghai(instant: datetime) -> datetime:
+    return instant.astimezone(SHANGHAI)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
+
+
+def epoch_ms(instant: datetime) -> int:
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+# --- conversions ---------------------------------------------------------------------------------
+
+def parse_literal(kind: str, raw: Any) -> Any:
+    """The Python value of a constant written in a rule file, for a declared scalar kind."""
+    if kind == "money":
+        return parse_money(raw)
+    if kind == "instant":
+        return parse_instant(raw)
+    if kind == "date":
+        return parse_date(raw)
+    if kind == "int":
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ValueError("must be a whole number")
+        return raw
+    if kind == "bool":
+        if not isinstance(raw, bool):
+            raise ValueError("must be true or false")
+        return raw
+    if kind in ("str", "enum"):
+        if not isinstance(raw, str):
+            raise ValueError("must be a string")
+        return raw
+    raise ValueError(f"constants of type {kind} are not supported")
+
+
+def to_matcher(value: Any) -> Any:
+    """The exact form durable_rules compares: integer fen, epoch ms, day ordinal, duration ms."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, Decimal):
+        return int(value * 100)
+    if isinstance(value, datetime):
+        return epoch_ms(value)
+    if isinstance(value, date):
+        return value.toordinal()
+    if isinstance(value, timedelta):
+        return (value.days * 86_400 + value.seconds) * 1000 + value.microseconds // 1000
+    if isinstance(value, list):
+        return [to_matcher(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_matcher(item) for key, item in value.items() if item is not None}
+    raise TypeError(f"no matcher form for {type(value).__name__}")
+
+
+def to_output(value: Any) -> Any:
+    """The JSON form of a value in a result: money as "0.00", instants in Shanghai time."""
+    if isinstance(value, Decimal):
+        return str(round_fen(value))
+    if isinstance(value, datetime):
+        return to_shanghai(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, list):
+        return [to_output(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_output(item) for key, item in value.items()}
+    return value
+
+
+def to_text(value: Any) -> str:
+    """How a value reads inside a human message."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(to_text(item) for item in value)
+    output = to_output(value)
+    return output if isinstance(output, str) else str(output)
