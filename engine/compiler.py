@@ -8,7 +8,7 @@ Two durable_rules behaviours shape the output (both verified against durable-rul
 - the engine keeps a state object per session that also meets patterns; a pattern made only of
   negative tests (``$nex``) would fire on it, so every pattern first requires the evaluation marker;
 - a comparison whose right side names a missing field (``$m``) is *true*; we want a comparison with a
-  missing fact to be false (as with a literal), so every optional name gets an ``$ex`` guard.
+  missing fact to be false (as it is for a missing left side), so such names get an ``$ex`` guard.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class _Compiler:
         if isinstance(expr, Ref):
             if expr.type.kind != "bool":
                 raise ExpressionError(expr.offset, f"{expr.text!r} is {expr.type}, not a condition")
-            return self._guarded([expr], {expr.path: not negate}, negate)
+            return self._guarded([expr] if negate else [], {expr.path: not negate}, negate)
         if isinstance(expr, Call):
             return self._call(expr, negate)
         if isinstance(expr, Compare):
@@ -121,7 +121,10 @@ class _Compiler:
         if op in ("in", "not in"):
             return self._membership(compare, op, left, right, negate)
         left, right, op = self._normalise(compare, left, right, op)
-        optional = [ref for ref in _refs(left) + _refs(right) if ref.optional]
+        # A test on an absent field is already false; only names on the right ($m) need a guard,
+        # and under negation every absent name must make the condition true.
+        guarded = _refs(left) + _refs(right) if negate else _refs(right)
+        optional = [ref for ref in guarded if ref.optional]
         if isinstance(right, Lit) and right.value is None:
             # "x == null" means absent; with no value there is nothing to guard.
             present = op == "!="

@@ -263,9 +263,9 @@ class _Checker:
             return Ref(self.offset(node), scope.counters[root], text, kind="counter", path=root, optional=False)
         if root == "now":
             return Ref(self.offset(node), INSTANT, text, kind="now", path="now", optional=False)
-        kind = "fact" if len(parts) > 1 else "name"
-        raise self.fail(node, f"undeclared {kind} {'.'.join(parts) if kind == 'fact' else root!r}"
-                              f"{did_you_mean(root, scope.names())}")
+        if len(parts) > 1:
+            raise self.fail(node, f"undeclared fact {'.'.join(parts)}{did_you_mean(root, list(scope.facts))}")
+        raise self.fail(node, f"undeclared name {root!r}{did_you_mean(root, scope.names())}")
 
     # --- operators ----------------------------------------------------------------------------
 

@@ -375,11 +375,20 @@ class _DomainBuilder:
             if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
                 continue
             rule_id = spec["id"]
+            if isinstance(spec.get("code"), str):
+                self.used_codes.add(spec["code"])
             if rule_id in seen:
                 self.problem(path + ("id",), f"duplicate rule id {rule_id!r} (first used by rule {seen[rule_id] + 1} "
                                              f"of {qualified})")
                 continue
             seen[rule_id] = index
+            when = self.expression(path + ("when",), spec.get("when"), scope, BOOL)
+            if when is not None:
+                try:
+                    check_matchable(when)
+                except ExpressionError as error:
+                    self.problems.append(self.document.expression_problem(path + ("when",), error.offset, error.message))
+                    when = None
             effect = spec.get("effect")
             if effect not in EFFECTS:
                 continue
@@ -389,20 +398,12 @@ class _DomainBuilder:
             if code is None and effect != "oblige":
                 self.problem(path, f"rule {rule_id}: a {effect} rule needs a reason code", key=True)
             if isinstance(code, str):
-                self.used_codes.add(code)
                 if code not in self.codes:
                     self.problem(path + ("code",), f"reason code {code} has no messages; add it under codes "
                                                    f"with zh and en{did_you_mean(code, list(self.codes))}")
                 else:
                     messages = {lang: text for lang, text in self.codes[code].items() if isinstance(text, str)}
                     placeholders = self._placeholders(("codes", code), messages, scope)
-            when = self.expression(path + ("when",), spec.get("when"), scope, BOOL)
-            if when is not None:
-                try:
-                    check_matchable(when)
-                except ExpressionError as error:
-                    self.problems.append(self.document.expression_problem(path + ("when",), error.offset, error.message))
-                    when = None
             until = None
             if "until" in spec:
                 if effect != "defer":

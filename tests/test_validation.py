@@ -1,0 +1,189 @@
+"""Rule-file validation: one test per class of problem, each asserting FILE:LINE:COL."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from engine import RuleFileError, check, load_rulebook
+
+from .conftest import RULES
+
+VALID = textwrap.dedent("""\
+    domain: shop
+    source: seed test
+    enums:
+      channel: [pop, self_operated]
+    constants:
+      max_amount: {type: money, value: "500.00"}
+    codes:
+      TOO_MUCH:
+        zh: 金额 {payout.amount} 超过 {max_amount}
+        en: "{payout.amount} is more than {max_amount}"
+      WRONG_CHANNEL:
+        zh: 渠道不符
+        en: wrong channel
+    decisions:
+      pay:
+        facts:
+          store:
+            type: object
+            required: true
+            fields:
+              channel: {type: channel, required: true}
+          payout:
+            type: object
+            required: true
+            fields:
+              amount: {type: money, required: true}
+        rules:
+          - id: amount-limit
+            when: payout.amount > max_amount
+            effect: deny
+            code: TOO_MUCH
+            source: test
+          - id: channel
+            when: store.channel != 'pop'
+            effect: deny
+            code: WRONG_CHANNEL
+            source: test
+    """)
+
+
+def problems_for(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "shop.yaml"
+    path.write_text(text, encoding="utf-8")
+    _, problems = check([path])
+    return [str(problem).replace(str(tmp_path) + "/", "") for problem in problems]
+
+
+def edited(old: str, new: str) -> str:
+    assert old in VALID, old
+    return VALID.replace(old, new, 1)
+
+
+def test_the_base_file_is_valid(tmp_path):
+    assert problems_for(tmp_path, VALID) == []
+
+
+def test_yaml_syntax_error(tmp_path):
+    text = edited("  channel: [pop, self_operated]", "  channel: [pop, self_operated")
+    problems = problems_for(tmp_path, text)
+    assert len(problems) == 1
+    assert problems[0] == ("shop.yaml:5:10: YAML syntax error: while parsing a flow sequence "
+                           "expected ',' or ']', but got ':'")
+    assert "YAML syntax error" in problems[0]
+
+
+def test_unknown_key_with_did_you_mean(tmp_path):
+    text = edited("        effect: deny\n        code: TOO_MUCH", "        efect: deny\n        code: TOO_MUCH")
+    problems = problems_for(tmp_path, text)
+    assert "shop.yaml:30:9: unknown key 'efect' in decisions.pay.rules[0] (did you mean 'effect'?)" in problems
+    assert "shop.yaml:28:9: decisions.pay.rules[0]: missing required key 'effect'" in problems
+
+
+def test_wrong_type(tmp_path):
+    problems = problems_for(tmp_path, edited("      channel: {type: channel, required: true}",
+                                             "      channel: {type: channel, required: yes please}"))
+    assert problems == ["shop.yaml:21:46: decisions.pay.facts.store.fields.channel.required: expected boolean, got string"]
+
+
+def test_unknown_fact_type(tmp_path):
+    problems = problems_for(tmp_path, edited("amount: {type: money, required: true}", "amount: {type: mony, required: true}"))
+    assert ("shop.yaml:26:26: unknown type 'mony' (did you mean 'money'?); use one of bool, int, money, "
+                        "str, instant, date, duration, object, list, [T] or an enum declared under enums") in problems
+    # the placeholders and the condition that name payout.amount follow from it
+    assert len(problems) == 4
+
+
+def test_undeclared_fact_points_at_the_misspelt_part(tmp_path):
+    problems = problems_for(tmp_path, edited("when: payout.amount > max_amount", "when: payout.amont > max_amount"))
+    assert problems == ["shop.yaml:29:22: undeclared fact payout.amont (did you mean 'amount'?)"]
+
+
+def test_undeclared_root_name(tmp_path):
+    problems = problems_for(tmp_path, edited("when: store.channel != 'pop'", "when: shop.channel != 'pop'"))
+    assert problems == ["shop.yaml:34:15: undeclared fact shop.channel"]
+
+
+def test_unknown_operator(tmp_path):
+    problems = problems_for(tmp_path, edited("when: payout.amount > max_amount", "when: payout.amount ** 2 > max_amount"))
+    assert problems == ["shop.yaml:29:15: operator '**' is not allowed (use + - * /)"]
+
+
+def test_unknown_function(tmp_path):
+    problems = problems_for(tmp_path, edited("when: payout.amount > max_amount", "when: maxx(payout.amount) > max_amount"))
+    assert len(problems) == 1
+    assert problems[0].startswith("shop.yaml:29:15: unknown function maxx() (did you mean 'max'?)")
+
+
+def test_python_that_is_not_the_rule_language(tmp_path):
+    problems = problems_for(tmp_path, edited("when: payout.amount > max_amount",
+                                             "when: __import__('os').system('true')"))
+    assert problems == ["shop.yaml:29:15: only the rule language's functions can be called"]
+
+
+def test_enum_value_not_in_enum(tmp_path):
+    problems = problems_for(tmp_path, edited("when: store.channel != 'pop'", "when: store.channel != 'popp'"))
+    assert problems == ["shop.yaml:34:32: 'popp' is not a value of enum channel (did you mean 'pop'?); "
+                        "values: pop, self_operated"]
+
+
+def test_duplicate_rule_id(tmp_path):
+    problems = problems_for(tmp_path, edited("      - id: channel", "      - id: amount-limit"))
+    assert problems == ["shop.yaml:33:13: duplicate rule id 'amount-limit' (first used by rule 1 of shop.pay)"]
+
+
+def test_code_without_messages(tmp_path):
+    problems = problems_for(tmp_path, edited("        code: WRONG_CHANNEL", "        code: WRONG_CHANEL"))
+    assert "shop.yaml:36:15: reason code WRONG_CHANEL has no messages; add it under codes with zh and en " \
+           "(did you mean 'WRONG_CHANNEL'?)" in problems
+
+
+def test_undefined_constant(tmp_path):
+    problems = problems_for(tmp_path, edited("when: payout.amount > max_amount", "when: payout.amount > max_amont"))
+    assert problems == ["shop.yaml:29:31: undeclared name 'max_amont' (did you mean 'max_amount'?)"]
+
+
+def test_type_mismatch_in_a_comparison(tmp_path):
+    problems = problems_for(tmp_path, edited("when: store.channel != 'pop'", "when: store.channel > 3"))
+    assert problems == ["shop.yaml:34:31: cannot compare enum channel with int"]
+
+
+def test_condition_must_be_true_or_false(tmp_path):
+    problems = problems_for(tmp_path, edited("when: payout.amount > max_amount", "when: payout.amount"))
+    assert problems == ["shop.yaml:29:15: expression must be bool, but it is money"]
+
+
+def test_message_placeholder_naming_an_undeclared_fact(tmp_path):
+    problems = problems_for(tmp_path, edited("zh: 金额 {payout.amount} 超过", "zh: 金额 {payout.amout} 超过"))
+    assert problems == ["shop.yaml:9:20: in message placeholder: undeclared fact payout.amout (did you mean 'amount'?)"]
+
+
+def test_folded_multi_line_condition_reports_the_right_line(tmp_path):
+    problems = problems_for(tmp_path, edited(
+        "        when: payout.amount > max_amount",
+        "        when: >-\n          payout.amount > max_amount\n          or store.chanel == 'pop'"))
+    assert problems == ["shop.yaml:31:20: undeclared fact store.chanel (did you mean 'channel'?)"]
+
+
+def test_every_problem_is_reported_in_one_pass(tmp_path):
+    text = edited("when: payout.amount > max_amount", "when: payout.amont > max_amount")
+    text = text.replace("when: store.channel != 'pop'", "when: store.channel != 'popp'")
+    text = text.replace("        effect: deny\n        code: WRONG", "        efect: deny\n        code: WRONG")
+    assert len(problems_for(tmp_path, text)) == 4  # two expressions, the unknown key, the missing effect
+
+
+def test_a_failing_file_is_never_activated(tmp_path):
+    (tmp_path / "shop.yaml").write_text(edited("when: store.channel != 'pop'", "when: store.chanel != 'pop'"))
+    with pytest.raises(RuleFileError) as raised:
+        load_rulebook([tmp_path])
+    assert [problem.line for problem in raised.value.problems] == [34]
+
+
+def test_shipped_rules_are_valid():
+    domains, problems = check([RULES])
+    assert problems == []
+    assert {domain.name for domain in domains} >= {"payout"}
