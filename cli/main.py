@@ -90,5 +90,23 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
     _print_json(result)
 
 
+@main.command("serve")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(), help="Rules directory.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+def serve_command(rules_dir: str, host: str, port: int, workers: int) -> None:
+    """Serve decisions over HTTP with gunicorn."""
+    from .serve import serve
+
+    try:
+        load_rulebook([rules_dir])
+    except RuleFileError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    serve(rules_dir, host, port, workers)
+
+
 if __name__ == "__main__":
     main()

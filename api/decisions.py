@@ -1,0 +1,42 @@
+"""``/v1/decisions``: evaluate a decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from marshmallow import ValidationError
+
+from engine import InvalidFacts
+from engine.evaluation import CompiledDecision
+
+from .schemas import DecisionRequest
+
+blueprint = Blueprint("decisions", __name__, url_prefix="/v1/decisions")
+_request_schema = DecisionRequest()
+
+
+def _envelope(compiled: CompiledDecision) -> dict[str, Any]:
+    """The request body, checked; with a bad envelope the facts are checked too, so every error is listed."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidFacts({"body": ["must be a JSON object such as {\"facts\": {...}}"]})
+    try:
+        return _request_schema.load(body)
+    except ValidationError as error:
+        fields = {str(key): list(messages) for key, messages in error.messages.items()}
+    if "facts" in body:
+        try:
+            compiled.facts.load(body["facts"])
+        except InvalidFacts as facts_error:
+            fields.update(facts_error.fields)
+    raise InvalidFacts(fields)
+
+
+@blueprint.post("/<decision>")
+def decide(decision: str):
+    rulebook = current_app.extensions["rulesvc.rulebook"]
+    compiled = rulebook.decision(decision)  # 404 before judging the body
+    envelope = _envelope(compiled)
+    result = compiled.evaluate(envelope["facts"], now=envelope["now"], explain=envelope["explain"])
+    return jsonify(result)

@@ -1,0 +1,35 @@
+"""``rulesvc serve``: the Flask app under gunicorn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from api import create_app
+
+
+class RulesvcServer(BaseApplication):
+    """gunicorn, configured from our command-line options instead of its own."""
+
+    def __init__(self, rules_dir: str, options: dict[str, Any]):
+        self.rules_dir = rules_dir
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        return create_app(self.rules_dir)
+
+
+def serve(rules_dir: str, host: str, port: int, workers: int) -> None:
+    RulesvcServer(rules_dir, {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        # Compile the rules once in the master: a broken rule file stops the start with its problems.
+        "preload_app": True,
+        "accesslog": "-",
+    }).run()
