@@ -84,7 +84,9 @@ def _check_exists(types: list[Type]) -> Type:
     return BOOL
 
 
-def _difference(left: list, right: list | None) -> list:
+def _difference(left: list | None, right: list | None) -> list | None:
+    if left is None:
+        return None
     excluded = set(right or [])
     return [item for item in left if item not in excluded]
 
