@@ -70,13 +70,12 @@ def _explain(document: SourceDocument, error: jsonschema.ValidationError) -> lis
     path: Path = tuple(error.absolute_path)
     where = _describe_path(path)
     if error.validator == "oneOf":
-        # Report the alternative that came closest instead of "not valid under any schema".
-        candidates = [e for e in error.context if e.validator not in ("type",)] or list(error.context)
-        if candidates:
-            best = jsonschema.exceptions.best_match(candidates)
-            if best is not None and tuple(best.absolute_path) != path or best.validator != "type":
-                return _explain(document, best)
-        return [document.problem(path, f"{where}: has the wrong shape")]
+        # Of the alternatives, explain the one that got furthest: it matched the type, failed inside.
+        inside = [sub for sub in error.context if sub.validator != "type"]
+        if inside:
+            return _explain(document, jsonschema.exceptions.best_match(inside))
+        expected = sorted({t for sub in error.context for t in _as_list(sub.validator_value)})
+        return [document.problem(path, f"{where}: expected {' or '.join(expected)}, got {_json_type(error.instance)}")]
     if error.validator == "additionalProperties":
         allowed = list(error.schema.get("properties", {}))
         extras = [key for key in error.instance if key not in allowed]
@@ -98,6 +97,10 @@ def _explain(document: SourceDocument, error: jsonschema.ValidationError) -> lis
     if error.validator == "propertyNames":
         return [document.problem(path, f"{where}: {error.message}")]
     return [document.problem(path, f"{where}: {error.message}")]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _describe_path(path: Path) -> str:
@@ -326,8 +329,9 @@ class _DomainBuilder:
         counters = []
         for name, spec in _mapping(body.get("counters")).items():
             path = base + ("counters", name)
-            if not isinstance(spec, dict) or spec.get("type") not in ("int", "money"):
-                continue
+            if not isinstance(spec, dict) or spec.get("type") not in ("int", "money") \
+                    or spec.get("reset") not in ("shanghai_day", "never"):
+                continue  # the structure check has reported it
             if name in scope.names():
                 self.problem(path, f"counter {name!r} has the name of a fact, constant or value", key=True)
                 continue

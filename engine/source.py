@@ -17,6 +17,8 @@ from .errors import Problem
 Path = tuple[Any, ...]
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+# libyaml's parser when PyYAML was built with it (same safe semantics, ~10x faster), else pure Python.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -72,7 +74,7 @@ class SourceDocument:
 def load_document(file: str, text: str) -> tuple[SourceDocument | None, list[Problem]]:
     """Parse ``text`` safely; on a syntax error return no document and the error's position."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
