@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
 from engine import RuleFileError, check, load_rulebook
+from engine.calendar import CALENDAR_DIR, import_years
 from engine.errors import InvalidFacts, UnknownDecision
 from engine.values import parse_instant
 
@@ -88,6 +90,40 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
         click.echo(str(error), err=True)
         sys.exit(2)
     _print_json(result)
+
+
+def _year_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    try:
+        first, _, last = value.partition("-")
+        years = int(first), int(last or first)
+    except ValueError:
+        raise click.BadParameter("write the years as A-B, e.g. 2024-2026") from None
+    if years[0] > years[1]:
+        raise click.BadParameter("the first year comes first")
+    return years
+
+
+@main.group("calendar")
+def calendar_group() -> None:
+    """The China working-day calendar under RULES/calendars/."""
+
+
+@calendar_group.command("import")
+@click.option("--years", required=True, callback=_year_range, help="Years to import, e.g. 2024-2026.")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False))
+def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
+    """Write one calendar file per year from the chinese-calendar package's holiday data."""
+    try:
+        files = import_years(*years)
+    except ValueError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    directory = Path(rules_dir) / CALENDAR_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    for year, text in files.items():
+        path = directory / f"cn-{year}.yaml"
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path}")
 
 
 @main.command("serve")

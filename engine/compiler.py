@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .expressions import Arith, Call, Compare, Expr, ExpressionError, ListLit, Lit, Logic, Not, Ref
+from .expressions import LITERAL_NAMES, Arith, Call, Compare, Expr, ExpressionError, ListLit, Lit, Logic, Not, Ref, walk
 from .values import to_matcher
 
 MARKER = "$decision"  # field carried by every evaluated fact; its value is the decision name
@@ -62,18 +62,9 @@ def leaves(expr: Expr) -> list[Expr]:
 def references(expr: Expr) -> list[Expr]:
     """The names an expression reads — facts, values, counters, ``now`` and constants — once each."""
     found: dict[str, Expr] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, Ref) or (isinstance(node, Lit) and node.text.isidentifier()
-                                     and node.text not in ("true", "false", "null", "True", "False", "None")):
+    for node in walk(expr):
+        if isinstance(node, Ref) or (isinstance(node, Lit) and node.text.isidentifier() and node.text not in LITERAL_NAMES):
             found.setdefault(node.text, node)
-        for child in ("left", "right", "operand"):
-            if isinstance(getattr(node, child, None), Expr):
-                walk(getattr(node, child))
-        for child in getattr(node, "operands", []) + getattr(node, "args", []) + getattr(node, "items", []):
-            walk(child)
-
-    walk(expr)
     return list(found.values())
 
 

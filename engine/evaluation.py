@@ -7,6 +7,7 @@ from typing import Any
 
 from ulid import ULID
 
+from .calendar import Calendar
 from .compiler import encode_fact, leaves, references, ruleset_definition
 from .counters import CounterSource, NoCounters
 from .expressions import Expr
@@ -15,15 +16,19 @@ from .interpret import evaluate
 from .loader import PLACEHOLDER
 from .matcher import Matcher
 from .model import OUTCOME_PRECEDENCE, Decision, Domain, Rule
-from .values import to_output, to_text
+from .values import to_output, to_shanghai, to_text
+
+# Each step of the next_eligible_at search moves strictly later; a handful covers delay, window and day.
+MAX_SOLVER_STEPS = 8
 
 
 class CompiledDecision:
     """A decision ready to evaluate: its facts schema and its durable_rules rulesets, built once."""
 
-    def __init__(self, decision: Decision, domain: Domain):
+    def __init__(self, decision: Decision, domain: Domain, calendar: Calendar | None = None):
         self.decision = decision
         self.domain = domain
+        self.calendar = calendar or Calendar()
         self.facts = FactsLoader(decision.name, decision.facts)
         self.definition = ruleset_definition([(rule.id, rule.when) for rule in decision.rules], decision.name)
         self.matcher = Matcher(decision.name, self.definition)
@@ -43,26 +48,58 @@ class CompiledDecision:
     def evaluate(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
                  counters: CounterSource | None = None, decision_id: str | None = None) -> dict[str, Any]:
         """The decision for ``raw_facts`` at ``now``; raises :class:`InvalidFacts` on bad input."""
-        values = self.facts.load(raw_facts)
+        facts = self.facts.load(raw_facts)
         now = now or datetime.now(UTC)
-        values["now"] = now
-        self._read_counters(values, counters or NoCounters(), now)
-        for derived in self.decision.derived:
-            values[derived.name] = evaluate(derived.expr, values)
+        source = counters or NoCounters()
+        values = self._values(facts, now, now, source)
         fact = encode_fact(values, self.name)
         fired = self.matcher.fired(fact)
         result = self._result(fired, values, now, decision_id)
+        if result["outcome"] == "defer":
+            result["next_eligible_at"] = to_output(self._next_eligible_at(facts, now, fired, values, source))
         if explain:
             result["trace"] = self._trace(fired, fact, values)
         return result
 
-    def _read_counters(self, values: dict[str, Any], source: CounterSource, now: datetime) -> None:
+    def _values(self, facts: dict[str, Any], asked_at: datetime, at: datetime, source: CounterSource) -> dict[str, Any]:
+        """Facts plus ``now``, counters and derived values, as they are at instant ``at``."""
+        values = dict(facts)
+        values["now"] = at
+        same_day = to_shanghai(asked_at).date() == to_shanghai(at).date()
         for counter in self.decision.counters:
-            supplied = evaluate(counter.fact, values) if counter.fact is not None else None
+            # A caller's figure for "today" says nothing about another day.
+            supplied = None
+            if counter.fact is not None and (counter.reset == "never" or same_day):
+                supplied = evaluate(counter.fact, values)
             if supplied is None:
                 key = tuple(evaluate(part, values) for part in counter.key)
-                supplied = source.read(self.name, counter, key, now)
+                supplied = source.read(self.name, counter, key, at)
             values[counter.name] = supplied
+        for derived in self.decision.derived:
+            values[derived.name] = evaluate(derived.expr, values, self.calendar)
+        return values
+
+    def _next_eligible_at(self, facts: dict[str, Any], now: datetime, fired: set[str], values: dict[str, Any],
+                          source: CounterSource) -> datetime | None:
+        """The earliest instant at which no timing (defer) rule holds back any more.
+
+        Each deferring rule says from when it stops holding (``until``); the latest of those is a
+        candidate, and the rules are matched again as of that instant, since there another one may
+        hold (a delay ending at 20:20 falls outside a 09:00-20:00 window: next candidate 09:00).
+        """
+        at = now
+        for _ in range(MAX_SOLVER_STEPS):
+            deferring = [rule for rule in self.decision.rules if rule.effect == "defer" and rule.id in fired]
+            if not deferring:
+                return at
+            untils = [evaluate(rule.until, values, self.calendar) for rule in deferring if rule.until is not None]
+            candidate = max((until for until in untils if until is not None), default=None)
+            if candidate is None or candidate <= at:
+                return None  # a rule that cannot say when it will stop holding
+            at = candidate
+            values = self._values(facts, now, at, source)
+            fired = self.matcher.fired(encode_fact(values, self.name))
+        return None
 
     def _result(self, fired: set[str], values: dict[str, Any], now: datetime, decision_id: str | None) -> dict[str, Any]:
         fired_rules = [rule for rule in self.decision.rules if rule.id in fired]
@@ -75,12 +112,7 @@ class CompiledDecision:
         for rule in fired_rules:
             if rule.effect == "oblige":
                 for name, value in rule.obligations.items():
-                    obligations[name] = evaluate(value, values) if isinstance(value, Expr) else value
-        next_eligible_at = None
-        if outcome == "defer":
-            untils = [evaluate(rule.until, values) for rule in fired_rules if rule.effect == "defer" and rule.until]
-            untils = [until for until in untils if until is not None]
-            next_eligible_at = max(untils) if untils else None
+                    obligations[name] = evaluate(value, values, self.calendar) if isinstance(value, Expr) else value
         return {
             "decision_id": decision_id or str(ULID()),
             "decision": self.name,
@@ -89,15 +121,15 @@ class CompiledDecision:
             "warnings": [self._reason(rule, values) for rule in fired_rules if rule.effect == "warn"],
             "obligations": to_output(obligations),
             "values": {name: to_output(values.get(name)) for name in self.outputs},
-            "next_eligible_at": to_output(next_eligible_at),
+            "next_eligible_at": None,
             "ruleset": {"domain": self.domain.name, "version": self.domain.version},
             "evaluated_at": to_output(now),
         }
 
-    @staticmethod
-    def _reason(rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
+    def _reason(self, rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
         def fill(template: str) -> str:
-            return PLACEHOLDER.sub(lambda match: to_text(evaluate(rule.placeholders[match.group(1)], values)), template)
+            return PLACEHOLDER.sub(
+                lambda match: to_text(evaluate(rule.placeholders[match.group(1)], values, self.calendar)), template)
 
         return {"code": rule.code, "rule": rule.qualified_id,
                 "message": {lang: fill(text) for lang, text in rule.messages.items()}}
@@ -114,7 +146,7 @@ class CompiledDecision:
                 "fired": rule.id in fired,
                 "conditions": [
                     {"condition": leaf.text, "value": name in true_leaves,
-                     "operands": {ref.text: to_output(evaluate(ref, values)) for ref in references(leaf)}}
+                     "operands": {ref.text: to_output(evaluate(ref, values, self.calendar)) for ref in references(leaf)}}
                     for name, leaf in self.trace_leaves[rule.id]
                 ],
             })

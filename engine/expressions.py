@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from .functions import FUNCTIONS, MATCHABLE_FUNCTIONS, SignatureError
-from .model import Constant, FieldSpec
+from .model import Constant, FieldSpec, Table
 from .values import (
     BOOL,
     INSTANT,
@@ -90,8 +90,29 @@ class Call(Expr):
 
 
 @dataclass
+class Lookup(Expr):
+    """``table[key].column``: a cell of a table, null when the row or the cell is absent."""
+
+    table: Table | None = None
+    key: Expr | None = None
+    column: str = ""
+
+
+@dataclass
 class ListLit(Expr):
     items: list[Expr] = field(default_factory=list)
+
+
+def walk(expr: Expr):
+    """``expr`` and every expression inside it, depth first."""
+    yield expr
+    for name in ("left", "right", "operand", "key"):
+        child = getattr(expr, name, None)
+        if isinstance(child, Expr):
+            yield from walk(child)
+    for name in ("operands", "args", "items"):
+        for child in getattr(expr, name, None) or []:
+            yield from walk(child)
 
 
 class ExpressionError(Exception):
@@ -110,9 +131,10 @@ class Scope:
     values: dict[str, Type] = field(default_factory=dict)  # derived values defined so far
     counters: dict[str, Type] = field(default_factory=dict)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
 
     def names(self) -> list[str]:
-        return [*self.facts, *self.constants, *self.values, *self.counters, "now"]
+        return [*self.facts, *self.constants, *self.values, *self.counters, *self.tables, "now"]
 
 
 def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
@@ -214,6 +236,8 @@ class _Checker:
             parts.append(current.attr)
             nodes.append(current)
             current = current.value
+        if isinstance(current, ast.Subscript) and len(parts) == 1:
+            return self._lookup(node, current, parts[0])
         if not isinstance(current, ast.Name):
             raise self.fail(current, f"{_describe(current)} cannot have fields")
         parts.append(current.id)
@@ -221,6 +245,21 @@ class _Checker:
         parts.reverse()
         nodes.reverse()
         return self._resolve(node, parts, nodes)
+
+    def _lookup(self, node: ast.Attribute, subscript: ast.Subscript, column: str) -> Expr:
+        if not isinstance(subscript.value, ast.Name) or subscript.value.id not in self.scope.tables:
+            raise self.fail(subscript, "only tables can be indexed: write table_name[key].column"
+                                       f"{did_you_mean(self.segment(subscript.value), list(self.scope.tables))}")
+        table = self.scope.tables[subscript.value.id]
+        key = self.check(subscript.slice)
+        if not key.type.is_stringy:
+            raise ExpressionError(key.offset, f"table {table.name} is keyed by {table.key}, not {key.type}")
+        self._check_enum_literals(Lit(key.offset, table.key, key.text), key)
+        if column not in table.columns:
+            end = len(self._line_bytes[: node.end_col_offset].decode("utf-8", errors="ignore"))
+            raise ExpressionError(end - len(column), f"table {table.name} has no column {column!r}"
+                                                     f"{did_you_mean(column, list(table.columns))}")
+        return Lookup(self.offset(node), table.columns[column], self.segment(node), table=table, key=key, column=column)
 
     def _part_offset(self, nodes: list[ast.AST], index: int, name: str) -> int:
         """Offset of the ``index``-th name of a dotted path, for pointing at the misspelt part."""
@@ -362,7 +401,8 @@ class _Checker:
             result = function.check([arg.type for arg in args])
         except SignatureError as error:
             raise self.fail(node, str(error)) from None
-        if args and all(isinstance(arg, Lit) for arg in args) and name not in MATCHABLE_FUNCTIONS:
+        if args and all(isinstance(arg, Lit) for arg in args) and name not in MATCHABLE_FUNCTIONS \
+                and not function.uses_calendar:
             # Fold calls on literals and constants (``days(payout_window_days)``) once, at load.
             value = function.call(*(arg.value for arg in args))
             return Lit(self.offset(node), result, self.segment(node), value=value)

@@ -13,7 +13,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from .errors import InvalidFacts
 from .model import MISSING, FieldSpec
-from .values import parse_date, parse_instant, parse_money
+from .values import parse_date, parse_instant, parse_money, parse_time
 
 
 class _Parsed(fields.Field):
@@ -38,6 +38,10 @@ class Instant(_Parsed):
 
 class Date(_Parsed):
     parser = staticmethod(parse_date)
+
+
+class TimeOfDay(_Parsed):
+    parser = staticmethod(parse_time)
 
 
 class StrictBool(fields.Field):
@@ -71,7 +75,7 @@ class StrictStr(fields.Field):
 
 
 _SCALARS: dict[str, type[fields.Field]] = {
-    "money": Money, "instant": Instant, "date": Date, "bool": StrictBool, "int": StrictInt, "str": StrictStr,
+    "money": Money, "instant": Instant, "date": Date, "time": TimeOfDay, "bool": StrictBool, "int": StrictInt, "str": StrictStr,
 }
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
-from .values import BOOL, DATE, DURATION, INT, ORDERED_KINDS, Type, list_of, to_shanghai
+from .calendar import add_months
+from .values import BOOL, DATE, DURATION, INSTANT, INT, ORDERED_KINDS, SHANGHAI, TIME, Type, list_of, to_shanghai
 
 
 class SignatureError(Exception):
@@ -26,6 +27,8 @@ class Function:
     call: Callable[..., Any]
     # Most functions give null when an argument is null, as comparisons with a missing fact are false.
     null_in_null_out: bool = True
+    # Calendar functions get the loaded China calendar as their first argument; never folded at load.
+    uses_calendar: bool = False
 
 
 def _arity(types: list[Type], count: int, name: str) -> None:
@@ -40,6 +43,24 @@ def _one_of_kind(kinds: tuple[str, ...], name: str, result: Type | None = None) 
             raise SignatureError(f"{name}() needs {' or '.join(kinds)}, got {types[0]}")
         return result or types[0]
     return check
+
+
+def _signature(name: str, *params: str, result: Type) -> Callable[[list[Type]], Type]:
+    """A checker for a fixed list of parameter kinds."""
+    def check(types: list[Type]) -> Type:
+        _arity(types, len(params), name)
+        for position, (expected, actual) in enumerate(zip(params, types, strict=True), start=1):
+            if actual.kind not in (expected, "null"):
+                raise SignatureError(f"{name}() argument {position} must be {expected}, got {actual}")
+        return result
+    return check
+
+
+def _next_time_of_day(instant: datetime, time_of_day: time) -> datetime:
+    """The first instant at or after ``instant`` whose Shanghai local time is ``time_of_day``."""
+    local = to_shanghai(instant)
+    candidate = datetime.combine(local.date(), time_of_day, tzinfo=SHANGHAI)
+    return candidate if candidate >= local else candidate + timedelta(days=1)
 
 
 def _check_coalesce(types: list[Type]) -> Type:
@@ -112,6 +133,25 @@ FUNCTIONS: dict[str, Function] = {
                  lambda n: timedelta(minutes=n)),
         Function("shanghai_date", "the Asia/Shanghai calendar date of an instant",
                  _one_of_kind(("instant",), "shanghai_date", DATE), lambda t: to_shanghai(t).date()),
+        Function("shanghai_time", "the Asia/Shanghai time of day of an instant",
+                 _one_of_kind(("instant",), "shanghai_time", TIME), lambda t: to_shanghai(t).time()),
+        Function("start_of_day", "00:00 Asia/Shanghai on a date", _one_of_kind(("date",), "start_of_day", INSTANT),
+                 lambda day: datetime.combine(day, time(0), tzinfo=SHANGHAI)),
+        Function("next_time_of_day", "the first instant at or after an instant with the given Shanghai time of day",
+                 _signature("next_time_of_day", "instant", "time", result=INSTANT), _next_time_of_day),
+        Function("add_days", "a date N calendar days later", _signature("add_days", "date", "int", result=DATE),
+                 lambda day, n: day + timedelta(days=n)),
+        Function("add_months", "the same day N months later, or that month's last day",
+                 _signature("add_months", "date", "int", result=DATE), add_months),
+        Function("add_years", "the same day N years later, or that month's last day (02-29 → 02-28)",
+                 _signature("add_years", "date", "int", result=DATE), lambda day, n: add_months(day, 12 * n)),
+        Function("add_working_days", "the N-th China working day after a date (the date itself does not count)",
+                 _signature("add_working_days", "date", "int", result=DATE),
+                 lambda calendar, day, n: calendar.add_working_days(day, n), uses_calendar=True),
+        Function("calendar_estimated", "true when days after the first date up to the second lie outside "
+                                       "the calendar data (counted Monday-Friday)",
+                 _signature("calendar_estimated", "date", "date", result=BOOL),
+                 lambda calendar, start, end: calendar.estimated_between(start, end), uses_calendar=True),
     )
 }
 

@@ -13,7 +13,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from .expressions import Arith, Call, Compare, Expr, ListLit, Lit, Logic, Not, Ref
+from .calendar import Calendar
+from .expressions import Arith, Call, Compare, Expr, ListLit, Lit, Logic, Lookup, Not, Ref
 from .functions import FUNCTIONS
 from .values import round_fen
 
@@ -30,30 +31,37 @@ def lookup(values: Mapping[str, Any], path: str) -> Any:
     return current
 
 
-def evaluate(expr: Expr, values: Mapping[str, Any]) -> Any:
-    """The value of ``expr`` given facts, derived values, counters and ``now`` in ``values``."""
+def evaluate(expr: Expr, values: Mapping[str, Any], calendar: Calendar | None = None) -> Any:
+    """The value of ``expr`` given facts, derived values, counters and ``now`` in ``values``.
+
+    ``calendar`` is the China working-day calendar that calendar functions count on.
+    """
     if isinstance(expr, Lit):
         return expr.value
     if isinstance(expr, Ref):
         return lookup(values, expr.path)
     if isinstance(expr, ListLit):
         return [item.value for item in expr.items]
+    if isinstance(expr, Lookup):
+        return expr.table.rows.get(evaluate(expr.key, values, calendar), {}).get(expr.column)
     if isinstance(expr, Arith):
-        return _arith(expr, evaluate(expr.left, values), evaluate(expr.right, values))
+        return _arith(expr, evaluate(expr.left, values, calendar), evaluate(expr.right, values, calendar))
     if isinstance(expr, Call):
         function = FUNCTIONS[expr.function]
-        args = [evaluate(arg, values) for arg in expr.args]
+        args = [evaluate(arg, values, calendar) for arg in expr.args]
         if function.null_in_null_out and any(arg is None for arg in args):
             return None
+        if function.uses_calendar:
+            return function.call(calendar or Calendar(), *args)
         return function.call(*args)
     if isinstance(expr, Not):
-        operand = evaluate(expr.operand, values)
+        operand = evaluate(expr.operand, values, calendar)
         return None if operand is None else not operand
     if isinstance(expr, Logic):
-        results = [evaluate(operand, values) for operand in expr.operands]
+        results = [evaluate(operand, values, calendar) for operand in expr.operands]
         return all(results) if expr.op == "and" else any(results)
     if isinstance(expr, Compare):
-        return _compare(expr.op, evaluate(expr.left, values), evaluate(expr.right, values))
+        return _compare(expr.op, evaluate(expr.left, values, calendar), evaluate(expr.right, values, calendar))
     raise TypeError(f"cannot evaluate {type(expr).__name__}")
 
 

@@ -18,8 +18,9 @@ import jsonschema
 
 from .compiler import check_matchable
 from .errors import Problem
-from .expressions import Expr, ExpressionError, Ref, Scope, did_you_mean, parse
-from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule
+from .expressions import Call, Expr, ExpressionError, Ref, Scope, did_you_mean, parse, walk
+from .functions import FUNCTIONS
+from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
 from .source import Path, SourceDocument, load_document
 from .values import (
     BOOL,
@@ -126,6 +127,7 @@ class _DomainBuilder:
         self.document = document
         self.problems = problems
         self.data: dict[str, Any] = document.data
+        self.uses_calendar = False
 
     def problem(self, path: Path, message: str, *, key: bool = False) -> None:
         self.problems.append(self.document.problem(path, message, key=key))
@@ -138,15 +140,19 @@ class _DomainBuilder:
         if not isinstance(text, str):
             return None
         try:
-            return parse(text, scope, expected)
+            expr = parse(text, scope, expected)
         except ExpressionError as error:
             self.problems.append(self.document.expression_problem(path, error.offset, error.message))
             return None
+        self.uses_calendar = self.uses_calendar or any(
+            isinstance(node, Call) and FUNCTIONS[node.function].uses_calendar for node in walk(expr))
+        return expr
 
     def build(self, text: str, loaded_at: datetime) -> Domain | None:
         name = self.data.get("domain")
         self.enums = self._enums()
         self.constants = self._constants()
+        self.tables = self._tables()
         self.codes = {code: messages for code, messages in _mapping(self.data.get("codes")).items()
                       if isinstance(messages, dict)}
         self.used_codes: set[str] = set()
@@ -164,7 +170,8 @@ class _DomainBuilder:
         return Domain(
             name=name, file=self.document.file,
             version="sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
-            loaded_at=loaded_at, title=str(self.data.get("title", "")), decisions=decisions)
+            loaded_at=loaded_at, title=str(self.data.get("title", "")), decisions=decisions,
+            uses_calendar=self.uses_calendar)
 
     # enums and constants ----------------------------------------------------------------------
 
@@ -228,6 +235,39 @@ class _DomainBuilder:
             constants[name] = Constant(name, kind, parsed, note)
         return constants
 
+    def _tables(self) -> dict[str, Table]:
+        tables = {}
+        for name, spec in _mapping(self.data.get("tables")).items():
+            path: Path = ("tables", name)
+            if not isinstance(spec, dict) or not isinstance(spec.get("columns"), dict):
+                continue
+            if name in self.constants:
+                self.problem(path, f"table {name!r} has the name of a constant", key=True)
+            key = self.type_named(path + ("key",), spec.get("key"))
+            columns = {column: self.type_named(path + ("columns", column), kind)
+                       for column, kind in spec["columns"].items()}
+            if key is None or None in columns.values():
+                continue
+            rows: dict[str, dict[str, Any]] = {}
+            for row_key, cells in _mapping(spec.get("rows")).items():
+                row_path = path + ("rows", row_key)
+                if key.kind == "enum" and row_key not in key.values:
+                    self.problem(row_path, f"{row_key!r} is not a value of enum {key.enum}"
+                                           f"{did_you_mean(str(row_key), key.values)}", key=True)
+                    continue
+                rows[row_key] = {}
+                for column, raw in _mapping(cells).items():
+                    if column not in columns:
+                        self.problem(row_path + (column,), f"table {name} has no column {column!r}"
+                                                           f"{did_you_mean(str(column), list(columns))}", key=True)
+                        continue
+                    try:
+                        rows[row_key][column] = parse_literal(columns[column].kind, raw)
+                    except ValueError as error:
+                        self.problem(row_path + (column,), f"{name}[{row_key}].{column}: {error}")
+            tables[name] = Table(name=name, key=key, columns=columns, rows=rows, note=str(spec.get("note", "")))
+        return tables
+
     def _check_enum_values(self, path: Path, kind: Type, values: list[Any]) -> None:
         for value in values:
             if value not in kind.values:
@@ -246,7 +286,7 @@ class _DomainBuilder:
             field_spec = self._field(base + ("facts", fact_name), fact_name, fact_name, spec)
             if field_spec is not None:
                 facts[fact_name] = field_spec
-        scope = Scope(facts=facts, constants=self.constants, enums=self.enums)
+        scope = Scope(facts=facts, constants=self.constants, enums=self.enums, tables=self.tables)
         for fact_name in facts:
             if fact_name in self.constants:
                 self.problem(base + ("facts", fact_name), f"fact {fact_name!r} has the name of a constant", key=True)

@@ -45,6 +45,17 @@ class Constant:
 
 
 @dataclass
+class Table:
+    """Rows keyed by the values of an enum; a missing row or cell reads as null."""
+
+    name: str
+    key: Type
+    columns: dict[str, Type]
+    rows: dict[str, dict[str, Any]]
+    note: str = ""
+
+
+@dataclass
 class Derived:
     """A value the engine computes in Python before matching; ``output`` ones are returned."""
 
@@ -107,3 +118,4 @@ class Domain:
     loaded_at: datetime
     title: str
     decisions: dict[str, Decision]
+    uses_calendar: bool = False  # its version then also covers the calendar data

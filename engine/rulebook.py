@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .calendar import CALENDAR_DIR, Calendar, load_calendar
 from .counters import CounterSource
 from .errors import Problem, RuleFileError, UnknownDecision
 from .evaluation import CompiledDecision
@@ -35,6 +37,7 @@ class Rulebook:
 
     domains: dict[str, Domain] = field(default_factory=dict)
     decisions: dict[str, CompiledDecision] = field(default_factory=dict)
+    calendar: Calendar = field(default_factory=Calendar)
 
     @property
     def version(self) -> str:
@@ -53,14 +56,44 @@ class Rulebook:
 
 
 def check(paths: Iterable[str | Path]) -> tuple[list[Domain], list[Problem]]:
-    """Validate rule files without activating anything: the domains and every problem found."""
+    """Validate rule files and their calendars without activating anything."""
+    domains, _, problems = _load(list(paths))
+    return domains, problems
+
+
+def load_rulebook(paths: Iterable[str | Path]) -> Rulebook:
+    """Load, validate and compile; raise :class:`RuleFileError` listing every problem if any."""
+    domains, calendar, problems = _load(list(paths))
+    if problems:
+        raise RuleFileError(problems)
+    rulebook = Rulebook(calendar=calendar)
+    for domain in domains:
+        rulebook.domains[domain.name] = domain
+        for decision in domain.decisions.values():
+            rulebook.decisions[decision.name] = CompiledDecision(decision, domain, calendar)
+    return rulebook
+
+
+def calendar_directory(paths: list[str | Path]) -> Path:
+    """``calendars/`` beside the rule files (in the rules directory, or the folder of a rule file)."""
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            return path / CALENDAR_DIR if path.name != CALENDAR_DIR else path
+        if path.parent.name == CALENDAR_DIR:
+            return path.parent
+        return path.parent / CALENDAR_DIR
+    return Path(CALENDAR_DIR)
+
+
+def _load(paths: list[str | Path]) -> tuple[list[Domain], Calendar, list[Problem]]:
+    calendar, problems = load_calendar(calendar_directory(paths))
     domains: list[Domain] = []
-    problems: list[Problem] = []
     first_file: dict[str, str] = {}
     loaded_at = datetime.now(UTC)
-    files = rule_files(paths)
-    if not files:
-        problems.append(Problem(str(next(iter(paths), ".")), 1, 1, "no rule files (*.yaml) found"))
+    files = [path for path in rule_files(paths) if path.parent.name != CALENDAR_DIR]
+    if not files and not any(Path(path).parent.name == CALENDAR_DIR for path in paths):
+        problems.append(Problem(str(paths[0] if paths else "."), 1, 1, "no rule files (*.yaml) found"))
     for path in files:
         try:
             text = path.read_text(encoding="utf-8")
@@ -74,20 +107,8 @@ def check(paths: Iterable[str | Path]) -> tuple[list[Domain], list[Problem]]:
         if domain.name in first_file:
             problems.append(Problem(str(path), 1, 1, f"domain {domain.name!r} is already defined in {first_file[domain.name]}"))
             continue
+        if domain.uses_calendar and calendar.version:
+            domain.version = "sha256:" + hashlib.sha256(f"{domain.version}+{calendar.version}".encode()).hexdigest()
         first_file[domain.name] = str(path)
         domains.append(domain)
-    return domains, sorted(set(problems))
-
-
-def load_rulebook(paths: Iterable[str | Path]) -> Rulebook:
-    """Load, validate and compile; raise :class:`RuleFileError` listing every problem if any."""
-    paths = list(paths)
-    domains, problems = check(paths)
-    if problems:
-        raise RuleFileError(problems)
-    rulebook = Rulebook()
-    for domain in domains:
-        rulebook.domains[domain.name] = domain
-        for decision in domain.decisions.values():
-            rulebook.decisions[decision.name] = CompiledDecision(decision, domain)
-    return rulebook
+    return domains, calendar, sorted(set(problems))

@@ -8,7 +8,7 @@ output form for results (money ``"95.00"``, instants ISO 8601 in Asia/Shanghai).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FEN = Decimal("0.01")
 
-SCALAR_KINDS = ("bool", "int", "money", "str", "instant", "date", "duration")
-ORDERED_KINDS = ("int", "money", "instant", "date", "duration")
+SCALAR_KINDS = ("bool", "int", "money", "str", "instant", "date", "time", "duration")
+ORDERED_KINDS = ("int", "money", "instant", "date", "time", "duration")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Type:
 
 BOOL, INT, MONEY, STR = Type("bool"), Type("int"), Type("money"), Type("str")
 INSTANT, DATE, DURATION, NULL = Type("instant"), Type("date"), Type("duration"), Type("null")
+TIME = Type("time")
 OBJECT = Type("object")
 
 
@@ -109,6 +110,19 @@ def parse_date(raw: Any) -> date:
         raise ValueError("must be a date YYYY-MM-DD") from None
 
 
+def parse_time(raw: Any) -> time:
+    """A Shanghai time of day written "HH:MM" or "HH:MM:SS" ("20:00" is 20:00:00 exactly)."""
+    if not isinstance(raw, str):
+        raise ValueError('must be a time of day string such as "09:00"')
+    try:
+        parsed = time.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError('must be a time of day such as "09:00" or "20:00:00"') from None
+    if parsed.tzinfo is not None:
+        raise ValueError("a time of day is Asia/Shanghai local time and carries no offset")
+    return parsed
+
+
 def to_shanghai(instant: datetime) -> datetime:
     return instant.astimezone(SHANGHAI)
 
@@ -131,6 +145,8 @@ def parse_literal(kind: str, raw: Any) -> Any:
         return parse_instant(raw)
     if kind == "date":
         return parse_date(raw)
+    if kind == "time":
+        return parse_time(raw)
     if kind == "int":
         if isinstance(raw, bool) or not isinstance(raw, int):
             raise ValueError("must be a whole number")
@@ -156,6 +172,8 @@ def to_matcher(value: Any) -> Any:
         return epoch_ms(value)
     if isinstance(value, date):
         return value.toordinal()
+    if isinstance(value, time):
+        return value.hour * 3600 + value.minute * 60 + value.second
     if isinstance(value, timedelta):
         return (value.days * 86_400 + value.seconds) * 1000 + value.microseconds // 1000
     if isinstance(value, list):
@@ -171,7 +189,7 @@ def to_output(value: Any) -> Any:
         return str(round_fen(value))
     if isinstance(value, datetime):
         return to_shanghai(value).isoformat()
-    if isinstance(value, date):
+    if isinstance(value, (date, time)):
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()

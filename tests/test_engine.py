@@ -37,6 +37,7 @@ LAB = textwrap.dedent("""\
               color: {type: color, required: true}
               tags: {type: list, items: str, default: []}
               seen_at: {type: instant}
+              ready_at: {type: instant}
               parts:
                 type: list
                 items:
@@ -53,14 +54,13 @@ LAB = textwrap.dedent("""\
               defer: {type: bool, default: false}
         derived:
           total: {expr: "item.amount * 2", output: true}
-          retry_at: now + hours(1)
         obligations:
           stamped: false
         rules:
           - {id: deny-one, when: flags.deny1, effect: deny, code: D1, source: t}
           - {id: deny-two, when: flags.deny2 and item.amount > limit, effect: deny, code: D2, source: t}
           - {id: review, when: flags.review, effect: review, code: R1, source: t}
-          - {id: defer, when: flags.defer, effect: defer, code: F1, until: retry_at, source: t}
+          - {id: defer, when: flags.defer and now < item.ready_at, effect: defer, code: F1, until: item.ready_at, source: t}
           - {id: warn, when: "item.color == 'red' or 'vip' in item.tags", effect: warn, code: W1, source: t}
           - id: stamp
             when: exists(item.seen_at) and item.seen_at <= now
@@ -78,7 +78,8 @@ def lab(tmp_path_factory):
 
 
 def judge(lab, flags=None, explain=False, **item):
-    facts = {"item": {"amount": "150.00", "color": "green", **item}, "flags": flags or {}}
+    facts = {"item": {"amount": "150.00", "color": "green", "ready_at": "2026-11-20T03:00:00Z", **item},
+             "flags": flags or {}}
     return lab.decide("lab.judge", facts, now=NOW, explain=explain)
 
 

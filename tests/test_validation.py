@@ -92,7 +92,7 @@ def test_wrong_type(tmp_path):
 def test_unknown_fact_type(tmp_path):
     problems = problems_for(tmp_path, edited("amount: {type: money, required: true}", "amount: {type: mony, required: true}"))
     assert ("shop.yaml:26:26: unknown type 'mony' (did you mean 'money'?); use one of bool, int, money, "
-                        "str, instant, date, duration, object, list, [T] or an enum declared under enums") in problems
+                        "str, instant, date, time, duration, object, list, [T] or an enum declared under enums") in problems
     # the placeholders and the condition that name payout.amount follow from it
     assert len(problems) == 4
 
