@@ -397,12 +397,16 @@ class _Checker:
         if node.keywords:
             raise self.fail(node.keywords[0], f"{name}() takes no keyword arguments")
         args = [self.check(arg) for arg in node.args]
+        if function.by_reference:
+            for arg in args:
+                if not isinstance(arg, Ref) or arg.kind != "fact":
+                    raise ExpressionError(arg.offset, f"{name}() takes fact names, not {arg.text!r}")
         try:
             result = function.check([arg.type for arg in args])
         except SignatureError as error:
             raise self.fail(node, str(error)) from None
         if args and all(isinstance(arg, Lit) for arg in args) and name not in MATCHABLE_FUNCTIONS \
-                and not function.uses_calendar:
+                and not function.uses_calendar and not function.by_reference:
             # Fold calls on literals and constants (``days(payout_window_days)``) once, at load.
             value = function.call(*(arg.value for arg in args))
             return Lit(self.offset(node), result, self.segment(node), value=value)

@@ -29,6 +29,8 @@ class Function:
     null_in_null_out: bool = True
     # Calendar functions get the loaded China calendar as their first argument; never folded at load.
     uses_calendar: bool = False
+    # Gets (path, value) pairs: its arguments must be fact names.
+    by_reference: bool = False
 
 
 def _arity(types: list[Type], count: int, name: str) -> None:
@@ -93,6 +95,12 @@ def _check_difference(types: list[Type]) -> Type:
     return types[0] if types[0].kind == "list" else list_of(Type("str"))
 
 
+def _check_missing(types: list[Type]) -> Type:
+    if not types:
+        raise SignatureError("missing() takes at least one fact")
+    return list_of(Type("str"))
+
+
 def _check_len(types: list[Type]) -> Type:
     _arity(types, 1, "len")
     if types[0].kind not in ("list", "null"):
@@ -123,6 +131,9 @@ FUNCTIONS: dict[str, Function] = {
                  null_in_null_out=False),
         Function("difference", "items of the first list missing from the second (order kept)",
                  _check_difference, _difference, null_in_null_out=False),
+        Function("missing", "the paths of the named facts that are absent, null or empty (e.g. for a report)",
+                 _check_missing, lambda *pairs: [path for path, value in pairs if value in (None, "", [])],
+                 null_in_null_out=False, by_reference=True),
         Function("min", "the smallest argument", _check_extreme("min"), min),
         Function("max", "the largest argument", _check_extreme("max"), max),
         Function("days", "a duration of N days", _one_of_kind(("int",), "days", DURATION),

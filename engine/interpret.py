@@ -49,6 +49,8 @@ def evaluate(expr: Expr, values: Mapping[str, Any], calendar: Calendar | None = 
     if isinstance(expr, Call):
         function = FUNCTIONS[expr.function]
         args = [evaluate(arg, values, calendar) for arg in expr.args]
+        if function.by_reference:
+            return function.call(*((arg.path, value) for arg, value in zip(expr.args, args, strict=True)))
         if function.null_in_null_out and any(arg is None for arg in args):
             return None
         if function.uses_calendar:
