@@ -76,7 +76,10 @@ class CompiledDecision:
                 supplied = source.read(self.name, counter, key, at)
             values[counter.name] = supplied
         for derived in self.decision.derived:
-            values[derived.name] = evaluate(derived.expr, values, self.calendar)
+            if derived.expr is None:
+                values[derived.name] = {name: evaluate(expr, values, self.calendar) for name, expr in derived.fields.items()}
+            else:
+                values[derived.name] = evaluate(derived.expr, values, self.calendar)
         return values
 
     def _next_eligible_at(self, facts: dict[str, Any], now: datetime, fired: set[str], values: dict[str, Any],

@@ -9,10 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 from .calendar import add_months
-from .values import BOOL, DATE, DURATION, INSTANT, INT, ORDERED_KINDS, SHANGHAI, TIME, Type, list_of, to_shanghai
+from .values import (
+    BOOL,
+    DATE,
+    DURATION,
+    INSTANT,
+    INT,
+    MONEY,
+    ORDERED_KINDS,
+    SHANGHAI,
+    TIME,
+    Type,
+    list_of,
+    round_fen,
+    to_shanghai,
+)
 
 
 class SignatureError(Exception):
@@ -101,6 +116,35 @@ def _check_missing(types: list[Type]) -> Type:
     return list_of(Type("str"))
 
 
+def _check_prorate(types: list[Type]) -> Type:
+    _arity(types, 3, "prorate")
+    for position, kind in enumerate(types, start=1):
+        if kind.kind not in ("money", "int", "null"):
+            raise SignatureError(f"prorate() argument {position} must be money, got {kind}")
+    return MONEY
+
+
+def _prorate(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal | None:
+    if whole == 0:
+        return None
+    return round_fen(Decimal(amount) * Decimal(part) / Decimal(whole))
+
+
+def _check_pluck(types: list[Type]) -> Type:
+    _arity(types, 2, "pluck")
+    if types[0].kind not in ("list", "null") or types[1].kind != "str":
+        raise SignatureError("pluck() takes a list of objects and a field name, e.g. pluck(order.items, 'sku')")
+    return list_of(Type("str"))
+
+
+def _check_intersects(types: list[Type]) -> Type:
+    _arity(types, 2, "intersects")
+    for kind in types:
+        if kind.kind not in ("list", "null"):
+            raise SignatureError(f"intersects() needs two lists, got {kind}")
+    return BOOL
+
+
 def _check_len(types: list[Type]) -> Type:
     _arity(types, 1, "len")
     if types[0].kind not in ("list", "null"):
@@ -134,6 +178,12 @@ FUNCTIONS: dict[str, Function] = {
         Function("missing", "the paths of the named facts that are absent, null or empty (e.g. for a report)",
                  _check_missing, lambda *pairs: [path for path, value in pairs if value in (None, "", [])],
                  null_in_null_out=False, by_reference=True),
+        Function("prorate", "amount × part / whole, rounded half-up to the fen",
+                 _check_prorate, _prorate),
+        Function("pluck", "the values of one field of each object of a list (absent ones skipped)",
+                 _check_pluck, lambda items, name: [item[name] for item in items if item.get(name) is not None]),
+        Function("intersects", "true when the two lists share a value",
+                 _check_intersects, lambda left, right: not set(left).isdisjoint(right)),
         Function("min", "the smallest argument", _check_extreme("min"), min),
         Function("max", "the largest argument", _check_extreme("max"), max),
         Function("days", "a duration of N days", _one_of_kind(("int",), "days", DURATION),

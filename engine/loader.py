@@ -22,17 +22,7 @@ from .expressions import Call, Expr, ExpressionError, Ref, Scope, did_you_mean, 
 from .functions import FUNCTIONS
 from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
 from .source import Path, SourceDocument, load_document
-from .values import (
-    BOOL,
-    INSTANT,
-    INT,
-    MONEY,
-    SCALAR_KINDS,
-    STR,
-    Type,
-    list_of,
-    parse_literal,
-)
+from .values import BOOL, INSTANT, INT, MONEY, OBJECT, SCALAR_KINDS, STR, Type, list_of, parse_literal
 
 # Names the engine itself puts on every evaluated fact; a declaration may not take them.
 RESERVED_NAMES = frozenset({"now", "id", "sid"})
@@ -402,6 +392,14 @@ class _DomainBuilder:
             if isinstance(spec, dict):
                 text, output = spec.get("expr"), bool(spec.get("output", False))
                 description = str(spec.get("description", ""))
+                if isinstance(spec.get("fields"), dict):
+                    fields = {field_name: self.expression(path + ("fields", field_name), field_text, scope)
+                              for field_name, field_text in spec["fields"].items()}
+                    if None not in fields.values():
+                        derived.append(Derived(name=name, expr=None, output=output, description=description,
+                                               fields=fields))
+                        scope.values[name] = OBJECT
+                    continue
                 path = path + ("expr",)
             expr = self.expression(path, text, scope)
             if expr is None:

@@ -60,9 +60,10 @@ class Derived:
     """A value the engine computes in Python before matching; ``output`` ones are returned."""
 
     name: str
-    expr: Expr
+    expr: Expr | None  # None for an object built from ``fields``
     output: bool = False
     description: str = ""
+    fields: dict[str, Expr] = field(default_factory=dict)
 
 
 @dataclass
