@@ -18,7 +18,11 @@ _request_schema = DecisionRequest()
 
 def _envelope(compiled: CompiledDecision) -> dict[str, Any]:
     """The request body, checked; with a bad envelope the facts are checked too, so every error is listed."""
-    body = request.get_json(silent=True)
+    try:
+        # force: a JSON body is JSON whatever content type the client forgot to send
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:
+        body = None
     if not isinstance(body, dict):
         raise InvalidFacts({"body": ["must be a JSON object such as {\"facts\": {...}}"]})
     try:

@@ -73,6 +73,9 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
         _print_json({"error": {"code": "INVALID_JSON", "message": f"{error.msg} at line {error.lineno} "
                                                                   f"column {error.colno}"}})
         sys.exit(2)
+    except RecursionError:
+        _print_json({"error": {"code": "INVALID_JSON", "message": "the JSON is nested too deeply"}})
+        sys.exit(2)
     try:
         rulebook = load_rulebook([rules_dir])
     except RuleFileError as error:

@@ -354,6 +354,7 @@ class _Checker:
             return Compare(self.offset(node), BOOL, text, op=op, left=left, right=right)
         if not left.type.comparable_with(right.type):
             raise ExpressionError(right.offset, f"cannot compare {left.type} with {right.type}")
+        _check_money_mix(left, right)
         if op not in ("==", "!=") and (left.type.kind not in ORDERED_KINDS or right.type.kind not in ORDERED_KINDS):
             bad = left if left.type.kind not in ORDERED_KINDS else right
             raise ExpressionError(bad.offset, f"'{op}' needs numbers, money, instants or dates, not {bad.type}")
@@ -383,7 +384,10 @@ class _Checker:
         result = _arithmetic_type(op, left.type, right.type)
         if result is None:
             raise self.fail(node, f"cannot compute {left.type} {op} {right.type}")
-        left, right = _coerce_money(left, right), _coerce_money(right, left)
+        if op in ("+", "-"):
+            # Adding yuan: a whole-number literal is an amount. (× and ÷ take it as a plain factor.)
+            _check_money_mix(left, right)
+            left, right = _coerce_money(left, right), _coerce_money(right, left)
         return Arith(self.offset(node), result, self.segment(node), op=op, left=left, right=right)
 
     def _check_Call(self, node: ast.Call) -> Expr:
@@ -408,9 +412,19 @@ class _Checker:
         if args and all(isinstance(arg, Lit) for arg in args) and name not in MATCHABLE_FUNCTIONS \
                 and not function.uses_calendar and not function.by_reference:
             # Fold calls on literals and constants (``days(payout_window_days)``) once, at load.
-            value = function.call(*(arg.value for arg in args))
+            try:
+                value = function.call(*(arg.value for arg in args))
+            except (ArithmeticError, ValueError) as error:  # OverflowError is an ArithmeticError
+                raise self.fail(node, f"{name}() of these values is out of range: {error}") from None
             return Lit(self.offset(node), result, self.segment(node), value=value)
         return Call(self.offset(node), result, self.segment(node), function=name, args=args)
+
+
+def _check_money_mix(left: Expr, right: Expr) -> None:
+    """Money next to an int is only allowed for an int literal (yuan); an int fact is a count, not yuan."""
+    for money, other in ((left, right), (right, left)):
+        if money.type.kind == "money" and other.type.kind == "int" and not isinstance(other, Lit):
+            raise ExpressionError(other.offset, f"{other.text!r} is int, not money; declare it as money")
 
 
 def _coerce_money(expr: Expr, other: Expr) -> Expr:

@@ -147,7 +147,8 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     flat: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
+            # marshmallow files "not an object" under _schema; it belongs to the field itself.
+            path = prefix if key == "_schema" and prefix else (f"{prefix}.{key}" if prefix else str(key))
             for sub_path, sub_messages in _flatten(value, path).items():
                 flat.setdefault(sub_path, []).extend(sub_messages)
     elif isinstance(messages, list):

@@ -45,7 +45,10 @@ def evaluate(expr: Expr, values: Mapping[str, Any], calendar: Calendar | None = 
     if isinstance(expr, Lookup):
         return expr.table.rows.get(evaluate(expr.key, values, calendar), {}).get(expr.column)
     if isinstance(expr, Arith):
-        return _arith(expr, evaluate(expr.left, values, calendar), evaluate(expr.right, values, calendar))
+        try:
+            return _arith(expr, evaluate(expr.left, values, calendar), evaluate(expr.right, values, calendar))
+        except OverflowError:
+            return None  # past the representable calendar (validated facts stay far from it)
     if isinstance(expr, Call):
         function = FUNCTIONS[expr.function]
         args = [evaluate(arg, values, calendar) for arg in expr.args]
@@ -53,9 +56,12 @@ def evaluate(expr: Expr, values: Mapping[str, Any], calendar: Calendar | None = 
             return function.call(*((arg.path, value) for arg, value in zip(expr.args, args, strict=True)))
         if function.null_in_null_out and any(arg is None for arg in args):
             return None
-        if function.uses_calendar:
-            return function.call(calendar or Calendar(), *args)
-        return function.call(*args)
+        try:
+            if function.uses_calendar:
+                return function.call(calendar or Calendar(), *args)
+            return function.call(*args)
+        except OverflowError:
+            return None
     if isinstance(expr, Not):
         operand = evaluate(expr.operand, values, calendar)
         return None if operand is None else not operand

@@ -138,11 +138,21 @@ class _Builder:
         else:
             first_line = start.line
             separator = 1
+        # A block scalar keeps indentation beyond its own; plain and quoted scalars fold it away.
+        block_indent = None
+        last_line = min(end.line, len(self.lines) - 1)
+        if node.style in ("|", ">"):
+            first_content = next((line for line in self.lines[first_line:last_line + 1] if line.strip()), "")
+            block_indent = len(first_content) - len(first_content.lstrip())
         offset = 0
-        for line_number in range(first_line, min(end.line + 1, len(self.lines))):
+        for line_number in range(first_line, last_line + 1):
             raw = self.lines[line_number]
+            if block_indent is not None and raw.strip() and len(raw) - len(raw.lstrip()) < block_indent:
+                break  # the end mark sits on the next key's line
             if line_number == start.line:
                 column = start.column + (1 if node.style in ("'", '"') else 0)
+            elif block_indent is not None:
+                column = block_indent
             else:
                 column = len(raw) - len(raw.lstrip())
             content = raw[column:]

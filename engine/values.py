@@ -7,14 +7,20 @@ output form for results (money ``"95.00"``, instants ISO 8601 in Asia/Shanghai).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 FEN = Decimal("0.01")
+# Fen stay exact integers for durable_rules (doubles) far below this bound.
+MAX_MONEY = Decimal("999999999999.99")
+_MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
+# Instants and dates outside these years are refused: arithmetic on them must not overflow.
+MIN_YEAR, MAX_YEAR = 1900, 2999
 
 SCALAR_KINDS = ("bool", "int", "money", "str", "instant", "date", "time", "duration")
 ORDERED_KINDS = ("int", "money", "instant", "date", "time", "duration")
@@ -66,16 +72,16 @@ def parse_money(raw: Any) -> Decimal:
     """A non-negative amount of CNY with at most two decimal places, from a string or a number."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float, Decimal)):
         raise ValueError("must be an amount of money as a string or a number")
-    try:
-        amount = Decimal(str(raw).strip())
-    except InvalidOperation:
-        raise ValueError("must be an amount of money such as \"12.50\"") from None
-    if not amount.is_finite():
-        raise ValueError("must be a finite amount")
-    if amount < 0:
+    text = raw if isinstance(raw, str) else str(raw)
+    if text.startswith("-"):
         raise ValueError("must not be negative")
-    if amount != amount.quantize(FEN, rounding=ROUND_HALF_UP):
-        raise ValueError("must have at most two decimal places (fen)")
+    if not _MONEY_TEXT.fullmatch(text):
+        if re.fullmatch(r"[0-9]+\.[0-9]{3,}", text):
+            raise ValueError("must have at most two decimal places (fen)")
+        raise ValueError('must be an amount of money such as "12.50"')
+    amount = Decimal(text)
+    if amount > MAX_MONEY:
+        raise ValueError(f"must be at most {MAX_MONEY}")
     return amount.quantize(FEN)
 
 
@@ -96,7 +102,13 @@ def parse_instant(raw: Any) -> datetime:
         raise ValueError("must be an ISO 8601 timestamp such as 2026-11-20T10:00:00+08:00") from None
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise ValueError("must carry a UTC offset (e.g. +08:00 or Z)")
+    _check_year(instant.year)
     return instant
+
+
+def _check_year(year: int) -> None:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
 
 
 def parse_date(raw: Any) -> date:
@@ -105,9 +117,11 @@ def parse_date(raw: Any) -> date:
     if not isinstance(raw, str):
         raise ValueError("must be a date string YYYY-MM-DD")
     try:
-        return date.fromisoformat(raw.strip())
+        day = date.fromisoformat(raw.strip())
     except ValueError:
         raise ValueError("must be a date YYYY-MM-DD") from None
+    _check_year(day.year)
+    return day
 
 
 def parse_time(raw: Any) -> time:

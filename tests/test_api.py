@@ -68,3 +68,15 @@ def test_rulesets_and_health(client):
     assert client.get("/v1/rulesets/nope").status_code == 404
     assert client.get("/healthz").get_json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
+
+
+def test_deeply_nested_json_is_a_400(client):
+    body = '{"facts": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    response = client.post("/v1/decisions/payout.initiate", data=body, content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_a_json_body_without_content_type_is_read(client):
+    import json
+    response = client.post("/v1/decisions/payout.initiate", data=json.dumps({"facts": INITIATE_OK, "now": NOW}))
+    assert response.status_code == 200

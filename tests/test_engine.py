@@ -220,3 +220,72 @@ def test_compiled_rulesets_are_durable_rules_definitions(lab):
     compiled = lab.decision("lab.judge")
     assert compiled.definition["deny-two"] == {"all": [{"m": {"$and": [
         {"$decision": "lab.judge"}, {"$and": [{"flags.deny2": True}, {"$gt": {"item.amount": 10000}}]}]}}]}
+
+
+@pytest.mark.parametrize(("amount", "message"), [
+    ("1e30", 'must be an amount of money such as "12.50"'),
+    ("30_0", 'must be an amount of money such as "12.50"'),
+    ("１２", 'must be an amount of money such as "12.50"'),
+    ("1000000000000", "must be at most 999999999999.99"),
+    (1e30, 'must be an amount of money such as "12.50"'),
+])
+def test_money_is_strict_and_bounded(lab, amount, message):
+    with pytest.raises(InvalidFacts) as raised:
+        judge(lab, amount=amount)
+    assert raised.value.fields == {"item.amount": [message]}
+
+
+@pytest.mark.parametrize("instant", ["9999-12-01T00:00:00+08:00", "0001-01-01T00:00:00+09:00"])
+def test_instants_outside_the_supported_years_are_refused(lab, instant):
+    with pytest.raises(InvalidFacts) as raised:
+        judge(lab, seen_at=instant)
+    assert raised.value.fields == {"item.seen_at": ["must be between the years 1900 and 2999"]}
+
+
+def test_a_non_object_where_an_object_is_declared_is_reported_at_its_path(lab):
+    with pytest.raises(InvalidFacts) as raised:
+        lab.decide("lab.judge", {"item": []}, now=NOW)
+    assert raised.value.fields == {"item": ["Invalid input type."]}
+
+
+def _rule_problems(tmp_path, when: str, facts: str = "a: {type: money, required: true}") -> list[str]:
+    from engine import check
+    (tmp_path / "x.yaml").write_text(textwrap.dedent(f"""\
+        domain: x
+        source: t
+        codes: {{C: {{zh: c, en: c}}}}
+        decisions:
+          d:
+            facts:
+              {facts}
+              n: {{type: int, required: true}}
+              b: {{type: money, required: true}}
+            rules:
+              - {{id: r, when: "{when}", effect: deny, code: C, source: t}}
+        """), encoding="utf-8")
+    return [problem.message for problem in check([tmp_path / "x.yaml"])[1]]
+
+
+def test_an_int_fact_is_not_money(tmp_path):
+    assert _rule_problems(tmp_path, "a > n") == ["'n' is int, not money; declare it as money"]
+    assert _rule_problems(tmp_path, "a + n > b") == ["'n' is int, not money; declare it as money"]
+
+
+@pytest.mark.parametrize(("when", "a", "b", "fires"), [
+    ("b < a * 2", "10.00", "25.00", False),
+    ("b < a * 2", "10.00", "19.99", True),
+    ("b > a / 2", "10.00", "4.00", False),
+    ("b > a / 2", "10.00", "5.01", True),
+    ("b > a + 1", "10.00", "11.00", False),   # + 1 is one yuan
+    ("b > a + 1", "10.00", "11.01", True),
+])
+def test_money_times_a_number_matches_exactly(tmp_path, when, a, b, fires):
+    assert _rule_problems(tmp_path, when) == []
+    rulebook = load_rulebook([tmp_path / "x.yaml"])
+    result = rulebook.decide("x.d", {"a": a, "b": b, "n": 1}, now=NOW)
+    assert result["outcome"] == ("deny" if fires else "allow")
+
+
+def test_a_constant_out_of_range_is_a_problem_not_a_crash(tmp_path):
+    assert _rule_problems(tmp_path, "now > seen + days(1000000000)", "seen: {type: instant, required: true}") == [
+        "days() of these values is out of range: days=1000000000; must have magnitude <= 999999999"]
