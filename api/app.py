@@ -7,21 +7,26 @@ from pathlib import Path
 from flask import Flask
 
 from engine import Rulebook, load_rulebook
+from engine.store import DEFAULT_STORE_URL, open_store
 
-from . import decisions, health, rulesets
+from . import decisions, health, records, rulesets
 from .errors import register_error_handlers
+from .state import ServiceState
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None) -> Flask:
-    """A Flask app serving the rules in ``rules_dir`` (loaded and compiled once, here)."""
+def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None,
+               store_url: str = DEFAULT_STORE_URL, records_url: str | None = None) -> Flask:
+    """A Flask app serving the rules in ``rules_dir`` (loaded and compiled once, here), with
+    counters and records in the store at ``store_url`` / ``records_url``."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["rulesvc.rulebook"] = rulebook or load_rulebook([rules_dir])
-    for module in (decisions, rulesets, health):
+    app.extensions["rulesvc"] = ServiceState(rulebook or load_rulebook([rules_dir]),
+                                             lambda: open_store(store_url, records_url))
+    for module in (records, decisions, rulesets, health):
         app.register_blueprint(module.blueprint)
     register_error_handlers(app)
     return app

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from engine import InvalidFacts
+from engine.commit import commit_decision
 from engine.evaluation import CompiledDecision
 
 from .schemas import DecisionRequest
@@ -39,8 +40,13 @@ def _envelope(compiled: CompiledDecision) -> dict[str, Any]:
 
 @blueprint.post("/<decision>")
 def decide(decision: str):
-    rulebook = current_app.extensions["rulesvc.rulebook"]
-    compiled = rulebook.decision(decision)  # 404 before judging the body
+    state = current_app.extensions["rulesvc"]
+    compiled = state.rulebook.decision(decision)  # 404 before judging the body
     envelope = _envelope(compiled)
-    result = compiled.evaluate(envelope["facts"], now=envelope["now"], explain=envelope["explain"])
+    if envelope["commit"]:
+        result = commit_decision(compiled, envelope["facts"], idempotency_key=envelope["idempotency_key"],
+                                 store=state.store, now=envelope["now"])
+    else:
+        result = compiled.evaluate(envelope["facts"], now=envelope["now"], explain=envelope["explain"],
+                                   counters=state.counters())
     return jsonify(result)

@@ -8,6 +8,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from engine import InvalidFacts, UnknownDecision
+from engine.store import IdempotencyConflict, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(UnknownDecision)
     def unknown_decision(error: UnknownDecision):
         return jsonify(error_body("UNKNOWN_DECISION", str(error), known=sorted(error.known))), 404
+
+    @app.errorhandler(IdempotencyConflict)
+    def conflict(error: IdempotencyConflict):
+        return jsonify(error_body("IDEMPOTENCY_CONFLICT", str(error))), 409
+
+    @app.errorhandler(StoreUnavailable)
+    def unavailable(error: StoreUnavailable):
+        log.warning("store unavailable: %s", error)
+        return jsonify(error_body("STORE_UNAVAILABLE", str(error))), 503
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -14,5 +14,5 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
-    rulebook = current_app.extensions["rulesvc.rulebook"]
+    rulebook = current_app.extensions["rulesvc"].rulebook
     return jsonify({"status": "ready", "decisions": len(rulebook.decisions)})

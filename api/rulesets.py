@@ -14,13 +14,13 @@ def _describe(domain) -> dict[str, object]:
 
 @blueprint.get("")
 def list_rulesets():
-    rulebook = current_app.extensions["rulesvc.rulebook"]
+    rulebook = current_app.extensions["rulesvc"].rulebook
     return jsonify({"rulesets": [_describe(domain) for _, domain in sorted(rulebook.domains.items())]})
 
 
 @blueprint.get("/<domain>")
 def one_ruleset(domain: str):
-    rulebook = current_app.extensions["rulesvc.rulebook"]
+    rulebook = current_app.extensions["rulesvc"].rulebook
     if domain not in rulebook.domains:
         abort(404, description=f"unknown domain {domain!r}")
     return jsonify(_describe(rulebook.domains[domain]))

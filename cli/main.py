@@ -13,6 +13,7 @@ import click
 from engine import RuleFileError, check, load_rulebook
 from engine.calendar import CALENDAR_DIR, import_years
 from engine.errors import InvalidFacts, UnknownDecision
+from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
 from engine.values import parse_instant
 
 DEFAULT_RULES = "rules"
@@ -133,8 +134,12 @@ def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(), help="Rules directory.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--store", "store_url", default=DEFAULT_STORE_URL, show_default=True,
+              help="Counters and idempotency keys: sqlite:///PATH or redis://HOST:PORT/DB.")
+@click.option("--records", "records_url", default=None,
+              help="Decision records: sqlite:///PATH or postgresql://… (default: the SQLite store file).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
-def serve_command(rules_dir: str, host: str, port: int, workers: int) -> None:
+def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int) -> None:
     """Serve decisions over HTTP with gunicorn."""
     from .serve import serve
 
@@ -144,7 +149,45 @@ def serve_command(rules_dir: str, host: str, port: int, workers: int) -> None:
         for problem in error.problems:
             click.echo(str(problem), err=True)
         sys.exit(1)
-    serve(rules_dir, host, port, workers)
+    serve(rules_dir, host, port, workers, store_url, records_url)
+
+
+@main.command("records")
+@click.option("--decision", help="Only this decision, e.g. payout.initiate.")
+@click.option("--from", "start", callback=_instant_option, help="From this instant (inclusive).")
+@click.option("--to", "end", callback=_instant_option, help="To this instant (exclusive).")
+@click.option("--outcome", type=click.Choice(["allow", "deny", "defer", "review"]))
+@click.option("--id", "decision_id", help="One decision record by its id (打款单号).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with the merchant's column names (批量导出).")
+@click.option("--store", "store_url", default=DEFAULT_STORE_URL, show_default=True)
+@click.option("--records", "records_url", default=None, help="Record store URL when it is not the store's.")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
+              help="Rules directory (for the labels of the CSV).")
+def records_command(decision: str | None, start: datetime | None, end: datetime | None, outcome: str | None,
+                    decision_id: str | None, as_csv: bool, store_url: str, records_url: str | None, rules_dir: str) -> None:
+    """Print committed decision records as JSON lines, or as CSV."""
+    try:
+        store = open_store(store_url, records_url)
+        found = store.records(RecordQuery(decision=decision, start=start, end=end, outcome=outcome,
+                                          decision_id=decision_id, limit=1_000_000))
+    except StoreUnavailable as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    if not as_csv:
+        for record in found:
+            click.echo(json.dumps(record.as_json(), ensure_ascii=False))
+        return
+    try:
+        rulebook = load_rulebook([rules_dir])
+    except RuleFileError:
+        rulebook = None
+
+    def label(name: str, value: str | None) -> str:
+        if rulebook is None or name not in rulebook.decisions:
+            return value or ""
+        return rulebook.decision(name).label("reason", value)
+
+    click.echo(export_csv(found, label), nl=False)
 
 
 if __name__ == "__main__":

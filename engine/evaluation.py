@@ -16,6 +16,7 @@ from .interpret import evaluate
 from .loader import PLACEHOLDER
 from .matcher import Matcher
 from .model import OUTCOME_PRECEDENCE, Decision, Domain, Rule
+from .store.base import Reservation, counter_slot, to_units
 from .values import to_output, to_shanghai, to_text
 
 # Each step of the next_eligible_at search moves strictly later; a handful covers delay, window and day.
@@ -48,6 +49,11 @@ class CompiledDecision:
     def evaluate(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
                  counters: CounterSource | None = None, decision_id: str | None = None) -> dict[str, Any]:
         """The decision for ``raw_facts`` at ``now``; raises :class:`InvalidFacts` on bad input."""
+        return self.run(raw_facts, now=now, explain=explain, counters=counters, decision_id=decision_id)[0]
+
+    def run(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
+            counters: CounterSource | None = None, decision_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The decision and the values it was made on (facts, counters, derived values)."""
         facts = self.facts.load(raw_facts)
         now = now or datetime.now(UTC)
         source = counters or NoCounters()
@@ -59,7 +65,25 @@ class CompiledDecision:
             result["next_eligible_at"] = to_output(self._next_eligible_at(facts, now, fired, values, source))
         if explain:
             result["trace"] = self._trace(fired, fact, values)
-        return result
+        return result, values
+
+    def reservations(self, values: dict[str, Any]) -> list[Reservation]:
+        """What committing an allowed decision adds to each of its counters."""
+        now = values["now"]
+        return [Reservation(counter_slot(self.name, counter, tuple(evaluate(part, values) for part in counter.key), now),
+                            to_units(counter, evaluate(counter.add, values) or 0))
+                for counter in self.decision.counters]
+
+    def business_keys(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The record columns a person searches by (order id, customer account, amount…)."""
+        return {column: evaluate(expr, values, self.calendar) for column, expr in self.decision.record.items()}
+
+    def label(self, column: str, value: str | None) -> str:
+        """The enum label of a record value (``price_difference`` → 补差价), or the value itself."""
+        expr = self.decision.record.get(column)
+        if value is None or expr is None or expr.type.kind != "enum":
+            return value or ""
+        return self.decision.enum_labels.get(expr.type.enum or "", {}).get(value, value)
 
     def _values(self, facts: dict[str, Any], asked_at: datetime, at: datetime, source: CounterSource) -> dict[str, Any]:
         """Facts plus ``now``, counters and derived values, as they are at instant ``at``."""

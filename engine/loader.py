@@ -167,7 +167,11 @@ class _DomainBuilder:
 
     def _enums(self) -> dict[str, tuple[str, ...]]:
         enums = {}
+        self.enum_labels: dict[str, dict[str, str]] = {}
         for name, values in _mapping(self.data.get("enums")).items():
+            if isinstance(values, dict):  # value: label
+                self.enum_labels[name] = {str(value): str(label) for value, label in values.items()}
+                values = list(values)
             if not isinstance(values, list):
                 continue
             seen: set[str] = set()
@@ -285,7 +289,11 @@ class _DomainBuilder:
         derived = self._derived(base, body, scope)
         obligations = _mapping(body.get("obligations"))
         rules = self._rules(qualified, base, body, scope, obligations)
+        record = {column: expr for column, text in _mapping(body.get("record")).items()
+                  if (expr := self.expression(base + ("record", column), text, scope,
+                                              MONEY if column == "amount" else None)) is not None}
         return Decision(
+            record=record, enum_labels=self.enum_labels,
             name=qualified, domain=domain, description=str(body.get("description", "")),
             source=str(body.get("source", self.data.get("source", ""))), facts=facts,
             constants=self.constants, counters=counters, derived=derived,

@@ -107,6 +107,8 @@ class Decision:
     derived: list[Derived]
     obligations: dict[str, Any]
     rules: list[Rule]
+    record: dict[str, Expr] = field(default_factory=dict)  # business keys of decision records
+    enum_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # enum -> value -> label
 
 
 @dataclass

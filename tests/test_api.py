@@ -12,8 +12,9 @@ NOW = "2026-11-20T10:00:00+08:00"
 
 
 @pytest.fixture(scope="module")
-def client(rulebook):
-    return create_app(rulebook=rulebook).test_client()
+def client(rulebook, tmp_path_factory):
+    store_url = f"sqlite:///{tmp_path_factory.mktemp('store')}/rulesvc.db"
+    return create_app(rulebook=rulebook, store_url=store_url).test_client()
 
 
 def test_decision(client):

@@ -1,0 +1,37 @@
+"""``/v1/decisions/records``: committed decisions, as JSON or as the CSV a merchant exports."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from marshmallow import ValidationError
+
+from engine import InvalidFacts, UnknownDecision
+from engine.store import RecordQuery, export_csv
+
+from .schemas import RecordsQuery
+
+blueprint = Blueprint("records", __name__, url_prefix="/v1/decisions")
+_query_schema = RecordsQuery()
+
+
+@blueprint.get("/records")
+def list_records():
+    try:
+        args = _query_schema.load(request.args.to_dict())
+    except ValidationError as error:
+        raise InvalidFacts({str(key): list(messages) for key, messages in error.messages.items()}) from None
+    state = current_app.extensions["rulesvc"]
+    found = state.store.records(RecordQuery(decision=args["decision"], start=args["from_"], end=args["to"],
+                                            outcome=args["outcome"], decision_id=args["id"], limit=args["limit"]))
+    if args["format"] == "csv":
+        body = export_csv(found, lambda decision, value: _label(state.rulebook, decision, value))
+        return Response(body, mimetype="text/csv", headers={
+            "Content-Disposition": 'attachment; filename="decision-records.csv"'})
+    return jsonify({"records": [record.as_json() for record in found]})
+
+
+def _label(rulebook, decision: str, value: str | None) -> str:
+    try:
+        return rulebook.decision(decision).label("reason", value)
+    except UnknownDecision:
+        return value or ""

@@ -1,0 +1,47 @@
+"""Counters, idempotency keys and decision records, behind one interface chosen by URL.
+
+``sqlite:///var/rulesvc.db`` (the default) keeps everything in one embedded file;
+``redis://host:port/db`` keeps counters and idempotency keys in Redis for several instances, with
+records in SQLite or ``postgresql://…``.
+"""
+
+from __future__ import annotations
+
+from .base import (
+    Attempt,
+    CounterSlot,
+    CountingReader,
+    IdempotencyConflict,
+    Reservation,
+    Store,
+    StoreUnavailable,
+    counter_slot,
+    to_units,
+)
+from .records import CSV_HEADER, DecisionRecord, RecordQuery, build_record, export_csv
+from .sql import SqliteStore, SqlRecords, make_engine
+
+DEFAULT_STORE_URL = "sqlite:///var/rulesvc.db"
+
+
+def open_store(store_url: str = DEFAULT_STORE_URL, records_url: str | None = None) -> Store:
+    """The store for ``store_url`` (sqlite:// or redis://) with records at ``records_url``.
+
+    Records default to the store's SQLite file, or to the default SQLite file next to Redis.
+    """
+    if store_url.startswith(("redis://", "rediss://", "unix://")):
+        from .redis_store import RedisStore
+
+        return RedisStore(store_url, SqlRecords(make_engine(records_url or DEFAULT_STORE_URL)))
+    if not store_url.startswith("sqlite"):
+        raise ValueError(f"unsupported store URL {store_url!r}: use sqlite:///PATH or redis://HOST:PORT/DB")
+    engine = make_engine(store_url)
+    records_engine = engine if records_url in (None, store_url) else make_engine(records_url)
+    return SqliteStore(engine, SqlRecords(records_engine))
+
+
+__all__ = [
+    "CSV_HEADER", "DEFAULT_STORE_URL", "Attempt", "CounterSlot", "CountingReader", "DecisionRecord",
+    "IdempotencyConflict", "RecordQuery", "Reservation", "Store", "StoreUnavailable", "build_record",
+    "counter_slot", "export_csv", "open_store", "to_units",
+]

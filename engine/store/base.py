@@ -1,0 +1,112 @@
+"""What every store shares: errors, counter slots, the commit attempt, a counting reader."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Protocol
+
+from ..errors import RulesvcError
+from ..model import Counter
+from ..values import SHANGHAI, to_shanghai
+from .records import DecisionRecord, RecordQuery
+
+
+class StoreUnavailable(RulesvcError):
+    """The counter or record store cannot be reached; nothing was written."""
+
+
+class IdempotencyConflict(RulesvcError):
+    """The idempotency key was used before with different facts."""
+
+
+@dataclass(frozen=True)
+class CounterSlot:
+    """One counted thing, on one Shanghai day for daily counters: its storage key and expiry."""
+
+    key: str
+    expires_at: datetime | None
+
+
+def counter_slot(decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> CounterSlot:
+    # JSON keeps the key parts apart whatever characters the ids contain.
+    parts = json.dumps([str(part) for part in key], ensure_ascii=False, separators=(",", ":"))
+    if counter.reset == "shanghai_day":
+        day = to_shanghai(now).date()
+        next_midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI)
+        return CounterSlot(f"{decision}/{counter.name}/{day.isoformat()}/{parts}", next_midnight)
+    return CounterSlot(f"{decision}/{counter.name}/{parts}", None)
+
+
+def to_units(counter: Counter, value: int | Decimal) -> int:
+    """Stores keep integers: fen for money counters."""
+    return int(Decimal(value) * 100) if counter.type.kind == "money" else int(value)
+
+
+def from_units(counter: Counter, units: int) -> int | Decimal:
+    return (Decimal(units) / 100).quantize(Decimal("0.01")) if counter.type.kind == "money" else units
+
+
+@dataclass(frozen=True)
+class Reservation:
+    slot: CounterSlot
+    units: int
+
+
+@dataclass
+class Attempt:
+    """One evaluation made for a commit: the result, what it reserves and what it records."""
+
+    result: dict[str, Any]
+    reservations: list[Reservation]
+    record: DecisionRecord
+
+
+class CountingReader:
+    """A :class:`~engine.counters.CounterSource` over a store; remembers every slot it read."""
+
+    def __init__(self, read_units: Callable[[CounterSlot], int]):
+        self._read_units = read_units
+        self.seen: dict[str, int] = {}
+
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
+        slot = counter_slot(decision, counter, key, now)
+        units = self._read_units(slot)
+        self.seen[slot.key] = units
+        return from_units(counter, units)
+
+
+@dataclass
+class StoredDecision:
+    fingerprint: str
+    result: dict[str, Any]
+
+
+class Store(Protocol):
+    def reader(self) -> CountingReader:
+        """Counters for a plain (uncommitted) evaluation."""
+        ...
+
+    def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt]) -> dict[str, Any]:
+        """Evaluate through ``attempt`` and, atomically, reserve its counters and record it.
+
+        A key seen before returns the first decision (or raises :class:`IdempotencyConflict` if
+        ``fingerprint`` differs). Raises :class:`StoreUnavailable` with nothing written.
+        """
+        ...
+
+    def records(self, query: RecordQuery) -> list[DecisionRecord]:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def replay(stored: StoredDecision, fingerprint: str, idempotency_key: str) -> dict[str, Any]:
+    """The first decision for a repeated key, or a conflict when the facts differ."""
+    if stored.fingerprint != fingerprint:
+        raise IdempotencyConflict(f"idempotency key {idempotency_key!r} was used with different facts")
+    return stored.result

@@ -1,0 +1,83 @@
+"""Decision records: what a committed decision leaves behind, how to search and export it."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+OUTCOME_LABELS = {"allow": "已通过", "deny": "已拒绝", "defer": "暂缓", "review": "待审核"}
+RECORD_COLUMNS = ("order_id", "customer_account", "store_id", "amount", "reason")
+
+
+@dataclass
+class DecisionRecord:
+    decision_id: str
+    decision: str
+    outcome: str
+    reason_codes: list[str]
+    ruleset_version: str
+    evaluated_at: datetime
+    committed: bool  # counters were reserved (an allowed commit)
+    idempotency_key: str | None
+    result: dict[str, Any]
+    order_id: str | None = None
+    customer_account: str | None = None
+    store_id: str | None = None
+    amount: Decimal | None = None
+    reason: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id, "decision": self.decision, "outcome": self.outcome,
+            "reason_codes": self.reason_codes, "ruleset_version": self.ruleset_version,
+            "evaluated_at": self.result.get("evaluated_at") or self.evaluated_at.isoformat(),
+            "committed": self.committed, "idempotency_key": self.idempotency_key,
+            "order_id": self.order_id, "customer_account": self.customer_account, "store_id": self.store_id,
+            "amount": None if self.amount is None else str(self.amount), "reason": self.reason,
+        }
+
+
+@dataclass
+class RecordQuery:
+    decision: str | None = None
+    start: datetime | None = None  # inclusive
+    end: datetime | None = None  # exclusive
+    outcome: str | None = None
+    decision_id: str | None = None
+    limit: int = 1000
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_record(result: dict[str, Any], business_keys: dict[str, Any], committed: bool,
+                 idempotency_key: str | None, evaluated_at: datetime) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=result["decision_id"], decision=result["decision"], outcome=result["outcome"],
+        reason_codes=[reason["code"] for reason in result["reasons"]],
+        ruleset_version=result["ruleset"]["version"], evaluated_at=evaluated_at, committed=committed,
+        idempotency_key=idempotency_key, result=result,
+        **{column: business_keys.get(column) for column in RECORD_COLUMNS})
+
+
+# The payout records page of seed 000: 打款单号, 订单号, 客户账号, 打款原因, 状态 — then the rest.
+CSV_HEADER = ("打款单号", "订单号", "客户账号", "打款原因", "状态", "打款金额", "店铺", "申请时间", "决策", "原因代码")
+
+
+def export_csv(records: Iterable[DecisionRecord], reason_label: Callable[[str, str | None], str]) -> str:
+    """CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese header) of the records."""
+    buffer = io.StringIO()
+    buffer.write("\ufeff")
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_HEADER)
+    for record in records:
+        writer.writerow([
+            record.decision_id, record.order_id or "", record.customer_account or "",
+            reason_label(record.decision, record.reason), OUTCOME_LABELS.get(record.outcome, record.outcome),
+            "" if record.amount is None else str(record.amount), record.store_id or "",
+            record.result.get("evaluated_at", ""), record.decision, " ".join(record.reason_codes),
+        ])
+    return buffer.getvalue()
