@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint check clean
+.PHONY: run test lint check servers clean
 
 # The virtualenv is (re)built whenever the packaging changes.
 $(BIN)/rulesvc: setup.cfg pyproject.toml
@@ -21,7 +21,15 @@ check: $(BIN)/rulesvc
 lint: $(BIN)/rulesvc
 	$(BIN)/ruff check .
 
-test: lint check
+# Redis and PostgreSQL for the store tests (started by the tests themselves, on loopback).
+servers:
+	@if command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
+	else echo "redis-server/PostgreSQL missing: their tests will be skipped (run as root to install)"; fi
+
+test: lint check servers
 	$(BIN)/pytest
 
 clean:

@@ -36,3 +36,26 @@ def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 def codes(result: dict[str, Any], kind: str = "reasons") -> list[str]:
     return [entry["code"] for entry in result[kind]]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    from .servers import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    import tempfile
+
+    from .servers import PostgresServer
+
+    # Not under pytest's tmp (root-only on some machines): the postgres user must reach it.
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="rulesvc-pg-")))
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,116 @@
+"""The service as operators run it: real `rulesvc serve` processes (gunicorn) sharing one Redis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from .conftest import RULES, merged
+from .servers import free_port, wait_for_port
+from .test_payout import INITIATE_OK
+from .test_timing import CONTACT
+
+NOW = "2026-11-20T10:00:00+08:00"
+
+
+def post(port: int, path: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+        return response.status, response.read()
+
+
+@pytest.fixture
+def two_instances(redis_server, tmp_path):
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushdb()
+    records = f"sqlite:///{tmp_path}/records.db"
+    ports, processes = [free_port(), free_port()], []
+    for port in ports:
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2",
+             "--store", redis_server.url, "--records", records], cwd=RULES.parent,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        for port in ports:
+            wait_for_port(port, timeout=30)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def test_two_instances_sharing_redis_allow_one_sms_of_80(two_instances):
+    def contact(index: int) -> tuple[int, dict]:
+        facts = merged(CONTACT, {"order": {"id": f"order-{index}"}})
+        body = {"facts": facts, "now": NOW, "commit": True, "idempotency_key": f"sms-{index}"}
+        return post(two_instances[index % 2], "/v1/decisions/recovery.contact", body)
+
+    with ThreadPoolExecutor(max_workers=80) as pool:
+        responses = list(pool.map(contact, range(80)))
+    assert {status for status, _ in responses} == {200}
+    outcomes = [body["outcome"] for _, body in responses]
+    assert outcomes.count("allow") == 1
+    assert outcomes.count("defer") == 79
+    allowed = outcomes.index("allow")
+
+    # replaying the allowed request's key, on either instance, returns the same decision
+    for port in two_instances:
+        status, body = post(port, "/v1/decisions/recovery.contact", {
+            "facts": merged(CONTACT, {"order": {"id": f"order-{allowed}"}}), "now": NOW, "commit": True,
+            "idempotency_key": f"sms-{allowed}"})
+        assert status == 200 and body["decision_id"] == responses[allowed][1]["decision_id"]
+
+    status, body = post(two_instances[0], "/v1/decisions/recovery.contact", {
+        "facts": CONTACT, "now": NOW, "commit": True, "idempotency_key": f"sms-{allowed}"})
+    assert status == 409 and body["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+
+
+def test_committed_payouts_export_as_csv(two_instances):
+    status, body = post(two_instances[0], "/v1/decisions/payout.initiate",
+                        {"facts": INITIATE_OK, "now": NOW, "commit": True, "idempotency_key": "pay-1"})
+    assert status == 200 and body["outcome"] == "allow"
+    status, csv_bytes = get(two_instances[1], "/v1/decisions/records?decision=payout.initiate&format=csv")
+    lines = csv_bytes.decode("utf-8-sig").splitlines()
+    assert lines[0] == "打款单号,订单号,客户账号,打款原因,状态,打款金额,店铺,申请时间,决策,原因代码"
+    assert lines[1].startswith(f"{body['decision_id']},order-1,jd_buyer_1,补差价,已通过,30.00,store-1,")
+    status, listed = get(two_instances[1], f"/v1/decisions/records?id={body['decision_id']}")
+    assert json.loads(listed)["records"][0]["committed"] is True
+
+
+def test_commit_without_key_and_store_down(tmp_path, rulebook):
+    from api import create_app
+
+    from .servers import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    client = create_app(rulebook=rulebook, store_url=server.url, records_url=f"sqlite:///{tmp_path}/r.db").test_client()
+    response = client.post("/v1/decisions/recovery.contact", json={"facts": CONTACT, "now": NOW, "commit": True})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["fields"] == {"idempotency_key": ["a commit needs an idempotency_key"]}
+    server.stop()
+    response = client.post("/v1/decisions/recovery.contact",
+                           json={"facts": CONTACT, "now": NOW, "commit": True, "idempotency_key": "k"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "STORE_UNAVAILABLE"
+    # a decision without counters keeps answering
+    enable = {"actor": {"role": "main"}, "store": {"channel": "pop", "business_mode": "sop", "subject_type": "enterprise",
+              "after_sales_self_service": True, "enterprise_wallet_opened": True, "agreement_signed": True}}
+    assert client.post("/v1/decisions/payout.enable", json={"facts": enable, "now": NOW}).status_code == 200

@@ -1,0 +1,253 @@
+"""Stateful limits against real stores: SQLite files, Redis and PostgreSQL servers — no mocks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from engine import load_rulebook
+from engine.commit import commit_decision
+from engine.store import IdempotencyConflict, RecordQuery, StoreUnavailable, export_csv, open_store
+
+from .conftest import RULES, codes, merged
+from .test_payout import INITIATE_OK
+from .test_timing import CONTACT
+
+NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
+
+
+@pytest.fixture(scope="module")
+def contact(rulebook):
+    return rulebook.decision("recovery.contact")
+
+
+@pytest.fixture(scope="module")
+def initiate(rulebook):
+    return rulebook.decision("payout.initiate")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path}/rulesvc.db"
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushdb()
+    return redis_server.url
+
+
+def contact_facts(order_id: str, customer: str = "buyer-1") -> dict:
+    return merged(CONTACT, {"order": {"id": order_id}, "customer": {"id": customer}})
+
+
+def payout_facts(order_id: str, amount: str = "30.00", **actor) -> dict:
+    quota = {"enabled": True, "per_payout_max": "50.00", "daily_amount_max": "100.00", "daily_count_max": 10}
+    return merged(INITIATE_OK, {"order": {"id": order_id, "payout_count": None, "payout_total": None},
+                                "actor": {"used_today": None, "quota": quota, **actor},
+                                "payout": {"amount": amount}})
+
+
+def race(commit, count: int, threads: int = 16) -> list[dict]:
+    barrier = threading.Barrier(threads)
+
+    def one(index: int) -> dict:
+        if index < threads:
+            barrier.wait(timeout=10)
+        return commit(index)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(one, range(count)))
+
+
+# --- one customer, one SMS a day -------------------------------------------------------------------
+
+def test_sqlite_racing_threads_allow_exactly_one_sms(contact, sqlite_url):
+    store = open_store(sqlite_url)
+    results = race(lambda i: commit_decision(contact, contact_facts(f"o-{i}"), idempotency_key=f"k-{i}",
+                                             store=store, now=NOW), 40)
+    assert [r["outcome"] for r in results].count("allow") == 1
+    assert all(codes(r) == ["DAILY_SMS_LIMIT_REACHED"] for r in results if r["outcome"] != "allow")
+    assert len(store.records(RecordQuery(decision="recovery.contact"))) == 40
+
+
+def _commit_in_process(arguments: tuple[str, int]) -> list[str]:
+    url, worker = arguments
+    rulebook = load_rulebook([RULES])
+    store = open_store(url)
+    return [commit_decision(rulebook.decision("recovery.contact"), contact_facts(f"p{worker}-{i}"),
+                            idempotency_key=f"p{worker}-{i}", store=store, now=NOW)["outcome"] for i in range(10)]
+
+
+def test_sqlite_racing_processes_on_one_file_allow_exactly_one_sms(sqlite_url):
+    open_store(sqlite_url).close()  # create the schema once, as the service does at start
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        outcomes = [outcome for chunk in pool.map(_commit_in_process, [(sqlite_url, w) for w in range(4)])
+                    for outcome in chunk]
+    assert outcomes.count("allow") == 1
+    assert outcomes.count("defer") == 39
+
+
+def test_redis_two_instances_allow_exactly_one_sms(contact, redis_url, tmp_path):
+    instances = [open_store(redis_url, f"sqlite:///{tmp_path}/records.db") for _ in range(2)]
+    results = race(lambda i: commit_decision(contact, contact_facts(f"o-{i}"), idempotency_key=f"k-{i}",
+                                             store=instances[i % 2], now=NOW), 40)
+    assert [r["outcome"] for r in results].count("allow") == 1
+    assert all(codes(r) == ["DAILY_SMS_LIMIT_REACHED"] for r in results if r["outcome"] != "allow")
+
+
+# --- a sub-account's daily quota ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_racing_payouts_never_exceed_the_daily_amount(initiate, backend, request, tmp_path):
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "redis_url")
+    store = open_store(url, None if backend == "sqlite" else f"sqlite:///{tmp_path}/records.db")
+    results = race(lambda i: commit_decision(initiate, payout_facts(f"order-{i}"), idempotency_key=f"pay-{i}",
+                                             store=store, now=NOW), 30)
+    allowed = [r for r in results if r["outcome"] == "allow"]
+    assert len(allowed) == 3  # 3 × 30.00 ≤ 100.00 < 4 × 30.00
+    assert all(codes(r) == ["QUOTA_DAILY_AMOUNT_EXCEEDED"] for r in results if r["outcome"] != "allow")
+    used = initiate.evaluate(payout_facts("next", "10.00"), now=NOW, counters=store.reader())
+    assert codes(used) == []  # 90.00 + 10.00 is exactly the quota
+    assert initiate.evaluate(payout_facts("next", "10.01"), now=NOW, counters=store.reader())["reasons"][0]["code"] \
+        == "QUOTA_DAILY_AMOUNT_EXCEEDED"
+
+
+def test_racing_payouts_never_exceed_the_daily_count(initiate, sqlite_url):
+    store = open_store(sqlite_url)
+    quota = {"enabled": True, "per_payout_max": "50.00", "daily_amount_max": "1000.00", "daily_count_max": 2}
+    results = race(lambda i: commit_decision(initiate, payout_facts(f"order-{i}", "1.00", quota=quota),
+                                             idempotency_key=f"c-{i}", store=store, now=NOW), 20)
+    assert [r["outcome"] for r in results].count("allow") == 2
+    assert all(codes(r) == ["QUOTA_DAILY_COUNT_EXCEEDED"] for r in results if r["outcome"] != "allow")
+
+
+def test_order_payout_count_and_total_come_from_committed_payouts(initiate, sqlite_url):
+    store = open_store(sqlite_url)
+    facts = payout_facts("order-7", "30.00", role="main")
+    for index in range(3):
+        assert commit_decision(initiate, facts, idempotency_key=f"o7-{index}", store=store, now=NOW)["outcome"] == "allow"
+    fourth = commit_decision(initiate, facts, idempotency_key="o7-3", store=store, now=NOW)
+    assert codes(fourth) == ["ORDER_PAYOUT_COUNT_EXCEEDED"]
+    # 90.00 paid before + 30.00 + refunded 0.00 > 100.00? no: order amount is 199.00
+    warned = initiate.evaluate(merged(facts, {"order": {"refunded_amount": "80.00"}}), now=NOW, counters=store.reader())
+    assert codes(warned, "warnings") == ["DOUBLE_COMPENSATION_RISK"]
+
+
+# --- idempotency ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_idempotent_replay_and_conflict(contact, backend, request, tmp_path):
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "redis_url")
+    store = open_store(url, None if backend == "sqlite" else f"sqlite:///{tmp_path}/records.db")
+    first = commit_decision(contact, contact_facts("o-1"), idempotency_key="same", store=store, now=NOW)
+    replayed = race(lambda i: commit_decision(contact, contact_facts("o-1"), idempotency_key="same", store=store,
+                                              now=NOW), 10, threads=10)
+    assert first["outcome"] == "allow"
+    assert {r["decision_id"] for r in replayed} == {first["decision_id"]}
+    # counted once: a second customer contact today is still deferred only by the first
+    other = commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="other", store=store, now=NOW)
+    assert other["outcome"] == "allow"
+    assert len(store.records(RecordQuery())) == 2
+    # money written differently is the same fact
+    respelled = merged(contact_facts("o-1"), {"order": {"amount": 100}})
+    assert commit_decision(contact, respelled, idempotency_key="same", store=store, now=NOW)["decision_id"] == \
+        first["decision_id"]
+    with pytest.raises(IdempotencyConflict):
+        commit_decision(contact, contact_facts("o-3"), idempotency_key="same", store=store, now=NOW)
+
+
+# --- the Shanghai day ------------------------------------------------------------------------------------
+
+def test_daily_quota_rolls_over_at_shanghai_midnight(initiate, sqlite_url):
+    store = open_store(sqlite_url)
+    late = datetime.fromisoformat("2026-11-20T23:59:59+08:00")
+    for index in range(3):
+        commit_decision(initiate, payout_facts(f"a-{index}"), idempotency_key=f"a-{index}", store=store, now=late)
+    assert codes(commit_decision(initiate, payout_facts("a-3"), idempotency_key="a-3", store=store, now=late)) == [
+        "QUOTA_DAILY_AMOUNT_EXCEEDED"]
+    midnight = datetime.fromisoformat("2026-11-20T16:00:00+00:00")  # 00:00 in Shanghai
+    assert commit_decision(initiate, payout_facts("b-0"), idempotency_key="b-0", store=store,
+                           now=midnight)["outcome"] == "allow"
+
+
+def test_sms_limit_rolls_over_with_the_next_morning(contact, redis_url, tmp_path):
+    store = open_store(redis_url, f"sqlite:///{tmp_path}/records.db")
+    assert commit_decision(contact, contact_facts("o-1"), idempotency_key="d1", store=store, now=NOW)["outcome"] == "allow"
+    deferred = commit_decision(contact, contact_facts("o-2"), idempotency_key="d2", store=store,
+                               now=datetime.fromisoformat("2026-11-20T19:00:00+08:00"))
+    assert deferred["next_eligible_at"] == "2026-11-21T09:00:00+08:00"
+    next_day = commit_decision(contact, contact_facts("o-2"), idempotency_key="d3", store=store,
+                               now=datetime.fromisoformat("2026-11-21T09:00:00+08:00"))
+    assert next_day["outcome"] == "allow"
+
+
+# --- faults ---------------------------------------------------------------------------------------------
+
+def test_redis_stopped_mid_run(rulebook, tmp_path):
+    from .servers import RedisServer
+
+    server = RedisServer(tmp_path)
+    server.start()
+    store = open_store(server.url, f"sqlite:///{tmp_path}/records.db")
+    contact = rulebook.decision("recovery.contact")
+    assert commit_decision(contact, contact_facts("o-1"), idempotency_key="f1", store=store, now=NOW)["outcome"] == "allow"
+    server.stop()
+    with pytest.raises(StoreUnavailable):
+        commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="f2", store=store, now=NOW)
+    assert [record.idempotency_key for record in store.records(RecordQuery())] == ["f1"]
+    # evaluations that need no stored counter still answer
+    assert contact.evaluate(merged(contact_facts("o-2"), {"customer": {"sms_sent_today": 0}}), now=NOW,
+                            counters=store.reader())["outcome"] == "allow"
+    enable = {"actor": {"role": "main"}, "store": {"channel": "pop", "business_mode": "sop", "subject_type": "enterprise",
+              "after_sales_self_service": True, "enterprise_wallet_opened": True, "agreement_signed": True,
+              "in_gray_release": True}}
+    assert rulebook.decide("payout.enable", enable, now=NOW, counters=store.reader())["outcome"] == "allow"
+    with pytest.raises(StoreUnavailable):
+        contact.evaluate(contact_facts("o-3"), now=NOW, counters=store.reader())
+
+
+def test_record_store_down_undoes_the_reservation(contact, redis_url, postgres_server):
+    store = open_store(redis_url, postgres_server.url)
+    assert commit_decision(contact, contact_facts("o-1", "pg-1"), idempotency_key="pg-ok", store=store,
+                           now=NOW)["outcome"] == "allow"
+    postgres_server.stop()
+    try:
+        with pytest.raises(StoreUnavailable):
+            commit_decision(contact, contact_facts("o-2", "pg-2"), idempotency_key="pg-down", store=store, now=NOW)
+        # nothing half-written: the counter and the key were taken back
+        assert contact.evaluate(contact_facts("o-3", "pg-2"), now=NOW, counters=store.reader())["outcome"] == "allow"
+    finally:
+        postgres_server.start_again()
+    assert commit_decision(contact, contact_facts("o-2", "pg-2"), idempotency_key="pg-down", store=store,
+                           now=NOW)["outcome"] == "allow"
+
+
+# --- records ------------------------------------------------------------------------------------------------
+
+def test_payout_records_in_postgres_query_and_csv(initiate, rulebook, postgres_server, redis_url):
+    store = open_store(redis_url, postgres_server.url)
+    first = commit_decision(initiate, payout_facts("pg-order-1", "12.34"), idempotency_key="rec-1", store=store, now=NOW)
+    later = datetime.fromisoformat("2026-11-20T11:00:00+08:00")
+    denied = commit_decision(initiate, payout_facts("pg-order-2", "60.00"), idempotency_key="rec-2", store=store,
+                             now=later)
+    assert denied["outcome"] == "deny"
+    by_id = store.records(RecordQuery(decision_id=first["decision_id"]))
+    assert [(r.order_id, r.customer_account, r.amount, r.reason, r.committed) for r in by_id] == [
+        ("pg-order-1", "jd_buyer_1", Decimal("12.34"), "price_difference", True)]
+    assert [r.decision_id for r in store.records(RecordQuery(decision="payout.initiate", outcome="deny"))] == [
+        denied["decision_id"]]
+    window = store.records(RecordQuery(start=NOW, end=later))
+    assert first["decision_id"] in [r.decision_id for r in window] and denied["decision_id"] not in [
+        r.decision_id for r in window]
+    csv_text = export_csv(by_id, lambda decision, value: rulebook.decision(decision).label("reason", value))
+    assert csv_text.splitlines()[0] == "\ufeff打款单号,订单号,客户账号,打款原因,状态,打款金额,店铺,申请时间,决策,原因代码"
+    assert csv_text.splitlines()[1] == (f"{first['decision_id']},pg-order-1,jd_buyer_1,补差价,已通过,12.34,store-1,"
+                                        "2026-11-20T10:00:00+08:00,payout.initiate,")
