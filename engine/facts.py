@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .errors import InvalidFacts
 from .model import MISSING, FieldSpec
@@ -61,16 +61,11 @@ class StrictInt(fields.Field):
 
 
 class StrictStr(fields.Field):
-    def __init__(self, *, choices: tuple[str, ...] = (), enum: str | None = None, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.choices = choices
-        self.enum = enum
+    """Only JSON strings (an enum adds a OneOf validator, which also documents its values)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, str):
             raise ValidationError("must be a string")
-        if self.choices and value not in self.choices:
-            raise ValidationError(f"must be one of: {', '.join(self.choices)}")
         return value
 
 
@@ -79,31 +74,27 @@ _SCALARS: dict[str, type[fields.Field]] = {
 }
 
 
-def _field(spec: FieldSpec, *, in_list: bool = False) -> fields.Field:
+def _field(spec: FieldSpec, decision: str, *, in_list: bool = False) -> fields.Field:
     options: dict[str, Any] = {"required": spec.required or in_list, "allow_none": not (spec.required or in_list)}
+    if spec.description:
+        options["metadata"] = {"description": spec.description}
     kind = spec.type.kind
     if spec.minimum is not None:
-        options["validate"] = _at_least(spec.minimum)
+        options["validate"] = validate.Range(min=spec.minimum, error="must be at least {min}")
     if kind == "object":
-        return fields.Nested(_schema_class(spec.fields, spec.path), **options)
+        return fields.Nested(_schema_class(spec.fields, decision, spec.path), **options)
     if kind == "list":
         assert spec.item is not None
-        return fields.List(_field(spec.item, in_list=True), **options)
+        return fields.List(_field(spec.item, decision, in_list=True), **options)
     if kind == "enum":
-        return StrictStr(choices=spec.type.values, enum=spec.type.enum, **options)
+        return StrictStr(validate=validate.OneOf(spec.type.values, error="must be one of: {choices}"), **options)
     return _SCALARS[kind](**options)
 
 
-def _at_least(minimum: Any) -> Any:
-    def validate(value: Any) -> None:
-        if value < minimum:
-            raise ValidationError(f"must be at least {minimum}")
-    return validate
-
-
-def _schema_class(specs: dict[str, FieldSpec], name: str) -> type[Schema]:
-    declared = {field_name: _field(spec) for field_name, spec in specs.items()}
-    schema_class = Schema.from_dict(declared, name=f"Facts[{name}]")
+def _schema_class(specs: dict[str, FieldSpec], decision: str, path: str = "facts") -> type[Schema]:
+    """A schema class named ``payout.initiate.actor.quota``: the name also labels it in the OpenAPI document."""
+    declared = {field_name: _field(spec, decision) for field_name, spec in specs.items()}
+    schema_class = Schema.from_dict(declared, name=f"{decision}.{path.replace('[]', '.item')}")
     schema_class.Meta.unknown = RAISE
     return schema_class
 
@@ -113,7 +104,8 @@ class FactsLoader:
 
     def __init__(self, name: str, specs: dict[str, FieldSpec]):
         self.specs = specs
-        self.schema = _schema_class(specs, name)(unknown=RAISE)
+        self.schema_class = _schema_class(specs, name)
+        self.schema = self.schema_class(unknown=RAISE)
 
     def load(self, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):

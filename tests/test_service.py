@@ -78,7 +78,8 @@ def test_two_instances_sharing_redis_allow_one_sms_of_80(two_instances):
         assert status == 200 and body["decision_id"] == responses[allowed][1]["decision_id"]
 
     status, body = post(two_instances[0], "/v1/decisions/recovery.contact", {
-        "facts": CONTACT, "now": NOW, "commit": True, "idempotency_key": f"sms-{allowed}"})
+        "facts": merged(CONTACT, {"order": {"id": "another-order"}}), "now": NOW, "commit": True,
+        "idempotency_key": f"sms-{allowed}"})
     assert status == 409 and body["error"]["code"] == "IDEMPOTENCY_CONFLICT"
 
 
