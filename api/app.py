@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from engine import Rulebook, load_rulebook
+from engine import Rulebook
 from engine.store import DEFAULT_STORE_URL, open_store
 
 from . import decisions, health, records, rulesets
@@ -24,8 +24,8 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["rulesvc"] = ServiceState(rulebook or load_rulebook([rules_dir]),
-                                             lambda: open_store(store_url, records_url))
+    app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url))
+    # records before decisions: /v1/decisions/records is not a decision named "records"
     for module in (records, decisions, rulesets, health):
         app.register_blueprint(module.blueprint)
     register_error_handlers(app)

@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from engine import InvalidFacts, UnknownDecision
 from engine.store import IdempotencyConflict, StoreUnavailable
 
+from . import metrics
+
 log = logging.getLogger(__name__)
+
+
+class InvalidRequest(Exception):
+    """Query parameters or a body (other than facts) that do not fit; ``fields`` maps names to messages."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        self.fields = fields
+        super().__init__(str(fields))
 
 
 def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, **extra}}
+
+
+def json_body() -> Any:
+    """The request's JSON whatever content type the client forgot to send; None if it is not JSON."""
+    try:
+        return request.get_json(force=True, silent=True)
+    except RecursionError:  # nested deeper than the parser goes
+        return None
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -22,6 +41,10 @@ def register_error_handlers(app: Flask) -> None:
     def invalid_facts(error: InvalidFacts):
         return jsonify(error_body("INVALID_FACTS", "the facts do not match the decision's declarations",
                                   fields=error.fields)), 400
+
+    @app.errorhandler(InvalidRequest)
+    def invalid_request(error: InvalidRequest):
+        return jsonify(error_body("INVALID_REQUEST", "the request does not fit this endpoint", fields=error.fields)), 400
 
     @app.errorhandler(UnknownDecision)
     def unknown_decision(error: UnknownDecision):
@@ -33,6 +56,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(StoreUnavailable)
     def unavailable(error: StoreUnavailable):
+        metrics.STORE_ERRORS.inc()
         log.warning("store unavailable: %s", error)
         return jsonify(error_body("STORE_UNAVAILABLE", str(error))), 503
 

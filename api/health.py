@@ -1,10 +1,22 @@
-"""Liveness and readiness."""
+"""Liveness, readiness, metrics and the API documentation."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
+
+from . import metrics
 
 blueprint = Blueprint("health", __name__)
+
+# Swagger UI from a CDN: the browser fetches it, the service stays dependency-free.
+_DOCS_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>rulesvc API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+<noscript>The OpenAPI document is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+</body></html>"""
 
 
 @blueprint.get("/healthz")
@@ -14,5 +26,21 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
-    rulebook = current_app.extensions["rulesvc"].rulebook
-    return jsonify({"status": "ready", "decisions": len(rulebook.decisions)})
+    state = current_app.extensions["rulesvc"]
+    return jsonify({"status": "ready", "version": state.rulebook.version, "decisions": len(state.rulebook.decisions)})
+
+
+@blueprint.get("/metrics")
+def prometheus_metrics():
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type)
+
+
+@blueprint.get("/openapi.json")
+def openapi_document():
+    return jsonify(current_app.extensions["rulesvc"].openapi())
+
+
+@blueprint.get("/docs")
+def docs_page():
+    return Response(_DOCS_PAGE, mimetype="text/html")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
-from engine import InvalidFacts, UnknownDecision
+from engine import UnknownDecision
+from engine.facts import flatten_errors
 from engine.store import RecordQuery, export_csv
 
+from .errors import InvalidRequest
 from .schemas import RecordsQuery
 
 blueprint = Blueprint("records", __name__, url_prefix="/v1/decisions")
@@ -19,7 +21,7 @@ def list_records():
     try:
         args = _query_schema.load(request.args.to_dict())
     except ValidationError as error:
-        raise InvalidFacts({str(key): list(messages) for key, messages in error.messages.items()}) from None
+        raise InvalidRequest(flatten_errors(error.messages)) from None
     state = current_app.extensions["rulesvc"]
     found = state.store.records(RecordQuery(decision=args["decision"], start=args["from_"], end=args["to"],
                                             outcome=args["outcome"], decision_id=args["id"], limit=args["limit"]))

@@ -1,25 +1,103 @@
-"""What the service holds: the active rulebook and the store, one of each per worker process."""
+"""What the service holds: the active rulebook and the store, per worker process.
+
+The rulebook is replaced as a whole (one attribute assignment) after a complete, successful load,
+so a request sees either the old rules or the new ones, never a mixture; a failed load leaves the
+running rules active. Each worker watches the rule files and reloads on its own; since every
+worker loads the same files, they converge on the same version.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
-from engine import Rulebook
+from engine import Problem, Rulebook, RuleFileError, load_rulebook
+from engine.calendar import CALENDAR_DIR
 from engine.model import Counter
 from engine.store import Store
 
+from . import metrics
+from .openapi import build_spec
+
+log = logging.getLogger(__name__)
+WATCH_INTERVAL_SECONDS = 1.0
+
+
+def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a rule or calendar file is edited, added or removed."""
+    files = [*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml"), *(rules_dir / CALENDAR_DIR).glob("*.yaml")]
+    signature = []
+    for path in sorted(files):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        signature.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(signature)
+
 
 class ServiceState:
-    def __init__(self, rulebook: Rulebook, open_store: Callable[[], Store]):
-        self.rulebook = rulebook
+    def __init__(self, rules_dir: str | Path, rulebook: Rulebook | None, open_store: Callable[[], Store]):
+        self.rules_dir = Path(rules_dir)
+        self._signature = rules_signature(self.rules_dir)
+        self.rulebook = rulebook or load_rulebook([self.rules_dir])
+        self.last_reload: dict[str, object] = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
         self._open_store = open_store
         self._store: Store | None = None
         self._store_pid: int | None = None
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._openapi: dict[str, object] = {}
+        self._openapi_for: Rulebook | None = None
+
+    # --- rules ---------------------------------------------------------------------------------
+
+    def reload(self) -> list[Problem]:
+        """Load every rule file again; swap it in if all of it is valid. Returns the problems."""
+        with self._reload_lock:
+            self._signature = rules_signature(self.rules_dir)
+            try:
+                rulebook = load_rulebook([self.rules_dir])
+            except RuleFileError as error:
+                metrics.RELOADS.labels("failure").inc()
+                self.last_reload = {"ok": False, "at": datetime.now(UTC).isoformat(),
+                                    "problems": [str(problem) for problem in error.problems]}
+                log.warning("rules not reloaded, the running rules stay active:\n%s", error)
+                return error.problems
+            self.rulebook = rulebook
+            metrics.RELOADS.labels("success").inc()
+            self.last_reload = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
+            log.info("rules reloaded: %s", rulebook.version)
+            return []
+
+    def reload_if_changed(self) -> None:
+        if rules_signature(self.rules_dir) != self._signature:
+            self.reload()
+
+    def watch(self, interval: float = WATCH_INTERVAL_SECONDS) -> None:
+        """Reload when a rule file changes (a daemon thread; call it in each worker process)."""
+        def loop() -> None:
+            while True:
+                try:
+                    self.reload_if_changed()
+                except Exception:  # the watcher must outlive any surprise
+                    log.exception("rule watcher")
+                threading.Event().wait(interval)
+        threading.Thread(target=loop, name="rulesvc-rule-watcher", daemon=True).start()
+
+    def openapi(self) -> dict[str, object]:
+        """The OpenAPI document of the active rules (rebuilt after a reload)."""
+        rulebook = self.rulebook
+        if self._openapi_for is not rulebook:
+            self._openapi, self._openapi_for = build_spec(rulebook), rulebook
+        return self._openapi
+
+    # --- store ---------------------------------------------------------------------------------
 
     @property
     def store(self) -> Store:

@@ -1,37 +1,82 @@
-"""``rulesvc serve``: the Flask app under gunicorn."""
+"""``rulesvc serve``: the Flask app under gunicorn, with rule reloads, metrics and JSON access logs."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import tempfile
 from typing import Any
 
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
-from api import create_app
+
+class JsonAccessLogger(glogging.Logger):
+    """One JSON object per request on the access log."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
+            return
+        atoms = self.atoms(resp, req, environ, request_time)
+        self.access_log.info(json.dumps({
+            "time": atoms["t"].strip("[]"), "remote": atoms["h"], "method": atoms["m"], "path": atoms["U"],
+            "query": atoms["q"], "status": int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"],
+            "bytes": atoms["B"], "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "pid": atoms["p"], "agent": atoms["a"],
+        }, ensure_ascii=False))
 
 
 class RulesvcServer(BaseApplication):
     """gunicorn, configured from our command-line options instead of its own."""
 
-    def __init__(self, rules_dir: str, options: dict[str, Any], store_url: str, records_url: str | None):
-        self.rules_dir = rules_dir
+    def __init__(self, options: dict[str, Any], app_options: dict[str, Any]):
         self.options = options
-        self.store_url = store_url
-        self.records_url = records_url
+        self.app_options = app_options
+        self.flask_app: Any = None
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        self.cfg.set("post_fork", self._post_fork)
+        self.cfg.set("child_exit", _child_exit)
 
     def load(self):
-        return create_app(self.rules_dir, store_url=self.store_url, records_url=self.records_url)
+        from api import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
+
+        self.flask_app = create_app(**self.app_options)
+        return self.flask_app
+
+    def _post_fork(self, server: Any, worker: Any) -> None:
+        # The rules were compiled once in the master; a worker started by SIGHUP (or after an edit)
+        # loads the files as they are now, then watches them.
+        state = self.flask_app.extensions["rulesvc"]
+        state.reload_if_changed()
+        state.watch()
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, records_url: str | None) -> None:
-    RulesvcServer(rules_dir, {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        # Compile the rules once in the master: a broken rule file stops the start with its problems.
-        "preload_app": True,
-        "accesslog": "-",
-    }, store_url, records_url).run()
+    metrics_dir = tempfile.mkdtemp(prefix="rulesvc-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    master = os.getpid()
+    try:
+        RulesvcServer({
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            # Compile the rules once in the master: a broken rule file stops the start with its problems.
+            "preload_app": True,
+            "accesslog": "-",
+            "logger_class": JsonAccessLogger,
+            "control_socket_disable": True,
+        }, {"rules_dir": rules_dir, "store_url": store_url, "records_url": records_url}).run()
+    finally:
+        # Workers are forks of this frame and unwind through here when they exit: only the master cleans up.
+        if os.getpid() == master:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -113,7 +113,7 @@ class FactsLoader:
         try:
             loaded = self.schema.load(raw)
         except ValidationError as error:
-            raise InvalidFacts(_flatten(error.messages)) from None
+            raise InvalidFacts(flatten_errors(error.messages)) from None
         return _fill_defaults(loaded, self.specs)
 
 
@@ -135,13 +135,14 @@ def _fill_defaults(values: dict[str, Any], specs: dict[str, FieldSpec]) -> dict[
     return result
 
 
-def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error messages as ``{"order.items.0.sku": [messages]}``."""
     flat: dict[str, list[str]] = {}
     if isinstance(messages, dict):
         for key, value in messages.items():
             # marshmallow files "not an object" under _schema; it belongs to the field itself.
             path = prefix if key == "_schema" and prefix else (f"{prefix}.{key}" if prefix else str(key))
-            for sub_path, sub_messages in _flatten(value, path).items():
+            for sub_path, sub_messages in flatten_errors(value, path).items():
                 flat.setdefault(sub_path, []).extend(sub_messages)
     elif isinstance(messages, list):
         flat[prefix or "facts"] = [str(message) for message in messages]

@@ -115,3 +115,58 @@ def test_commit_without_key_and_store_down(tmp_path, rulebook):
     enable = {"actor": {"role": "main"}, "store": {"channel": "pop", "business_mode": "sop", "subject_type": "enterprise",
               "after_sales_self_service": True, "enterprise_wallet_opened": True, "agreement_signed": True}}
     assert client.post("/v1/decisions/payout.enable", json={"facts": enable, "now": NOW}).status_code == 200
+
+
+def test_serve_reloads_on_edit_and_sighup_then_stops(tmp_path):
+    import os
+    import shutil
+    import signal
+    import time
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--rules", str(rules), "--port", str(port),
+                               "--workers", "2", "--store", f"sqlite:///{tmp_path}/store.db"],
+                              cwd=RULES.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    facts = merged(INITIATE_OK, {"actor": {"role": "main"}, "payout": {"amount": "450.00"}})
+
+    def versions_and_outcome() -> tuple[set[str], str]:
+        seen = {json.loads(get(port, "/v1/rulesets/payout")[1])["version"] for _ in range(8)}
+        return seen, post(port, "/v1/decisions/payout.initiate", {"facts": facts, "now": NOW})[1]["outcome"]
+
+    def eventually(expected_outcome: str) -> set[str]:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            seen, outcome = versions_and_outcome()
+            if len(seen) == 1 and outcome == expected_outcome:
+                return seen
+            time.sleep(0.3)
+        raise AssertionError(f"workers did not converge on {expected_outcome}: {seen}, {outcome}")
+
+    try:
+        wait_for_port(port, timeout=30)
+        before = eventually("allow")
+        payout = rules / "payout.yaml"
+        payout.write_text(payout.read_text(encoding="utf-8").replace('value: "500.00"', 'value: "400.00"'), encoding="utf-8")
+        after_edit = eventually("deny")  # both workers picked the edit up
+        assert after_edit != before
+
+        # a broken edit is refused while decisions keep flowing on the last good rules
+        payout.write_text(payout.read_text(encoding="utf-8").replace("when: store.has_arrears", "when: store.has_arears"),
+                          encoding="utf-8")
+        time.sleep(2.5)
+        assert eventually("deny") == after_edit
+        problems = json.loads(get(port, "/v1/rulesets")[1])["last_reload"]["problems"]
+        assert "undeclared fact store.has_arears" in problems[0]
+
+        # SIGHUP: gunicorn replaces its workers; the new ones load the files as they are now
+        payout.write_text(payout.read_text(encoding="utf-8").replace("store.has_arears", "store.has_arrears")
+                          .replace('value: "400.00"', 'value: "500.00"'), encoding="utf-8")
+        os.kill(server.pid, signal.SIGHUP)
+        assert eventually("allow") == before
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    errors = server.stderr.read().decode()
+    assert "Traceback" not in errors, errors

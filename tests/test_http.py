@@ -1,0 +1,170 @@
+"""Every HTTP endpoint and error through the Flask test client."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from api import create_app
+
+from .conftest import RULES
+from .test_payout import INITIATE_OK
+from .test_timing import CONTACT
+
+NOW = "2026-11-20T10:00:00+08:00"
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+def rules_dir(tmp_path):
+    target = tmp_path / "rules"
+    shutil.copytree(RULES, target)
+    return target
+
+
+@pytest.fixture
+def client(rules_dir, tmp_path):
+    return create_app(rules_dir, store_url=f"sqlite:///{tmp_path}/store.db").test_client()
+
+
+def decide(client, decision: str, **body):
+    return client.post(f"/v1/decisions/{decision}", json=body)
+
+
+# --- decisions --------------------------------------------------------------------------------------
+
+def test_commit_replay_and_conflict(client):
+    first = decide(client, "recovery.contact", facts=CONTACT, now=NOW, commit=True, idempotency_key="k1")
+    assert first.status_code == 200 and first.get_json()["outcome"] == "allow"
+    again = decide(client, "recovery.contact", facts=CONTACT, now=NOW, commit=True, idempotency_key="k1")
+    assert again.get_json()["decision_id"] == first.get_json()["decision_id"]
+    other = dict(CONTACT, order={**CONTACT["order"], "id": "order-2"})
+    conflict = decide(client, "recovery.contact", facts=other, now=NOW, commit=True, idempotency_key="k1")
+    assert conflict.status_code == 409 and conflict.get_json()["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+    # the stored counter now defers a plain evaluation for the same customer
+    later = decide(client, "recovery.contact", facts=other, now="2026-11-20T11:00:00+08:00")
+    assert [r["code"] for r in later.get_json()["reasons"]] == ["DAILY_SMS_LIMIT_REACHED"]
+
+
+def test_batch_results_in_order_with_errors_in_place(client):
+    items = [{"facts": INITIATE_OK, "now": NOW},
+             {"facts": {**INITIATE_OK, "payout": {"amount": "600.00", "reason": "other"}}, "now": NOW},
+             {"facts": {"actor": {}}}]
+    response = client.post("/v1/decisions/payout.initiate/batch", json={"items": items})
+    assert response.status_code == 200
+    results = response.get_json()["results"]
+    assert [r.get("outcome") for r in results] == ["allow", "deny", None]
+    assert results[2]["error"]["code"] == "INVALID_FACTS"
+    assert "actor.role" in results[2]["error"]["fields"]
+
+
+@pytest.mark.parametrize("body", [{}, {"items": []}, {"items": "x"}, {"items": [{"facts": {}}], "extra": 1}])
+def test_batch_envelope_errors(client, body):
+    response = client.post("/v1/decisions/payout.initiate/batch", json=body)
+    assert response.status_code == 400
+
+
+def test_batch_of_unknown_decision(client):
+    assert client.post("/v1/decisions/nope.nope/batch", json={"items": [{"facts": {}}]}).status_code == 404
+
+
+# --- records ---------------------------------------------------------------------------------------------
+
+def test_records_json_csv_and_bad_query(client):
+    committed = decide(client, "payout.initiate", facts=INITIATE_OK, now=NOW, commit=True, idempotency_key="p1").get_json()
+    listed = client.get("/v1/decisions/records?decision=payout.initiate&outcome=allow").get_json()["records"]
+    assert [r["decision_id"] for r in listed] == [committed["decision_id"]]
+    assert client.get("/v1/decisions/records?from=2026-11-20T10:00:01%2B08:00").get_json()["records"] == []
+    csv_response = client.get(f"/v1/decisions/records?id={committed['decision_id']}&format=csv")
+    assert csv_response.mimetype == "text/csv"
+    assert csv_response.get_data(as_text=True).splitlines()[1].startswith(
+        f"{committed['decision_id']},order-1,jd_buyer_1,补差价,已通过,30.00")
+    bad = client.get("/v1/decisions/records?outcome=maybe&from=yesterday&colour=red")
+    assert bad.status_code == 400
+    assert set(bad.get_json()["error"]["fields"]) == {"outcome", "from", "colour"}
+
+
+# --- rulesets, validation, reload ----------------------------------------------------------------------------
+
+def test_rulesets(client):
+    body = client.get("/v1/rulesets").get_json()
+    assert sorted(r["domain"] for r in body["rulesets"]) == ["allowance", "payout", "rebate", "recovery"]
+    assert body["last_reload"]["ok"] is True
+    assert client.get("/v1/rulesets/rebate").get_json()["decisions"] == ["rebate.apply"]
+    assert client.get("/v1/rulesets/nope").status_code == 404
+
+
+def test_validate_reports_lines_and_activates_nothing(client):
+    text = (RULES / "payout.yaml").read_text(encoding="utf-8").replace("when: store.has_arrears", "when: store.has_arears")
+    response = client.post("/v1/rulesets/validate?file=payout.yaml", data=text.encode(), content_type="application/yaml")
+    body = response.get_json()
+    assert body["valid"] is False
+    assert len(body["problems"]) == 1
+    assert body["problems"][0]["text"].startswith("payout.yaml:")
+    assert "undeclared fact store.has_arears" in body["problems"][0]["message"]
+    assert client.post("/v1/rulesets/validate", data=(RULES / "rebate.yaml").read_bytes()).get_json() == {
+        "valid": True, "problems": []}
+    assert client.post("/v1/rulesets/validate", data=b"a: [").get_json()["valid"] is False
+
+
+def test_reload_is_disabled_without_a_token(client, monkeypatch):
+    monkeypatch.delenv("RULESVC_ADMIN_TOKEN", raising=False)
+    response = client.post("/v1/rulesets/reload", headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 403 and response.get_json()["error"]["code"] == "ADMIN_DISABLED"
+
+
+def test_reload_needs_the_token(client, monkeypatch):
+    monkeypatch.setenv("RULESVC_ADMIN_TOKEN", TOKEN)
+    assert client.post("/v1/rulesets/reload").status_code == 401
+    assert client.post("/v1/rulesets/reload", headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_reload_swaps_valid_rules_and_refuses_broken_ones(client, rules_dir, monkeypatch):
+    monkeypatch.setenv("RULESVC_ADMIN_TOKEN", TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    facts = {**INITIATE_OK, "actor": {**INITIATE_OK["actor"], "role": "main"}, "payout": {"amount": "450.00", "reason": "other"}}
+    assert decide(client, "payout.initiate", facts=facts, now=NOW).get_json()["outcome"] == "allow"
+    payout = rules_dir / "payout.yaml"
+    payout.write_text(payout.read_text(encoding="utf-8").replace('value: "500.00"', 'value: "400.00"'), encoding="utf-8")
+    reloaded = client.post("/v1/rulesets/reload", headers=auth)
+    assert reloaded.status_code == 200
+    denied = decide(client, "payout.initiate", facts=facts, now=NOW).get_json()
+    assert denied["outcome"] == "deny" and denied["ruleset"]["version"] in reloaded.get_json()["version"]
+
+    payout.write_text(payout.read_text(encoding="utf-8").replace("when: store.has_arrears", "when: store.has_arears"),
+                      encoding="utf-8")
+    refused = client.post("/v1/rulesets/reload", headers=auth)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["problems"][0].endswith("undeclared fact store.has_arears (did you mean 'has_arrears'?)")
+    still = decide(client, "payout.initiate", facts=facts, now=NOW).get_json()
+    assert still["outcome"] == "deny" and still["ruleset"]["version"] == denied["ruleset"]["version"]
+    assert client.get("/v1/rulesets").get_json()["last_reload"]["ok"] is False
+
+
+# --- operations -------------------------------------------------------------------------------------------
+
+def test_health_and_metrics(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json()["decisions"] == 10
+    decide(client, "payout.initiate", facts=INITIATE_OK, now=NOW)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'rulesvc_decisions_total{decision="payout.initiate",outcome="allow"}' in text
+    assert "rulesvc_decision_seconds_bucket" in text
+
+
+def test_openapi_documents_every_decisions_facts(client):
+    from openapi_spec_validator import validate
+
+    document = client.get("/openapi.json").get_json()
+    validate(document)
+    for decision in ("payout.enable", "payout.manage", "payout.initiate", "recovery.campaign_create",
+                     "recovery.campaign_close", "recovery.contact", "rebate.apply", "allowance.withdraw",
+                     "allowance.merchant_refund", "allowance.expire"):
+        operation = document["paths"][f"/v1/decisions/{decision}"]["post"]
+        facts_ref = operation["requestBody"]["content"]["application/json"]["schema"]["properties"]["facts"]["$ref"]
+        assert facts_ref == f"#/components/schemas/{decision}.facts"
+    payout = document["components"]["schemas"]["payout.initiate.payout"]
+    assert payout["properties"]["reason"]["enum"] == ["price_difference", "shipping_fee", "promotion_compensation", "other"]
+    assert payout["required"] == ["amount", "reason"]
+    assert client.get("/docs").status_code == 200
