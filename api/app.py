@@ -9,7 +9,7 @@ from flask import Flask
 from engine import Rulebook
 from engine.store import DEFAULT_STORE_URL, open_store
 
-from . import decisions, health, records, rulesets
+from . import decisions, health, records, rulesets, scenarios
 from .errors import register_error_handlers
 from .state import ServiceState
 
@@ -26,7 +26,7 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
     app.json.sort_keys = False
     app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url))
     # records before decisions: /v1/decisions/records is not a decision named "records"
-    for module in (records, decisions, rulesets, health):
+    for module in (records, decisions, rulesets, scenarios, health):
         app.register_blueprint(module.blueprint)
     register_error_handlers(app)
     return app

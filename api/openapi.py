@@ -93,6 +93,13 @@ def _static_paths(spec: APISpec) -> None:
         "responses": {"200": {"description": "Reloaded"}, "401": _json("No or wrong token", "Error"),
                       "403": _json("Admin endpoints disabled", "Error"),
                       "422": _json("Refused: problems listed, the running rules stay active", "Error")}}})
+    spec.path(path="/v1/scenarios/run", operations={"post": {
+        "tags": ["scenarios"], "summary": "Run a QA scenario file (YAML text) against the active rules",
+        "parameters": [_query("file")],
+        "requestBody": {"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}},
+        "responses": {"200": {"description": "Per-case results and rule coverage",
+                              "content": {"application/json": {"schema": {"type": "object"}}}},
+                      "400": _json("The scenario file has problems (FILE:LINE:COL)", "Error")}}})
     spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer",
                                               "description": "The token in RULESVC_ADMIN_TOKEN"})
     for path, summary in (("/healthz", "Liveness"), ("/readyz", "Readiness"), ("/metrics", "Prometheus metrics")):

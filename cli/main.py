@@ -17,6 +17,7 @@ from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, expor
 from engine.values import parse_instant
 
 DEFAULT_RULES = "rules"
+DEFAULT_SCENARIOS = "tests/scenarios"
 
 
 def _print_json(value: Any) -> None:
@@ -94,6 +95,42 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
         click.echo(str(error), err=True)
         sys.exit(2)
     _print_json(result)
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(), help="Rules directory.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False), help="Write JUnit XML here (for CI).")
+@click.option("--coverage", is_flag=True, help="Print rule coverage: per rule, cases where it fired and did not.")
+@click.option("--fail-under", type=click.FloatRange(0, 100), help="Fail below this rule-coverage percentage.")
+def test_command(paths: tuple[str, ...], rules_dir: str, junit_file: str | None, coverage: bool,
+                 fail_under: float | None) -> None:
+    """Run QA scenario files (default: tests/scenarios/) against the rules."""
+    from engine import tester
+
+    try:
+        rulebook = load_rulebook([rules_dir])
+    except RuleFileError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
+    report = tester.run(paths or (DEFAULT_SCENARIOS,), rulebook)
+    for problem in report.problems:
+        click.echo(str(problem))
+    for result in report.results:
+        if not result.passed:
+            click.echo(result.describe())
+    if junit_file:
+        Path(junit_file).write_text(tester.junit_xml(report), encoding="utf-8")
+    if coverage or fail_under is not None:
+        for line in tester.coverage_lines(report):
+            click.echo(line)
+    click.echo(report.summary() + (f", {len(report.problems)} problems" if report.problems else ""))
+    below = fail_under is not None and report.coverage_percent < fail_under
+    if below:
+        click.echo(f"rule coverage {report.coverage_percent:.1f}% is below --fail-under {fail_under:g}%", err=True)
+    if report.failed or report.problems or below or not report.results:
+        sys.exit(1)
 
 
 def _year_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:

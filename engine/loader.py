@@ -8,13 +8,9 @@ types, names, enums, codes, expressions — is checked here.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
-
-import jsonschema
 
 from .compiler import check_matchable
 from .errors import Problem
@@ -22,13 +18,13 @@ from .expressions import Call, Expr, ExpressionError, Ref, Scope, did_you_mean, 
 from .functions import FUNCTIONS
 from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
 from .source import Path, SourceDocument, load_document
+from .structure import load_schema, structure_problems
 from .values import BOOL, INSTANT, INT, MONEY, OBJECT, SCALAR_KINDS, STR, Type, list_of, parse_literal
 
 # Names the engine itself puts on every evaluated fact; a declaration may not take them.
 RESERVED_NAMES = frozenset({"now", "id", "sid"})
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_SCHEMA = json.loads(resources.files("engine").joinpath("schemas/rule-file.schema.json").read_text("utf-8"))
-_VALIDATOR = jsonschema.Draft202012Validator(_SCHEMA)
+_SCHEMA, _VALIDATOR = load_schema("rule-file.schema.json")
 
 
 def rule_file_schema() -> dict[str, Any]:
@@ -43,71 +39,9 @@ def load_rule_file(file: str, text: str, *, loaded_at: datetime | None = None) -
         return None, problems
     if not isinstance(document.data, dict):
         return None, problems + [document.problem((), "a rule file must be a mapping with domain, source and decisions")]
-    problems += _structure_problems(document)
+    problems += structure_problems(document, _VALIDATOR)
     domain = _DomainBuilder(document, problems).build(text, loaded_at or datetime.now(UTC))
     return (domain if not problems else None), problems
-
-
-# --- structure ---------------------------------------------------------------------------------
-
-def _structure_problems(document: SourceDocument) -> list[Problem]:
-    problems = []
-    for error in _VALIDATOR.iter_errors(document.data):
-        problems.extend(_explain(document, error))
-    return problems
-
-
-def _explain(document: SourceDocument, error: jsonschema.ValidationError) -> list[Problem]:
-    path: Path = tuple(error.absolute_path)
-    where = _describe_path(path)
-    if error.validator == "oneOf":
-        # Of the alternatives, explain the one that got furthest: it matched the type, failed inside.
-        inside = [sub for sub in error.context if sub.validator != "type"]
-        if inside:
-            return _explain(document, jsonschema.exceptions.best_match(inside))
-        expected = sorted({t for sub in error.context for t in _as_list(sub.validator_value)})
-        return [document.problem(path, f"{where}: expected {' or '.join(expected)}, got {_json_type(error.instance)}")]
-    if error.validator == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        extras = [key for key in error.instance if key not in allowed]
-        return [document.problem(path + (key,), f"unknown key {key!r} in {where}{did_you_mean(str(key), allowed)}",
-                                 key=True) for key in extras]
-    if error.validator == "required":
-        missing = re.findall(r"'([^']+)' is a required property", error.message)
-        name = missing[0] if missing else error.message
-        return [document.problem(path, f"{where}: missing required key {name!r}", key=True)]
-    if error.validator == "type":
-        expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        return [document.problem(path, f"{where}: expected {' or '.join(expected)}, got {_json_type(error.instance)}")]
-    if error.validator == "enum":
-        choices = [str(choice) for choice in error.validator_value]
-        return [document.problem(path, f"{where}: {error.instance!r} is not one of {', '.join(choices)}"
-                                       f"{did_you_mean(str(error.instance), choices)}")]
-    if error.validator == "pattern":
-        return [document.problem(path, f"{where}: {error.instance!r} does not match {error.validator_value}")]
-    if error.validator == "propertyNames":
-        return [document.problem(path, f"{where}: {error.message}")]
-    return [document.problem(path, f"{where}: {error.message}")]
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _describe_path(path: Path) -> str:
-    if not path:
-        return "the file"
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "mapping"}.get(
-        type(value), type(value).__name__)
 
 
 # --- meaning -----------------------------------------------------------------------------------

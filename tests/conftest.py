@@ -59,3 +59,73 @@ def postgres_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+# --- QA scenario files: each case of tests/scenarios/*.yaml is one pytest item -------------------------
+
+_SCENARIO_RULEBOOK: list[Rulebook] = []
+
+
+def _scenario_rulebook() -> Rulebook:
+    if not _SCENARIO_RULEBOOK:
+        _SCENARIO_RULEBOOK.append(load_rulebook([RULES]))
+    return _SCENARIO_RULEBOOK[0]
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix in (".yaml", ".yml") and file_path.parent.name == "scenarios":
+        return ScenarioYamlFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioYamlFile(pytest.File):
+    def collect(self):
+        from engine.tester import load_scenario_file
+
+        scenario, problems = load_scenario_file(str(self.path.relative_to(ROOT)),
+                                                self.path.read_text(encoding="utf-8"), _scenario_rulebook())
+        if problems:
+            yield ScenarioProblems.from_parent(self, name="scenario file", problems=problems)
+            return
+        for case in scenario.cases:
+            yield ScenarioCase.from_parent(self, name=case.name, scenario=scenario, case=case)
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+class ScenarioCase(pytest.Item):
+    def __init__(self, *, scenario, case, **kwargs):
+        super().__init__(**kwargs)
+        self.scenario, self.case = scenario, case
+
+    def runtest(self):
+        from engine.tester import run_case
+
+        result = run_case(self.scenario, self.case, _scenario_rulebook())
+        if not result.passed:
+            raise ScenarioFailed(result.describe())
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, ScenarioFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, self.case.line - 1, f"scenario: {self.case.name}"
+
+
+class ScenarioProblems(pytest.Item):
+    def __init__(self, *, problems, **kwargs):
+        super().__init__(**kwargs)
+        self.problems = problems
+
+    def runtest(self):
+        raise ScenarioFailed("\n".join(str(problem) for problem in self.problems))
+
+    def repr_failure(self, excinfo):
+        return str(excinfo.value)
+
+    def reportinfo(self):
+        return self.path, 0, "scenario file"

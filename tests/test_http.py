@@ -168,3 +168,19 @@ def test_openapi_documents_every_decisions_facts(client):
     assert payout["properties"]["reason"]["enum"] == ["price_difference", "shipping_fee", "promotion_compensation", "other"]
     assert payout["required"] == ["amount", "reason"]
     assert client.get("/docs").status_code == 200
+
+
+def test_scenarios_run_over_http(client):
+    text = (RULES.parent / "tests" / "scenarios" / "recovery-contact.yaml").read_bytes()
+    body = client.post("/v1/scenarios/run?file=recovery-contact.yaml", data=text).get_json()
+    assert body["failed"] == 0 and body["passed"] == len(body["results"]) >= 3
+    assert body["summary"] == f"{body['passed']} passed, 0 failed"
+    assert body["coverage"]["recovery.contact/sms-window"]["fired"] >= 1
+    broken = text.replace(b"expect: {outcome: allow, values", b"expct: {outcome: allow, values")
+    response = client.post("/v1/scenarios/run?file=x.yaml", data=broken)
+    assert response.status_code == 400
+    assert "unknown key 'expct'" in response.get_json()["error"]["problems"][0]
+    failing = text.replace(b'settlement_amount: "95.00"', b'settlement_amount: "96.00"')
+    result = client.post("/v1/scenarios/run", data=failing).get_json()
+    assert result["failed"] == 1
+    assert "values.settlement_amount: expected '96.00', got '95.00'" in result["results"][0]["failures"]

@@ -1,0 +1,368 @@
+"""QA scenario files: load and check them, run their cases against a rulebook, report results and
+rule coverage. Used by ``rulesvc test``, by pytest (one item per case) and by ``POST /v1/scenarios/run``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+from .commit import commit_decision
+from .errors import InvalidFacts, Problem
+from .expressions import did_you_mean
+from .rulebook import Rulebook
+from .source import load_document
+from .store import open_store
+from .structure import load_schema, structure_problems
+from .values import parse_instant
+
+SCENARIO_SUFFIXES = (".yaml", ".yml")
+_SCHEMA, _VALIDATOR = load_schema("scenario-file.schema.json")
+_CODE_KEYS = ("reasons", "reasons_include", "warnings", "warnings_include")
+
+
+def scenario_file_schema() -> dict[str, Any]:
+    return _SCHEMA
+
+
+@dataclass
+class Step:
+    name: str
+    facts: dict[str, Any]
+    now: datetime | None
+    expect: dict[str, Any]
+    commit: bool = False
+    idempotency_key: str | None = None
+
+
+@dataclass
+class Case:
+    name: str
+    line: int
+    steps: list[Step]
+    uses_store: bool  # written with steps: run against a fresh store
+
+
+@dataclass
+class ScenarioFile:
+    file: str
+    decision: str
+    cases: list[Case]
+
+
+@dataclass
+class CaseResult:
+    file: str
+    case: str
+    line: int
+    failures: list[str] = field(default_factory=list)
+    actual: dict[str, Any] | None = None
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    fired: set[str] = field(default_factory=set)
+    not_fired: set[str] = field(default_factory=set)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def describe(self) -> str:
+        """Expected vs actual and the trace of the last evaluation, for a person."""
+        lines = [f"{self.file}:{self.line}: case {self.case!r} failed"]
+        lines += [f"  {failure}" for failure in self.failures]
+        if self.trace:
+            lines.append("  trace:")
+            for rule in self.trace:
+                mark = "fired" if rule["fired"] else "  -  "
+                conditions = "; ".join(
+                    f"{c['condition']} = {str(c['value']).lower()}"
+                    + (f" ({', '.join(f'{k}={v}' for k, v in c['operands'].items())})" if c["operands"] else "")
+                    for c in rule["conditions"])
+                lines.append(f"    {mark} {rule['rule']} [{rule['effect']}{' ' + rule['code'] if rule['code'] else ''}]"
+                             f" {conditions}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Report:
+    results: list[CaseResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    # rule id -> [cases where it fired, cases where it did not]
+    coverage: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> int:
+        return sum(result.passed for result in self.results)
+
+    @property
+    def failed(self) -> int:
+        return len(self.results) - self.passed
+
+    @property
+    def coverage_percent(self) -> float:
+        if not self.coverage:
+            return 100.0
+        return 100.0 * sum(1 for fired, _ in self.coverage.values() if fired) / len(self.coverage)
+
+    @property
+    def never_fired(self) -> list[str]:
+        return [rule for rule, (fired, _) in self.coverage.items() if not fired]
+
+    def summary(self) -> str:
+        return f"{self.passed} passed, {self.failed} failed"
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SCENARIO_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+def load_scenario_file(file: str, text: str, rulebook: Rulebook) -> tuple[ScenarioFile | None, list[Problem]]:
+    """Check a scenario file against its schema and against the rules; cases with defaults merged."""
+    document, problems = load_document(file, text)
+    if document is None:
+        return None, problems
+    if not isinstance(document.data, dict):
+        return None, problems + [document.problem((), "a scenario file is a mapping with decision and cases")]
+    problems += structure_problems(document, _VALIDATOR)
+    if problems:
+        return None, problems
+    data = document.data
+    decision = data["decision"]
+    if decision not in rulebook.decisions:
+        return None, [document.problem(("decision",), f"unknown decision {decision!r}"
+                                                      f"{did_you_mean(decision, list(rulebook.decisions))}")]
+    compiled = rulebook.decisions[decision]
+    known_codes = sorted({rule.code for rule in compiled.decision.rules if rule.code})
+    defaults = data.get("defaults") or {}
+    cases = []
+    for index, raw_case in enumerate(data["cases"]):
+        case_path = ("cases", index)
+        base = _merge(defaults, {key: raw_case[key] for key in ("now", "facts") if key in raw_case})
+        raw_steps = raw_case.get("steps") or [{"expect": raw_case.get("expect")}]
+        steps = []
+        for step_index, raw_step in enumerate(raw_steps):
+            step_path = case_path + (("steps", step_index) if "steps" in raw_case else ())
+            merged = _merge(base, {key: raw_step[key] for key in ("now", "facts") if key in raw_step})
+            now = None
+            if merged.get("now") is not None:
+                try:
+                    now = parse_instant(merged["now"])
+                except ValueError as error:
+                    where = step_path + ("now",) if "now" in raw_step else case_path
+                    problems.append(document.problem(where, f"now {error}"))
+            expect = raw_step["expect"]
+            for key in _CODE_KEYS:
+                for position, code in enumerate(expect.get(key, [])):
+                    if code not in known_codes:
+                        problems.append(document.problem(
+                            step_path + ("expect", key, position),
+                            f"{decision} has no rule with code {code!r}{did_you_mean(code, known_codes)}"))
+            earlier = expect.get("same_decision_as")
+            if earlier is not None and earlier > step_index:
+                problems.append(document.problem(step_path + ("expect", "same_decision_as"),
+                                                 f"same_decision_as must name an earlier step (1 to {step_index})"))
+            steps.append(Step(name=str(raw_step.get("name", f"step {step_index + 1}")), facts=merged.get("facts") or {},
+                              now=now, expect=expect, commit=bool(raw_step.get("commit", False)),
+                              idempotency_key=raw_step.get("idempotency_key")))
+        cases.append(Case(name=raw_case["name"], line=document.position(case_path)[0], steps=steps,
+                          uses_store="steps" in raw_case))
+    return (ScenarioFile(file, decision, cases) if not problems else None), problems
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge, lists and scalars replace, null sets null."""
+    result = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook) -> CaseResult:
+    compiled = rulebook.decision(scenario.decision)
+    result = CaseResult(file=scenario.file, case=case.name, line=case.line)
+    store = open_store("sqlite://") if case.uses_store else None
+    decision_ids: list[str | None] = []
+    try:
+        for number, step in enumerate(case.steps, start=1):
+            label = f"{step.name}: " if len(case.steps) > 1 else ""
+            counters = store.reader() if store else None
+            try:
+                explained = compiled.evaluate(step.facts, now=step.now, explain=True, counters=counters)
+                actual = explained
+                if step.commit:
+                    key = step.idempotency_key or f"{scenario.file}#{case.name}#{number}"
+                    if store is None:
+                        store = open_store("sqlite://")
+                    actual = commit_decision(compiled, step.facts, idempotency_key=key, store=store, now=step.now)
+            except InvalidFacts as error:
+                decision_ids.append(None)
+                result.failures += [label + failure for failure in _check_error(step.expect, error)]
+                continue
+            decision_ids.append(actual["decision_id"])
+            result.actual, result.trace = actual, explained["trace"]
+            for rule in explained["trace"]:
+                (result.fired if rule["fired"] else result.not_fired).add(rule["rule"])
+            result.failures += [label + failure for failure in _check(step.expect, actual, decision_ids)]
+    except Exception as error:  # a broken case is a failed case, never a crashed run
+        result.failures.append(f"{type(error).__name__}: {error}")
+    finally:
+        if store is not None:
+            store.close()
+    return result
+
+
+def run(paths: Iterable[str | Path], rulebook: Rulebook) -> Report:
+    report = _empty_report(rulebook)
+    for path in scenario_files(paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            report.problems.append(Problem(str(path), 1, 1, f"cannot read scenario file: {error}"))
+            continue
+        run_text(str(path), text, rulebook, report)
+    return report
+
+
+def run_text(file: str, text: str, rulebook: Rulebook, report: Report | None = None) -> Report:
+    report = report or _empty_report(rulebook)
+    scenario, problems = load_scenario_file(file, text, rulebook)
+    report.problems += problems
+    if scenario is None:
+        return report
+    for case in scenario.cases:
+        result = run_case(scenario, case, rulebook)
+        report.results.append(result)
+        for rule in result.fired:
+            report.coverage.setdefault(rule, [0, 0])[0] += 1
+        for rule in result.not_fired:
+            report.coverage.setdefault(rule, [0, 0])[1] += 1
+    return report
+
+
+def _empty_report(rulebook: Rulebook) -> Report:
+    report = Report()
+    for name in sorted(rulebook.decisions):
+        for rule in rulebook.decisions[name].decision.rules:
+            report.coverage[rule.qualified_id] = [0, 0]
+    return report
+
+
+# --- expectations ------------------------------------------------------------------------------------
+
+def _check(expect: dict[str, Any], actual: dict[str, Any], decision_ids: list[str | None]) -> list[str]:
+    failures = []
+    if "error" in expect:
+        return [f"expected invalid facts {expect['error']}, got a decision ({actual['outcome']})"]
+    if "outcome" in expect and expect["outcome"] != actual["outcome"]:
+        failures.append(f"outcome: expected {expect['outcome']}, got {actual['outcome']}")
+    for key, source, exact in (("reasons", "reasons", True), ("reasons_include", "reasons", False),
+                               ("warnings", "warnings", True), ("warnings_include", "warnings", False)):
+        if key not in expect:
+            continue
+        got = sorted({entry["code"] for entry in actual[source]})
+        wanted = sorted(set(expect[key]))
+        if (exact and got != wanted) or (not exact and not set(wanted) <= set(got)):
+            failures.append(f"{key}: expected {wanted}, got {got}")
+    for key in ("values", "obligations"):
+        for name, wanted in (expect.get(key) or {}).items():
+            got = actual[key].get(name, _ABSENT)
+            if not _same(wanted, got):
+                failures.append(f"{key}.{name}: expected {wanted!r}, got {'(absent)' if got is _ABSENT else repr(got)}")
+    if "next_eligible_at" in expect and not _same(expect["next_eligible_at"], actual["next_eligible_at"]):
+        failures.append(f"next_eligible_at: expected {expect['next_eligible_at']}, got {actual['next_eligible_at']}")
+    if "same_decision_as" in expect:
+        earlier = decision_ids[expect["same_decision_as"] - 1]
+        if earlier != actual["decision_id"]:
+            failures.append(f"decision_id: expected the decision of step {expect['same_decision_as']} ({earlier}), "
+                            f"got {actual['decision_id']}")
+    return failures
+
+
+def _check_error(expect: dict[str, Any], error: InvalidFacts) -> list[str]:
+    wanted = (expect.get("error") or {}).get("fields")
+    if "error" not in expect:
+        return [f"invalid facts: {error}"]
+    missing = [path for path in wanted or [] if path not in error.fields]
+    return [f"error: expected field errors for {missing}, got {sorted(error.fields)}"] if missing else []
+
+
+_ABSENT = object()
+
+
+def _same(wanted: Any, got: Any) -> bool:
+    """Equal as values: money by amount ("95" is "95.00"), instants as instants, mappings key by key."""
+    if wanted == got:
+        return True
+    if isinstance(wanted, dict) and isinstance(got, dict):
+        return all(_same(value, got.get(key, _ABSENT)) for key, value in wanted.items())
+    if isinstance(wanted, list) and isinstance(got, list):
+        return len(wanted) == len(got) and all(_same(w, g) for w, g in zip(wanted, got, strict=True))
+    if isinstance(got, str) and isinstance(wanted, (str, int, float)) and not isinstance(wanted, bool):
+        try:
+            return parse_instant(str(wanted)) == parse_instant(got)
+        except ValueError:
+            pass
+        try:
+            return Decimal(str(wanted)) == Decimal(got)
+        except InvalidOperation:
+            return False
+    return False
+
+
+# --- reports ----------------------------------------------------------------------------------------------
+
+def junit_xml(report: Report) -> str:
+    by_file: dict[str, list[CaseResult]] = {}
+    for result in report.results:
+        by_file.setdefault(result.file, []).append(result)
+    root = ElementTree.Element("testsuites", tests=str(len(report.results)), failures=str(report.failed),
+                               errors=str(len(report.problems)))
+    for file, results in by_file.items():
+        suite = ElementTree.SubElement(root, "testsuite", name=file, tests=str(len(results)),
+                                       failures=str(sum(not r.passed for r in results)))
+        for result in results:
+            case = ElementTree.SubElement(suite, "testcase", classname=file, name=result.case, file=file,
+                                          line=str(result.line))
+            if not result.passed:
+                failure = ElementTree.SubElement(case, "failure", message="; ".join(result.failures))
+                failure.text = result.describe()
+    if report.problems:
+        suite = ElementTree.SubElement(root, "testsuite", name="scenario files", tests=str(len(report.problems)),
+                                       errors=str(len(report.problems)))
+        for problem in report.problems:
+            case = ElementTree.SubElement(suite, "testcase", classname=problem.file, name=str(problem))
+            ElementTree.SubElement(case, "error", message=str(problem))
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def coverage_lines(report: Report) -> list[str]:
+    lines = [f"rule coverage: {report.coverage_percent:.1f}% of {len(report.coverage)} rules fired in some case"]
+    width = max((len(rule) for rule in report.coverage), default=10)
+    for rule, (fired, not_fired) in report.coverage.items():
+        lines.append(f"  {rule:<{width}}  fired in {fired:>3}  not fired in {not_fired:>3}")
+    if report.never_fired:
+        lines.append("rules never fired: " + ", ".join(report.never_fired))
+    return lines
+
+
+__all__ = ["CaseResult", "Report", "coverage_lines", "junit_xml", "load_scenario_file", "run",
+           "run_case", "run_text", "scenario_file_schema", "scenario_files"]
