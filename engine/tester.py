@@ -18,7 +18,7 @@ from .errors import InvalidFacts, Problem
 from .expressions import did_you_mean
 from .rulebook import Rulebook
 from .source import load_document
-from .store import open_store
+from .store import IdempotencyConflict, open_store
 from .structure import load_schema, structure_problems
 from .values import parse_instant
 
@@ -217,6 +217,11 @@ def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook) -> CaseResu
                 decision_ids.append(None)
                 result.failures += [label + failure for failure in _check_error(step.expect, error)]
                 continue
+            except IdempotencyConflict as error:
+                decision_ids.append(None)
+                if not step.expect.get("conflict"):
+                    result.failures.append(f"{label}{error}")
+                continue
             decision_ids.append(actual["decision_id"])
             result.actual, result.trace = actual, explained["trace"]
             for rule in explained["trace"]:
@@ -272,6 +277,8 @@ def _check(expect: dict[str, Any], actual: dict[str, Any], decision_ids: list[st
     failures = []
     if "error" in expect:
         return [f"expected invalid facts {expect['error']}, got a decision ({actual['outcome']})"]
+    if expect.get("conflict"):
+        return [f"expected an idempotency conflict, got a decision ({actual['outcome']})"]
     if "outcome" in expect and expect["outcome"] != actual["outcome"]:
         failures.append(f"outcome: expected {expect['outcome']}, got {actual['outcome']}")
     for key, source, exact in (("reasons", "reasons", True), ("reasons_include", "reasons", False),
