@@ -49,7 +49,8 @@ class Calendar:
 
     def estimated_between(self, start: date, end: date) -> bool:
         """Whether any day after ``start`` up to ``end`` lies in a year the data does not cover."""
-        return any(year not in self.years for year in range(start.year, end.year + 1)) and end > start
+        first_counted = start + timedelta(days=1)
+        return end > start and any(year not in self.years for year in range(first_counted.year, end.year + 1))
 
 
 def add_months(start: date, months: int) -> date:

@@ -136,7 +136,7 @@ class CompiledDecision:
                 outcome = effect_outcome
                 break
         obligations = dict(self.decision.obligations)
-        for rule in fired_rules:
+        for rule in fired_rules if outcome != "deny" else ():  # nothing is owed on a refusal
             if rule.effect == "oblige":
                 for name, value in rule.obligations.items():
                     obligations[name] = evaluate(value, values, self.calendar) if isinstance(value, Expr) else value

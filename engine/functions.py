@@ -125,6 +125,8 @@ def _check_prorate(types: list[Type]) -> Type:
 
 
 def _prorate(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal | None:
+    if part == 0:
+        return Decimal("0.00")
     if whole == 0:
         return None
     return round_fen(Decimal(amount) * Decimal(part) / Decimal(whole))

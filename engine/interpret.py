@@ -8,7 +8,7 @@ A name that is absent gives null, and so does any operator or function applied t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -31,51 +31,101 @@ def lookup(values: Mapping[str, Any], path: str) -> Any:
     return current
 
 
+Evaluator = Callable[[Mapping[str, Any], "Calendar | None"], Any]
+
+
 def evaluate(expr: Expr, values: Mapping[str, Any], calendar: Calendar | None = None) -> Any:
     """The value of ``expr`` given facts, derived values, counters and ``now`` in ``values``.
 
-    ``calendar`` is the China working-day calendar that calendar functions count on.
+    ``calendar`` is the China working-day calendar that calendar functions count on. Each expression
+    is turned into Python closures once (on first use) and the closures run from then on.
     """
+    evaluator = expr.__dict__.get("_evaluator")
+    if evaluator is None:
+        evaluator = expr.__dict__["_evaluator"] = _compile(expr)
+    return evaluator(values, calendar)
+
+
+def _compile(expr: Expr) -> Evaluator:
     if isinstance(expr, Lit):
-        return expr.value
+        constant = expr.value
+        return lambda values, calendar: constant
     if isinstance(expr, Ref):
-        return lookup(values, expr.path)
+        parts = expr.path.split(".")
+        if len(parts) == 1:
+            name = parts[0]
+            return lambda values, calendar: values.get(name)
+        return lambda values, calendar: _lookup_parts(values, parts)
     if isinstance(expr, ListLit):
-        return [item.value for item in expr.items]
+        items = [item.value for item in expr.items]
+        return lambda values, calendar: list(items)
     if isinstance(expr, Lookup):
-        return expr.table.rows.get(evaluate(expr.key, values, calendar), {}).get(expr.column)
+        rows, column, key = expr.table.rows, expr.column, _compile(expr.key)
+        return lambda values, calendar: rows.get(key(values, calendar), {}).get(column)
     if isinstance(expr, Arith):
-        try:
-            return _arith(expr, evaluate(expr.left, values, calendar), evaluate(expr.right, values, calendar))
-        except OverflowError:
-            return None  # past the representable calendar (validated facts stay far from it)
+        left, right = _compile(expr.left), _compile(expr.right)
+        return lambda values, calendar: _arith(expr, left(values, calendar), right(values, calendar))
     if isinstance(expr, Call):
-        function = FUNCTIONS[expr.function]
-        args = [evaluate(arg, values, calendar) for arg in expr.args]
+        return _compile_call(expr)
+    if isinstance(expr, Not):
+        operand = _compile(expr.operand)
+
+        def negate(values: Mapping[str, Any], calendar: Calendar | None) -> Any:
+            value = operand(values, calendar)
+            return None if value is None else not value
+        return negate
+    if isinstance(expr, Logic):
+        operands = [_compile(operand) for operand in expr.operands]
+        if expr.op == "and":
+            return lambda values, calendar: all([operand(values, calendar) for operand in operands])
+        return lambda values, calendar: any([operand(values, calendar) for operand in operands])
+    if isinstance(expr, Compare):
+        left, right, op = _compile(expr.left), _compile(expr.right), expr.op
+        return lambda values, calendar: _compare(op, left(values, calendar), right(values, calendar))
+    raise TypeError(f"cannot evaluate {type(expr).__name__}")
+
+
+def _compile_call(expr: Call) -> Evaluator:
+    function = FUNCTIONS[expr.function]
+    arguments = [_compile(arg) for arg in expr.args]
+    paths = [getattr(arg, "path", "") for arg in expr.args]
+
+    def call(values: Mapping[str, Any], calendar: Calendar | None) -> Any:
+        args = [argument(values, calendar) for argument in arguments]
         if function.by_reference:
-            return function.call(*((arg.path, value) for arg, value in zip(expr.args, args, strict=True)))
-        if function.null_in_null_out and any(arg is None for arg in args):
+            return function.call(*zip(paths, args, strict=True))
+        if function.null_in_null_out and None in args:
             return None
         try:
             if function.uses_calendar:
                 return function.call(calendar or Calendar(), *args)
             return function.call(*args)
         except OverflowError:
+            return None  # past the representable calendar (validated facts stay far from it)
+    return call
+
+
+def _lookup_parts(values: Mapping[str, Any], parts: list[str]) -> Any:
+    current: Any = values
+    for part in parts:
+        if not isinstance(current, dict):
             return None
-    if isinstance(expr, Not):
-        operand = evaluate(expr.operand, values, calendar)
-        return None if operand is None else not operand
-    if isinstance(expr, Logic):
-        results = [evaluate(operand, values, calendar) for operand in expr.operands]
-        return all(results) if expr.op == "and" else any(results)
-    if isinstance(expr, Compare):
-        return _compare(expr.op, evaluate(expr.left, values, calendar), evaluate(expr.right, values, calendar))
-    raise TypeError(f"cannot evaluate {type(expr).__name__}")
+        current = current.get(part)
+        if current is None:
+            return None
+    return current
 
 
 def _arith(expr: Arith, left: Any, right: Any) -> Any:
     if left is None or right is None:
         return None
+    try:
+        return _arith_values(expr, left, right)
+    except OverflowError:
+        return None  # past the representable calendar (validated facts stay far from it)
+
+
+def _arith_values(expr: Arith, left: Any, right: Any) -> Any:
     if expr.op == "+":
         result = left + right
     elif expr.op == "-":

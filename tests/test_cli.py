@@ -66,7 +66,7 @@ def test_decide_prints_the_decision(tmp_path):
     decision = json.loads(result.stdout)
     assert decision["outcome"] == "deny"
     assert [reason["code"] for reason in decision["reasons"]] == ["QUOTA_PER_PAYOUT_EXCEEDED"]
-    assert decision["obligations"] == {"sms_verification_required": True}
+    assert decision["obligations"] == {"sms_verification_required": False}  # nothing is owed on a refusal
     assert decision["evaluated_at"] == NOW
     assert "trace" not in decision
 

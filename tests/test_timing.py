@@ -349,3 +349,18 @@ def test_expire_refunds_the_remaining_principal(rulebook, now, outcome, next_eli
     assert result["outcome"] == outcome
     assert result["next_eligible_at"] == next_eligible_at
     assert result["values"] == {"refund_amount": "72.00"}
+
+
+def test_withdraw_never_reports_negative_money_and_owes_nothing_when_refused(rulebook):
+    over = withdraw(rulebook, consumed="110.00")
+    assert codes(over) == ["NOTHING_TO_WITHDRAW"]
+    assert over["values"] == {"withdrawable_principal": "0.00", "forfeited_bonus": "0.00"}
+    assert over["obligations"] == {"refund_mode": None, "refund_at": None}
+    empty = withdraw(rulebook, principal="0", bonus="0", consumed="0")
+    assert empty["values"] == {"withdrawable_principal": "0.00", "forfeited_bonus": "0.00"}
+
+
+def test_calendar_estimate_only_counts_days_after_the_subscription(rulebook):
+    inside = rebate(rulebook, "2026-12-20T10:00:00+08:00", platform="jd", subscription={"ordered_at": "2019-12-31"})
+    assert codes(inside, "warnings") == []  # 2020-01-01 onwards is in cn-2020.yaml
+    assert inside["values"]["eligible_from"] == "2020-02-06"
