@@ -13,6 +13,7 @@ Two durable_rules behaviours shape the output (both verified against durable-rul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,6 +231,58 @@ def encode_fact(values: dict[str, Any], decision: str) -> dict[str, Any]:
     fact = _encode_mapping(values)
     fact[MARKER] = decision
     return fact
+
+
+def fact_encoder(conditions: list[Expr], decision: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """An :func:`encode_fact` that keeps only what ``conditions`` read (built once per load).
+
+    durable_rules parses every asserted fact; a decision's rules read a few of its values, so the
+    smaller fact is cheaper to serialise and to match, and matches the same.
+    """
+    tree: dict[str, Any] = {}
+    for condition in conditions:
+        for node in walk(condition):
+            if isinstance(node, Ref):
+                branch = tree
+                *parents, leaf = node.path.split(".")
+                for part in parents:
+                    branch = branch.setdefault(part, {})
+                    if branch is _WHOLE:
+                        break
+                else:
+                    branch[leaf] = _WHOLE  # the whole value: an object tested with exists(), a list with in/len
+    project = _projector(tree)
+
+    def encode(values: dict[str, Any]) -> dict[str, Any]:
+        fact = project(values)
+        fact[MARKER] = decision
+        return fact
+    return encode
+
+
+_WHOLE: dict[str, Any] = {}
+
+
+def _projector(tree: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    parts = [(name, None if branch is _WHOLE else _projector(branch)) for name, branch in tree.items()]
+
+    def project(values: dict[str, Any]) -> dict[str, Any]:
+        encoded: dict[str, Any] = {}
+        for name, inner in parts:
+            value = values.get(name)
+            if value is None:
+                continue
+            if inner is not None and isinstance(value, dict):
+                encoded[name] = inner(value)
+            elif isinstance(value, dict):
+                encoded[name] = _encode_mapping(value)
+            elif isinstance(value, list):
+                encoded[name] = [_encode_mapping(item) if isinstance(item, dict) else to_matcher(item) for item in value]
+                encoded[name + LENGTH_SUFFIX] = len(value)
+            else:
+                encoded[name] = to_matcher(value)
+        return encoded
+    return project
 
 
 def _encode_mapping(values: dict[str, Any]) -> dict[str, Any]:

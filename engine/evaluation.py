@@ -8,7 +8,7 @@ from typing import Any
 from ulid import ULID
 
 from .calendar import Calendar
-from .compiler import encode_fact, leaves, references, ruleset_definition
+from .compiler import fact_encoder, leaves, references, ruleset_definition
 from .counters import CounterSource, NoCounters
 from .expressions import Expr
 from .facts import FactsLoader
@@ -33,6 +33,7 @@ class CompiledDecision:
         self.facts = FactsLoader(decision.name, decision.facts)
         self.definition = ruleset_definition([(rule.id, rule.when) for rule in decision.rules], decision.name)
         self.matcher = Matcher(decision.name, self.definition)
+        self.encode = fact_encoder([rule.when for rule in decision.rules], decision.name)
         self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
             rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(leaves(rule.when))]
             for rule in decision.rules
@@ -58,7 +59,7 @@ class CompiledDecision:
         now = now or datetime.now(UTC)
         source = counters or NoCounters()
         values = self._values(facts, now, now, source)
-        fact = encode_fact(values, self.name)
+        fact = self.encode(values)
         fired = self.matcher.fired(fact)
         result = self._result(fired, values, now, decision_id)
         if result["outcome"] == "defer":
@@ -125,7 +126,7 @@ class CompiledDecision:
                 return None  # a rule that cannot say when it will stop holding
             at = candidate
             values = self._values(facts, now, at, source)
-            fired = self.matcher.fired(encode_fact(values, self.name))
+            fired = self.matcher.fired(self.encode(values))
         return None
 
     def _result(self, fired: set[str], values: dict[str, Any], now: datetime, decision_id: str | None) -> dict[str, Any]:
