@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from engine import RuleFileError, check, load_rulebook
+from engine import Rulebook, RuleFileError, check, load_rulebook
 from engine.calendar import CALENDAR_DIR, import_years
 from engine.errors import InvalidFacts, UnknownDecision
 from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
@@ -22,6 +22,16 @@ DEFAULT_SCENARIOS = "tests/scenarios"
 
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _rules_or_exit(rules_dir: str) -> Rulebook:
+    """The rulebook, or every problem on standard error and exit status 1."""
+    try:
+        return load_rulebook([rules_dir])
+    except RuleFileError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(1)
 
 
 def _instant_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
@@ -78,12 +88,7 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
     except RecursionError:
         _print_json({"error": {"code": "INVALID_JSON", "message": "the JSON is nested too deeply"}})
         sys.exit(2)
-    try:
-        rulebook = load_rulebook([rules_dir])
-    except RuleFileError as error:
-        for problem in error.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(1)
+    rulebook = _rules_or_exit(rules_dir)
     try:
         result = rulebook.decide(decision, facts, now=now, explain=explain)
     except InvalidFacts as error:
@@ -108,12 +113,7 @@ def test_command(paths: tuple[str, ...], rules_dir: str, junit_file: str | None,
     """Run QA scenario files (default: tests/scenarios/) against the rules."""
     from engine import tester
 
-    try:
-        rulebook = load_rulebook([rules_dir])
-    except RuleFileError as error:
-        for problem in error.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(1)
+    rulebook = _rules_or_exit(rules_dir)
     report = tester.run(paths or (DEFAULT_SCENARIOS,), rulebook)
     for problem in report.problems:
         click.echo(str(problem))
@@ -180,12 +180,7 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
     """Serve decisions over HTTP with gunicorn."""
     from .serve import serve
 
-    try:
-        load_rulebook([rules_dir])
-    except RuleFileError as error:
-        for problem in error.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(1)
+    _rules_or_exit(rules_dir)  # refuse to start on broken rules, with their problems
     serve(rules_dir, host, port, workers, store_url, records_url)
 
 

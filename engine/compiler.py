@@ -274,13 +274,8 @@ def _projector(tree: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any
                 continue
             if inner is not None and isinstance(value, dict):
                 encoded[name] = inner(value)
-            elif isinstance(value, dict):
-                encoded[name] = _encode_mapping(value)
-            elif isinstance(value, list):
-                encoded[name] = [_encode_mapping(item) if isinstance(item, dict) else to_matcher(item) for item in value]
-                encoded[name + LENGTH_SUFFIX] = len(value)
             else:
-                encoded[name] = to_matcher(value)
+                _encode_into(encoded, name, value)
         return encoded
     return project
 
@@ -288,16 +283,20 @@ def _projector(tree: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any
 def _encode_mapping(values: dict[str, Any]) -> dict[str, Any]:
     encoded: dict[str, Any] = {}
     for name, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            encoded[name] = _encode_mapping(value)
-        elif isinstance(value, list):
-            encoded[name] = [_encode_mapping(item) if isinstance(item, dict) else to_matcher(item) for item in value]
-            encoded[name + LENGTH_SUFFIX] = len(value)
-        else:
-            encoded[name] = to_matcher(value)
+        if value is not None:
+            _encode_into(encoded, name, value)
     return encoded
+
+
+def _encode_into(encoded: dict[str, Any], name: str, value: Any) -> None:
+    """Set ``encoded[name]`` to the matcher form of ``value`` (a list also gets its length)."""
+    if isinstance(value, dict):
+        encoded[name] = _encode_mapping(value)
+    elif isinstance(value, list):
+        encoded[name] = [_encode_mapping(item) if isinstance(item, dict) else to_matcher(item) for item in value]
+        encoded[name + LENGTH_SUFFIX] = len(value)
+    else:
+        encoded[name] = to_matcher(value)
 
 
 def ruleset_definition(rules: list[tuple[str, Expr]], decision: str) -> dict[str, Any]:

@@ -18,19 +18,6 @@ from .expressions import Arith, Call, Compare, Expr, ListLit, Lit, Logic, Lookup
 from .functions import FUNCTIONS
 from .values import round_fen
 
-
-def lookup(values: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path, or None when any part is absent."""
-    current: Any = values
-    for part in path.split("."):
-        if not isinstance(current, Mapping):
-            return None
-        current = current.get(part)
-        if current is None:
-            return None
-    return current
-
-
 Evaluator = Callable[[Mapping[str, Any], "Calendar | None"], Any]
 
 
