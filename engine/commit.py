@@ -27,12 +27,13 @@ def commit_decision(compiled: CompiledDecision, raw_facts: Any, *, idempotency_k
     """
     facts = compiled.facts.load(raw_facts)  # invalid facts never reach the store
     at = now or datetime.now(UTC)
+    facts_fingerprint = fingerprint(compiled.name, facts)
 
     def attempt(reader: CountingReader) -> Attempt:
         result, values = compiled.run(raw_facts, now=at, counters=reader)
         allowed = result["outcome"] == "allow"
         reservations = compiled.reservations(values) if allowed else []
-        record = build_record(result, compiled.business_keys(values), allowed, idempotency_key, at)
+        record = build_record(result, compiled.business_keys(values), allowed, idempotency_key, at, facts_fingerprint)
         return Attempt(result, reservations, record)
 
-    return store.commit(idempotency_key, fingerprint(compiled.name, facts), attempt)
+    return store.commit(idempotency_key, facts_fingerprint, attempt)

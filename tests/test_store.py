@@ -251,3 +251,20 @@ def test_payout_records_in_postgres_query_and_csv(initiate, rulebook, postgres_s
     assert csv_text.splitlines()[0] == "\ufeff打款单号,订单号,客户账号,打款原因,状态,打款金额,店铺,申请时间,决策,原因代码"
     assert csv_text.splitlines()[1] == (f"{first['decision_id']},pg-order-1,jd_buyer_1,补差价,已通过,12.34,store-1,"
                                         "2026-11-20T10:00:00+08:00,payout.initiate,")
+
+
+def test_a_key_redis_forgot_is_replayed_from_the_records(contact, redis_url, tmp_path):
+    import redis
+
+    store = open_store(redis_url, f"sqlite:///{tmp_path}/records.db")
+    first = commit_decision(contact, contact_facts("o-1"), idempotency_key="old", store=store, now=NOW)
+    redis.Redis.from_url(redis_url).delete("rulesvc:idempotency:old")  # as if its 7 days had passed
+    again = commit_decision(contact, contact_facts("o-1"), idempotency_key="old", store=store, now=NOW)
+    assert again["decision_id"] == first["decision_id"]
+    with pytest.raises(IdempotencyConflict):
+        redis.Redis.from_url(redis_url).delete("rulesvc:idempotency:old")
+        commit_decision(contact, contact_facts("o-2"), idempotency_key="old", store=store, now=NOW)
+    # nothing was counted twice: the stored count for buyer-1 is still one
+    later = contact.evaluate(contact_facts("o-3"), now=NOW, counters=store.reader())
+    assert later["reasons"][0]["message"]["en"].startswith("The customer already got 1 reminder today")
+    assert len(store.records(RecordQuery())) == 1

@@ -30,6 +30,7 @@ class DecisionRecord:
     store_id: str | None = None
     amount: Decimal | None = None
     reason: str | None = None
+    fingerprint: str | None = None  # of the committed facts: a replay after the key store forgot still matches
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -53,13 +54,17 @@ class RecordQuery:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class DuplicateIdempotencyKey(Exception):
+    """A record with this idempotency key exists already."""
+
+
 def build_record(result: dict[str, Any], business_keys: dict[str, Any], committed: bool,
-                 idempotency_key: str | None, evaluated_at: datetime) -> DecisionRecord:
+                 idempotency_key: str | None, evaluated_at: datetime, fingerprint: str | None = None) -> DecisionRecord:
     return DecisionRecord(
         decision_id=result["decision_id"], decision=result["decision"], outcome=result["outcome"],
         reason_codes=[reason["code"] for reason in result["reasons"]],
         ruleset_version=result["ruleset"]["version"], evaluated_at=evaluated_at, committed=committed,
-        idempotency_key=idempotency_key, result=result,
+        idempotency_key=idempotency_key, result=result, fingerprint=fingerprint,
         **{column: business_keys.get(column) for column in RECORD_COLUMNS})
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay
-from .records import DecisionRecord, RecordQuery
+from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery
 from .sql import SqlRecords
 
 IDEMPOTENCY_PREFIX = "rulesvc:idempotency:"
@@ -96,19 +96,29 @@ class RedisStore:
                     return replay(_stored(detail), fingerprint, idempotency_key)
                 if status == b"moved":
                     continue  # another instance committed meanwhile: evaluate again with fresh counters
-                self._record(made, key, checked, slots)
-                return made.result
+                return self._record(made, key, checked, slots, fingerprint, idempotency_key)
         except redis.RedisError as error:
             raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         raise StoreUnavailable("too many concurrent commits on the same counters; retry")
 
-    def _record(self, made: Attempt, key: str, checked: list[str], slots: dict[str, Any]) -> None:
+    def _record(self, made: Attempt, key: str, checked: list[str], slots: dict[str, Any], fingerprint: str,
+                idempotency_key: str) -> dict[str, Any]:
+        def undo() -> None:
+            self._undo(keys=[key] + [COUNTER_PREFIX + k for k in checked],
+                       args=[slots[k].units if k in slots else 0 for k in checked])
         try:
             self.records_store.add(made.record)
         except StoreUnavailable:
-            self._undo(keys=[key] + [COUNTER_PREFIX + k for k in checked],
-                       args=[slots[k].units if k in slots else 0 for k in checked])
+            undo()
             raise
+        except DuplicateIdempotencyKey:
+            # Redis forgot the key (its TTL passed) but the record remembers the first decision.
+            undo()
+            first = self.records_store.by_idempotency_key(idempotency_key)
+            if first is None:
+                raise StoreUnavailable("conflicting write, retry") from None
+            return replay(StoredDecision(first.fingerprint or "", first.result), fingerprint, idempotency_key)
+        return made.result
 
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
         return self.records_store.query(query)

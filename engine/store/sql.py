@@ -37,7 +37,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..values import epoch_ms, parse_instant
 from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay
-from .records import DecisionRecord, RecordQuery
+from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery
 
 metadata = MetaData()
 
@@ -71,6 +71,7 @@ decision_records = Table(
     Column("amount", Numeric(16, 2), nullable=True),
     Column("reason", String(64), nullable=True),
     Column("result", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=True),
     Index("ix_records_decision_time", "decision", "evaluated_ms"),
     Index("ix_records_order", "order_id"),
     Index("ix_records_customer", "customer_account"),
@@ -123,6 +124,7 @@ class SqlRecords:
             "idempotency_key": record.idempotency_key, "order_id": record.order_id,
             "customer_account": record.customer_account, "store_id": record.store_id, "amount": record.amount,
             "reason": record.reason, "result": json.dumps(record.result, ensure_ascii=False),
+            "fingerprint": record.fingerprint,
         }
         if connection is not None:
             connection.execute(insert(decision_records).values(row))
@@ -130,8 +132,19 @@ class SqlRecords:
         try:
             with self.engine.begin() as own:
                 own.execute(insert(decision_records).values(row))
+        except IntegrityError:
+            raise DuplicateIdempotencyKey(record.idempotency_key) from None
         except SQLAlchemyError as error:
             raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
+
+    def by_idempotency_key(self, key: str) -> DecisionRecord | None:
+        try:
+            with self.engine.connect() as connection:
+                statement = select(decision_records).where(decision_records.c.idempotency_key == key)
+                row = connection.execute(statement).mappings().first()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
+        return None if row is None else _record(row)
 
     def query(self, query: RecordQuery) -> list[DecisionRecord]:
         statement = select(decision_records).order_by(decision_records.c.evaluated_ms, decision_records.c.decision_id)
@@ -162,7 +175,7 @@ def _record(row: Any) -> DecisionRecord:
         committed=bool(row["committed"]), idempotency_key=row["idempotency_key"], result=result,
         order_id=row["order_id"], customer_account=row["customer_account"], store_id=row["store_id"],
         amount=None if row["amount"] is None else Decimal(row["amount"]).quantize(Decimal("0.01")),
-        reason=row["reason"])
+        reason=row["reason"], fingerprint=row["fingerprint"])
 
 
 class SqliteStore:
