@@ -9,6 +9,7 @@ serialised and can never both pass a limit. WAL mode lets plain reads go on mean
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -78,8 +80,12 @@ decision_records = Table(
 )
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout and ``BEGIN IMMEDIATE``."""
+_UNITS = select(counters.c.units).where(counters.c.key == bindparam("key"))
+
+
+def make_engine(url: str, *, write_lock: bool = True) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, a busy timeout and — for writers — ``BEGIN
+    IMMEDIATE`` (``write_lock=False`` gives plain readers that never wait for a commit)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if not url.startswith("sqlite"):
@@ -99,9 +105,10 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if write_lock:
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -185,6 +192,10 @@ class SqliteStore:
         self.engine = engine
         self.records_store = records
         self._same_database = records.engine is engine
+        # Plain evaluations read through their own engine: no write lock, so they never queue behind commits.
+        url = engine.url.render_as_string(hide_password=False)
+        self._read_engine = engine if url in ("sqlite://", "sqlite:///:memory:") else make_engine(url, write_lock=False)
+        self._readers = threading.local()
         try:
             metadata.create_all(engine)
         except SQLAlchemyError as error:
@@ -192,15 +203,20 @@ class SqliteStore:
 
     @staticmethod
     def _units(connection: Connection, slot: CounterSlot) -> int:
-        value = connection.execute(select(counters.c.units).where(counters.c.key == slot.key)).scalar()
-        return int(value or 0)
+        return int(connection.execute(_UNITS, {"key": slot.key}).scalar() or 0)
 
     def reader(self) -> CountingReader:
         def read(slot: CounterSlot) -> int:
             try:
-                with self.engine.connect() as connection:
-                    return self._units(connection, slot)
+                # one connection per thread, kept: a batch reads many counters
+                connection = getattr(self._readers, "connection", None)
+                if connection is None or connection.closed:
+                    connection = self._readers.connection = self._read_engine.connect()
+                units = self._units(connection, slot)
+                connection.rollback()  # end the implicit read so the next one sees new commits
+                return units
             except SQLAlchemyError as error:
+                self._readers.connection = None
                 raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         return CountingReader(read)
 
@@ -239,6 +255,7 @@ class SqliteStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        self._read_engine.dispose()
         if not self._same_database:
             self.records_store.engine.dispose()
 
