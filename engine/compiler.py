@@ -226,15 +226,9 @@ def _combine(op: str, parts: list[Any]) -> Any:
     return {op: kept}
 
 
-def encode_fact(values: dict[str, Any], decision: str) -> dict[str, Any]:
-    """The fact asserted into durable_rules: matcher-form values, list lengths, the decision marker."""
-    fact = _encode_mapping(values)
-    fact[MARKER] = decision
-    return fact
-
-
 def fact_encoder(conditions: list[Expr], decision: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """An :func:`encode_fact` that keeps only what ``conditions`` read (built once per load).
+    """The encoder of the fact asserted into durable_rules (built once per load): matcher-form values
+    and list lengths of just the names ``conditions`` read, plus the decision marker.
 
     durable_rules parses every asserted fact; a decision's rules read a few of its values, so the
     smaller fact is cheaper to serialise and to match, and matches the same.

@@ -42,6 +42,9 @@ class CompiledDecision:
             [pair for pairs in self.trace_leaves.values() for pair in pairs], decision.name)
         self.trace_matcher = Matcher(f"{decision.name}/trace", self.trace_definition) if self.trace_definition else None
         self.outputs = [derived.name for derived in decision.derived if derived.output]
+        # Messages split once into literal text and placeholder expressions.
+        self._templates = {rule.id: {lang: _template(text, rule.placeholders) for lang, text in rule.messages.items()}
+                           for rule in decision.rules}
 
     @property
     def name(self) -> str:
@@ -155,12 +158,11 @@ class CompiledDecision:
         }
 
     def _reason(self, rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
-        def fill(template: str) -> str:
-            return PLACEHOLDER.sub(
-                lambda match: to_text(evaluate(rule.placeholders[match.group(1)], values, self.calendar)), template)
-
-        return {"code": rule.code, "rule": rule.qualified_id,
-                "message": {lang: fill(text) for lang, text in rule.messages.items()}}
+        calendar = self.calendar
+        message = {lang: "".join(part if isinstance(part, str) else to_text(evaluate(part, values, calendar))
+                                 for part in parts)
+                   for lang, parts in self._templates[rule.id].items()}
+        return {"code": rule.code, "rule": rule.qualified_id, "message": message}
 
     def _trace(self, fired: set[str], fact: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
         true_leaves = self.trace_matcher.fired(fact) if self.trace_matcher else set()
@@ -179,3 +181,13 @@ class CompiledDecision:
                 ],
             })
         return trace
+
+
+def _template(text: str, placeholders: dict[str, Expr]) -> list[str | Expr]:
+    parts: list[str | Expr] = []
+    position = 0
+    for match in PLACEHOLDER.finditer(text):
+        parts += [text[position:match.start()], placeholders[match.group(1)]]
+        position = match.end()
+    parts.append(text[position:])
+    return [part for part in parts if part != ""]

@@ -1,0 +1,157 @@
+"""Goals, and the report: JSON, a Markdown table and a PNG bar chart of the ratios against their goals."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure  # the object API: no pyplot, no GUI backend
+
+ZEN_CAVEAT = ("zen is fed the facts converted once outside its timed loop — money as numbers, instants as Unix "
+              "seconds, `now` added, all as JSON text — and does no validation; ours parses and validates the "
+              "request facts inside its timed path. This conversion favours zen.")
+
+
+@dataclass(frozen=True)
+class Goal:
+    key: str
+    label: str
+    value: float
+    target: float
+    unit: str  # "x" for a ratio, "/s" for a rate
+
+    @property
+    def met(self) -> bool:
+        return self.value >= self.target
+
+    def as_json(self) -> dict[str, Any]:
+        return {"value": self.value, "goal": self.target, "met": self.met}
+
+    def text(self, amount: float) -> str:
+        return f"{amount:.2f}×" if self.unit == "x" else f"{amount:,.0f}/s"
+
+
+def goals(report: dict[str, Any]) -> list[Goal]:
+    inproc, http = report["inproc"]["ratios"], report["http"]
+    return [
+        Goal("ours_per_zen", "ours / zen (in-process)", inproc["ours_per_zen"], 3.0, "x"),
+        Goal("ours_per_raw_durable", "ours / raw durable_rules", inproc["ours_per_raw_durable"], 0.5, "x"),
+        Goal("http_ours_per_noop", "HTTP ours / no-op", http["ours_per_noop"], 0.7, "x"),
+        Goal("batch_per_s", "batch decisions/s (one core)", http["batch_per_s"], 20_000.0, "/s"),
+    ]
+
+
+def attach_goals(report: dict[str, Any]) -> list[Goal]:
+    """Mark each goal met or missed inside its section of the report."""
+    found = goals(report)
+    report["inproc"]["goals"] = {goal.key: goal.as_json() for goal in found[:2]}
+    report["http"]["goals"] = {goal.key: goal.as_json() for goal in found[2:]}
+    return found
+
+
+# --- Markdown -----------------------------------------------------------------------------------------
+
+def _status(goal: Goal) -> str:
+    return "**met**" if goal.met else "**missed**"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def markdown(report: dict[str, Any], found: list[Goal]) -> str:
+    inproc, http, memory, machine = report["inproc"], report["http"], report["memory"], report["machine"]
+    run = machine["run"]
+    lines = [
+        f"# rulesvc benchmark — {run['started_at']} ({'quick' if run['quick'] else 'full'} run, {run['seconds']:.0f} s)",
+        "",
+        "Absolute numbers are noise on this machine; the ratios are what to read.",
+        "",
+        "| goal | measured | target | |",
+        "|---|---:|---:|---|",
+        *[f"| {goal.label} | {goal.text(goal.value)} | ≥ {goal.text(goal.target)} | {_status(goal)} |" for goal in found],
+        "",
+        "## In-process decisions per second",
+        "",
+        "| decision | ours | zen | raw durable_rules | Python floor | ours/zen | ours/raw | ours/floor | outcomes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    rows = [*inproc["per_decision"].items(), ("both (50/50 mix)", {**inproc, "outcomes": {}})]
+    for name, numbers in rows:
+        ratio = numbers["ratios"]
+        outcomes = ", ".join(f"{outcome} {count}" for outcome, count in sorted(numbers.get("outcomes", {}).items()))
+        lines.append(f"| {name} | {_rate(numbers['ours_per_s'])} | {_rate(numbers['zen_per_s'])} | "
+                     f"{_rate(numbers['raw_durable_per_s'])} | {_rate(numbers['python_floor_per_s'])} | "
+                     f"{ratio['ours_per_zen']:.2f} | {ratio['ours_per_raw_durable']:.2f} | "
+                     f"{ratio['ours_per_python_floor']:.4f} | {outcomes} |")
+    setup = http["setup"]
+    lines += [
+        "",
+        f"Every contender reached ours' verdict on every fact set. {ZEN_CAVEAT}",
+        "",
+        f"## HTTP ({setup['workers']} {setup['worker_class']} workers, {setup['concurrency']} connections, "
+        f"{setup['rounds']} turns of {setup['seconds_per_round']} s per server, {setup['load_generator']})",
+        "",
+        "| server | requests/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|",
+        f"| ours: {setup['request']} | {_rate(http['ours_per_s'])} | {http['ours_p50_ms']:.2f} | {http['ours_p99_ms']:.2f} |",
+        f"| no-op Flask | {_rate(http['noop_per_s'])} | {http['noop_p50_ms']:.2f} | {http['noop_p99_ms']:.2f} |",
+        "",
+        f"Batch: {_rate(http['batch_per_s'])} decisions/s ({setup['batch_items']} payout.initiate items a request, "
+        "one request at a time).",
+        "",
+        "## Memory",
+        "",
+        f"RSS {memory['rss_before_mib']:.1f} MiB before, {memory['rss_after_mib']:.1f} MiB after "
+        f"{memory['decisions']:,} in-process decisions; growth from the first to the last quarter "
+        f"{memory['growth_first_to_last_quarter_mib']:+.2f} MiB "
+        f"({memory['growth_per_10k_decisions_kib']:+.1f} KiB per 10k decisions).",
+        "",
+        "## Machine",
+        "",
+        f"{machine['cpu']}, {machine['logical_cpus']} logical CPUs, {machine['memory_gib']:.0f} GiB; "
+        f"Python {machine['python']}; " + ", ".join(f"{name} {version}" for name, version in machine["packages"].items()) + "; "
+        f"load average at start {', '.join(f'{load:.2f}' for load in machine['load_average_at_start'])}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# --- chart ----------------------------------------------------------------------------------------------
+
+def chart(found: list[Goal], title: str, path: Path) -> None:
+    """One bar per goal: measured / target on a log scale, the goal line at 1."""
+    shares = [goal.value / goal.target for goal in found]
+    figure = Figure(figsize=(9, 5), dpi=110)
+    axes = figure.subplots()
+    bars = axes.bar([goal.label.replace(" (", "\n(") for goal in found], shares,
+                    color=["#2e7d32" if goal.met else "#c62828" for goal in found])
+    axes.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    axes.text(-0.5, 1.0, " goal", va="bottom", ha="left", fontsize=9)
+    axes.set_yscale("log")
+    axes.set_ylim(min(0.01, min(shares) / 2), max(2.0, max(shares) * 2))
+    axes.set_ylabel("measured ÷ goal (log scale)")
+    axes.set_title(title)
+    for bar, goal in zip(bars, found, strict=True):
+        label = f"{goal.text(goal.value)}\ngoal ≥ {goal.text(goal.target)}\n{'met' if goal.met else 'missed'}"
+        axes.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 4),
+                      textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                      bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def write(report: dict[str, Any], found: list[Goal], directory: Path, extra_json: Path | None) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    written = [directory / "latest.json", directory / "latest.md", directory / "latest.png"]
+    written[0].write_text(text, encoding="utf-8")
+    written[1].write_text(markdown(report, found), encoding="utf-8")
+    run = report["machine"]["run"]
+    chart(found, f"rulesvc against its goals — {run['started_at']} ({'quick' if run['quick'] else 'full'})", written[2])
+    if extra_json is not None:
+        extra_json.write_text(text, encoding="utf-8")
+        written.append(extra_json)
+    return written
