@@ -23,7 +23,7 @@ class JsonAccessLogger(glogging.Logger):
             "time": atoms["t"].strip("[]"), "remote": atoms["h"], "method": atoms["m"], "path": atoms["U"],
             "query": atoms["q"], "status": int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"],
             "bytes": atoms["B"], "duration_ms": round(request_time.total_seconds() * 1000, 3),
-            "pid": atoms["p"], "agent": atoms["a"],
+            "pid": int(str(atoms["p"]).strip("<>")), "agent": atoms["a"],
         }, ensure_ascii=False))
 
 

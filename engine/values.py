@@ -222,5 +222,7 @@ def to_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return ", ".join(to_text(item) for item in value)
+    if isinstance(value, time) and not value.second and not value.microsecond:
+        return value.strftime("%H:%M")  # "09:00", as policy texts write it
     output = to_output(value)
     return output if isinstance(output, str) else str(output)
