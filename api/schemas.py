@@ -7,10 +7,16 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from engine.facts import Instant, StrictBool
+from engine.facts import Instant, StrictBool, text_problem
 
 OUTCOMES = ["allow", "deny", "defer", "review"]
 MAX_BATCH_ITEMS = 10_000
+
+
+def _plain_text(value: str) -> None:
+    problem = text_problem(value)
+    if problem:
+        raise ValidationError(problem)
 
 
 class DecisionRequest(Schema):
@@ -22,7 +28,8 @@ class DecisionRequest(Schema):
                   metadata={"description": "Evaluate as of this instant (ISO 8601 with offset); default: the server clock."})
     explain = StrictBool(load_default=False, metadata={"description": "Add the trace."})
     commit = StrictBool(load_default=False, metadata={"description": "Reserve counters and record the decision."})
-    idempotency_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200),
+    idempotency_key = fields.String(load_default=None, allow_none=True,
+                                    validate=[validate.Length(min=1, max=200), _plain_text],
                                     metadata={"description": "Required with commit; the same key returns the first decision."})
 
     @validates_schema
@@ -51,9 +58,9 @@ class RecordsQuery(Schema):
     class Meta:
         unknown = RAISE
 
-    decision = fields.String(load_default=None)
+    decision = fields.String(load_default=None, validate=_plain_text)
     outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
-    id = fields.String(load_default=None)
+    id = fields.String(load_default=None, validate=_plain_text)
     from_ = Instant(data_key="from", load_default=None)
     to = Instant(load_default=None)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))

@@ -58,7 +58,26 @@ class StrictInt(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValidationError("must be a whole number")
+        if abs(value) > MAX_INT:
+            raise ValidationError(f"must be between -{MAX_INT} and {MAX_INT}")
         return value
+
+
+MAX_TEXT = 2000
+MAX_INT = 2**53 - 1  # integers JSON peers and durable_rules' doubles hold exactly
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored and matched as text, or None."""
+    if len(value) > MAX_TEXT:
+        return f"must be at most {MAX_TEXT} characters"
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text"
+    return None
 
 
 class StrictStr(fields.Field):
@@ -67,6 +86,9 @@ class StrictStr(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if not isinstance(value, str):
             raise ValidationError("must be a string")
+        problem = text_problem(value)
+        if problem:
+            raise ValidationError(problem)
         return value
 
 
@@ -80,8 +102,9 @@ def _field(spec: FieldSpec, decision: str, *, in_list: bool = False) -> fields.F
     if spec.description:
         options["metadata"] = {"description": spec.description}
     kind = spec.type.kind
-    if spec.minimum is not None:
-        options["validate"] = validate.Range(min=spec.minimum, error="must be at least {min}")
+    if spec.minimum is not None or spec.maximum is not None:
+        options["validate"] = validate.Range(min=spec.minimum, max=spec.maximum,
+                                             error=_range_message(spec.minimum, spec.maximum))
     if kind == "object":
         return fields.Nested(_schema_class(spec.fields, decision, spec.path), **options)
     if kind == "list":
@@ -90,6 +113,12 @@ def _field(spec: FieldSpec, decision: str, *, in_list: bool = False) -> fields.F
     if kind == "enum":
         return StrictStr(validate=validate.OneOf(spec.type.values, error="must be one of: {choices}"), **options)
     return _SCALARS[kind](**options)
+
+
+def _range_message(minimum: Any, maximum: Any) -> str:
+    if minimum is not None and maximum is not None:
+        return "must be between {min} and {max}"
+    return "must be at least {min}" if minimum is not None else "must be at most {max}"
 
 
 def _schema_class(specs: dict[str, FieldSpec], decision: str, path: str = "facts") -> type[Schema]:
@@ -167,18 +196,22 @@ def _scalar_reader(spec: FieldSpec) -> Callable[[Any], Any]:
         def read_plain(value: Any) -> Any:
             if type(value) is not python_type or (allowed is not None and value not in allowed):
                 raise _REJECTED
+            if python_type is str and allowed is None and text_problem(value):
+                raise _REJECTED
+            if python_type is int and abs(value) > MAX_INT:
+                raise _REJECTED
             return value
         reader = read_plain
-    if spec.minimum is None:
+    if spec.minimum is None and spec.maximum is None:
         return reader
-    minimum, unchecked = spec.minimum, reader
+    minimum, maximum, unchecked = spec.minimum, spec.maximum, reader
 
-    def read_at_least(value: Any) -> Any:
+    def read_in_range(value: Any) -> Any:
         parsed = unchecked(value)
-        if parsed < minimum:
+        if (minimum is not None and parsed < minimum) or (maximum is not None and parsed > maximum):
             raise _REJECTED
         return parsed
-    return read_at_least
+    return read_in_range
 
 
 def _object_reader(specs: dict[str, FieldSpec]) -> Callable[[Any], dict[str, Any]]:

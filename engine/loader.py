@@ -264,15 +264,16 @@ class _DomainBuilder:
             field_spec.type = list_of(item.type)
         elif kind.kind == "list":
             field_spec.item = FieldSpec(name="[]", path=f"{dotted}[]", type=kind.item, required=True)
-        if "minimum" in spec:
+        for bound in ("minimum", "maximum"):
+            if bound not in spec:
+                continue
             if kind.kind not in ("int", "money"):
-                self.problem(path + ("minimum",), f"only int and money facts have a minimum; {dotted} is {kind}",
-                             key=True)
-            else:
-                try:
-                    field_spec.minimum = parse_literal(kind.kind, spec["minimum"])
-                except ValueError as error:
-                    self.problem(path + ("minimum",), f"minimum of {dotted}: {error}")
+                self.problem(path + (bound,), f"only int and money facts have a {bound}; {dotted} is {kind}", key=True)
+                continue
+            try:
+                setattr(field_spec, bound, parse_literal(kind.kind, spec[bound]))
+            except ValueError as error:
+                self.problem(path + (bound,), f"{bound} of {dotted}: {error}")
         if "default" in spec:
             field_spec.default = self._default(path + ("default",), field_spec, spec["default"])
         if field_spec.required and field_spec.default is not MISSING:

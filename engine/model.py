@@ -27,6 +27,7 @@ class FieldSpec:
     required: bool = False
     default: Any = MISSING
     minimum: Any = None
+    maximum: Any = None
     description: str = ""
     fields: dict[str, FieldSpec] = field(default_factory=dict)
     item: FieldSpec | None = None

@@ -80,12 +80,24 @@ def load_document(file: str, text: str) -> tuple[SourceDocument | None, list[Pro
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = " ".join(part for part in (error.context, error.problem) if part)
         return None, [Problem(file, line, column, f"YAML syntax error: {message}")]
+    except yaml.YAMLError as error:  # e.g. a control character the reader refuses
+        return None, [Problem(file, 1, 1, "YAML syntax error: " + " ".join(str(error).split()))]
     document = SourceDocument(file=file, text=text, data=None)
     problems: list[Problem] = []
     if node is not None:
         builder = _Builder(document, problems)
-        document.data = builder.build(node, ())
+        try:
+            document.data = builder.build(node, ())
+        except (RecursionError, _TooLarge):
+            return None, [Problem(file, 1, 1, "the document is nested too deeply or too large (aliases expanded)")]
     return document, problems
+
+
+MAX_NODES = 200_000  # aliases can make a small text expand into a huge document
+
+
+class _TooLarge(Exception):
+    pass
 
 
 class _Builder:
@@ -94,9 +106,29 @@ class _Builder:
         self.problems = problems
         self.lines = document.text.splitlines()
         self.constructor = yaml.SafeLoader("")
+        self.open_nodes: set[int] = set()
+        self.built = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
+        self.built += 1
+        if self.built > MAX_NODES:
+            raise _TooLarge
         self.document._values[path] = _Scalar(node.start_mark.line, node.start_mark.column, None)
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in self.open_nodes:  # an alias to one of its own parents
+                self.problems.append(self._at(node, "a YAML alias may not refer to a mapping or list that contains it"))
+                return None
+            self.open_nodes.add(id(node))
+            try:
+                return self._collection(node, path)
+            finally:
+                self.open_nodes.discard(id(node))
+        value = self.scalar(node)
+        if isinstance(value, str):
+            self.document._values[path] = self._string_scalar(node)
+        return value
+
+    def _collection(self, node: yaml.CollectionNode, path: Path) -> Any:
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
@@ -110,12 +142,7 @@ class _Builder:
                 self.document._keys[path + (key,)] = (key_node.start_mark.line, key_node.start_mark.column)
                 result[key] = self.build(value_node, path + (key,))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (index,)) for index, item in enumerate(node.value)]
-        value = self.scalar(node)
-        if isinstance(value, str):
-            self.document._values[path] = self._string_scalar(node)
-        return value
+        return [self.build(item, path + (index,)) for index, item in enumerate(node.value)]
 
     def scalar(self, node: yaml.Node) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -123,7 +150,11 @@ class _Builder:
         if node.tag == _TIMESTAMP_TAG:
             # Dates and instants stay strings: the declarations decide how they are parsed.
             return node.value
-        return self.constructor.construct_object(node, deep=True)
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:  # a tag safe_load does not know, e.g. !!python/name
+            self.problems.append(self._at(node, f"unsupported YAML tag {node.tag}; write plain values"))
+            return None
 
     def _at(self, node: yaml.Node, message: str) -> Problem:
         return Problem(self.document.file, node.start_mark.line + 1, node.start_mark.column + 1, message)

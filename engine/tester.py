@@ -317,6 +317,8 @@ _ABSENT = object()
 
 def _same(wanted: Any, got: Any) -> bool:
     """Equal as values: money by amount ("95" is "95.00"), instants as instants, mappings key by key."""
+    if isinstance(wanted, bool) or isinstance(got, bool):
+        return wanted is got  # 1 is not true
     if wanted == got:
         return True
     if isinstance(wanted, dict) and isinstance(got, dict):

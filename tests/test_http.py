@@ -185,3 +185,38 @@ def test_scenarios_run_over_http(client):
     assert result["failed"] == text.count(b'settlement_amount: "95.00"') >= 1
     failed = [r for r in result["results"] if not r["passed"]]
     assert "values.settlement_amount: expected '96.00', got '95.00'" in failed[0]["failures"]
+
+
+@pytest.mark.parametrize("body", [b"decision: x\x00", b"a: &a [*a]", b"facts: &f {a: [*f]}",
+                                  b"decision: !!python/name:os.system x", b"\xff\xfe junk", b"- - - - -"])
+def test_junk_yaml_is_never_a_server_error(client, body):
+    validated = client.post("/v1/rulesets/validate", data=body)
+    assert validated.status_code == 200 and validated.get_json()["valid"] is False
+    assert client.post("/v1/scenarios/run", data=body).status_code == 400
+
+
+@pytest.mark.parametrize(("change", "path"), [
+    ({"order": {"id": "\ud800"}}, "order.id"),
+    ({"order": {"id": "nul\x00"}}, "order.id"),
+    ({"customer": {"account": "x" * 2001}}, "customer.account"),
+    ({"order": {"payout_count": 10**30}}, "order.payout_count"),
+])
+def test_text_and_numbers_a_store_cannot_keep_are_invalid(client, change, path):
+    import json
+
+    facts = {**INITIATE_OK, **{key: {**INITIATE_OK[key], **value} for key, value in change.items()}}
+    body = json.dumps({"facts": facts, "now": NOW, "commit": True, "idempotency_key": "k"})  # \ud800 stays escaped
+    response = client.post("/v1/decisions/payout.initiate", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert path in response.get_json()["error"]["fields"]
+
+
+def test_a_huge_unpaid_delay_is_invalid_not_silently_allowed(client):
+    facts = {**CONTACT, "campaign": {**CONTACT["campaign"], "unpaid_minutes": 10**12}}
+    response = decide(client, "recovery.contact", facts=facts, now=NOW)
+    assert response.status_code == 400
+    assert response.get_json()["error"]["fields"] == {"campaign.unpaid_minutes": ["must be between 0 and 525600"]}
+
+
+def test_records_query_with_nul_is_a_400(client):
+    assert client.get("/v1/decisions/records?id=%00").status_code == 400

@@ -268,3 +268,26 @@ def test_a_key_redis_forgot_is_replayed_from_the_records(contact, redis_url, tmp
     later = contact.evaluate(contact_facts("o-3"), now=NOW, counters=store.reader())
     assert later["reasons"][0]["message"]["en"].startswith("The customer already got 1 reminder today")
     assert len(store.records(RecordQuery())) == 1
+
+
+def test_a_commit_as_of_a_later_day_does_not_forget_todays_counters(contact, sqlite_url):
+    store = open_store(sqlite_url)
+    assert commit_decision(contact, contact_facts("o-1"), idempotency_key="t1", store=store, now=NOW)["outcome"] == "allow"
+    later = datetime.fromisoformat("2026-11-25T10:00:00+08:00")
+    assert commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="t2", store=store,
+                           now=later)["outcome"] == "allow"
+    again = commit_decision(contact, contact_facts("o-3"), idempotency_key="t3", store=store,
+                            now=datetime.fromisoformat("2026-11-20T12:00:00+08:00"))
+    assert codes(again) == ["DAILY_SMS_LIMIT_REACHED"]
+
+
+def test_sqlite_counters_with_shared_records_replay_a_key_another_host_committed(contact, tmp_path):
+    records = f"sqlite:///{tmp_path}/records.db"
+    host_a = open_store(f"sqlite:///{tmp_path}/a.db", records)
+    host_b = open_store(f"sqlite:///{tmp_path}/b.db", records)
+    first = commit_decision(contact, contact_facts("o-1"), idempotency_key="shared", store=host_a, now=NOW)
+    assert commit_decision(contact, contact_facts("o-1"), idempotency_key="shared", store=host_b,
+                           now=NOW)["decision_id"] == first["decision_id"]
+    with pytest.raises(IdempotencyConflict):
+        commit_decision(contact, contact_facts("o-9"), idempotency_key="shared", store=host_b, now=NOW)
+    assert len(host_b.records(RecordQuery())) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -39,6 +39,15 @@ def counter_slot(decision: str, counter: Counter, key: tuple[object, ...], now: 
         next_midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI)
         return CounterSlot(f"{decision}/{counter.name}/{day.isoformat()}/{parts}", next_midnight)
     return CounterSlot(f"{decision}/{counter.name}/{parts}", None)
+
+
+def storage_expiry(expires_at: datetime | None) -> datetime | None:
+    """When a store may forget a counter slot: the end of its Shanghai day, or — for a decision made
+    "as of" a day that is already over (QA replays) — a day from now by the wall clock."""
+    if expires_at is None:
+        return None
+    wall_clock = datetime.now(UTC)
+    return expires_at if expires_at > wall_clock else wall_clock + timedelta(days=1)
 
 
 def to_units(counter: Counter, value: int | Decimal) -> int:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis
 
-from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay
+from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay, storage_expiry
 from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery
 from .sql import SqlRecords
 
@@ -104,8 +104,8 @@ class RedisStore:
     def _record(self, made: Attempt, key: str, checked: list[str], slots: dict[str, Any], fingerprint: str,
                 idempotency_key: str) -> dict[str, Any]:
         def undo() -> None:
-            self._undo(keys=[key] + [COUNTER_PREFIX + k for k in checked],
-                       args=[slots[k].units if k in slots else 0 for k in checked])
+            reserved = [k for k in checked if k in slots]  # only what was added: no key is created here
+            self._undo(keys=[key] + [COUNTER_PREFIX + k for k in reserved], args=[slots[k].units for k in reserved])
         try:
             self.records_store.add(made.record)
         except StoreUnavailable:
@@ -129,12 +129,9 @@ class RedisStore:
 
 
 def _expire_at(expires: datetime | None) -> int:
-    """Epoch seconds for EXPIREAT: the end of the counter's Shanghai day, or a day from now for a
-    decision made "as of" a past instant (QA replays), whose day has already ended."""
-    if expires is None:
-        return 0
-    wall_clock = datetime.now(UTC)
-    return int((expires if expires > wall_clock else wall_clock + timedelta(days=1)).timestamp())
+    """Epoch seconds for EXPIREAT (0: never)."""
+    kept_until = storage_expiry(expires)
+    return int(kept_until.timestamp()) if kept_until else 0
 
 
 def _stored(raw: bytes) -> StoredDecision:

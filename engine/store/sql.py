@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from ..values import epoch_ms, parse_instant
-from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay
+from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay, storage_expiry
 from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery
 
 metadata = MetaData()
@@ -67,9 +68,9 @@ decision_records = Table(
     Column("evaluated_ms", BigInteger, nullable=False),
     Column("committed", Boolean, nullable=False),
     Column("idempotency_key", String(256), nullable=True, unique=True),
-    Column("order_id", String(128), nullable=True),
-    Column("customer_account", String(128), nullable=True),
-    Column("store_id", String(128), nullable=True),
+    Column("order_id", Text, nullable=True),
+    Column("customer_account", Text, nullable=True),
+    Column("store_id", Text, nullable=True),
     Column("amount", Numeric(16, 2), nullable=True),
     Column("reason", String(64), nullable=True),
     Column("result", Text, nullable=False),
@@ -231,10 +232,11 @@ class SqliteStore:
                     return replay(StoredDecision(stored.fingerprint, json.loads(stored.result)), fingerprint,
                                   idempotency_key)
                 made = attempt(CountingReader(lambda slot: self._units(connection, slot)))
-                now_ms = epoch_ms(made.record.evaluated_at)
-                connection.execute(delete(counters).where(counters.c.expires_ms < now_ms))
+                # Forget finished days by the wall clock, never by the caller's `now` (QA may send any instant).
+                connection.execute(delete(counters).where(counters.c.expires_ms < epoch_ms(datetime.now(UTC))))
                 for reservation in made.reservations:
-                    expires = None if reservation.slot.expires_at is None else epoch_ms(reservation.slot.expires_at)
+                    kept_until = storage_expiry(reservation.slot.expires_at)
+                    expires = None if kept_until is None else epoch_ms(kept_until)
                     upsert = sqlite_insert(counters).values(key=reservation.slot.key, units=reservation.units,
                                                             expires_ms=expires)
                     connection.execute(upsert.on_conflict_do_update(
@@ -245,6 +247,13 @@ class SqliteStore:
                 # the counters commit, so a failure leaves neither.
                 self.records_store.add(made.record, connection if self._same_database else None)
                 return made.result
+        except DuplicateIdempotencyKey:
+            # The shared record store knew the key (its counters live elsewhere): this attempt was rolled
+            # back, the first decision is the answer.
+            first = self.records_store.by_idempotency_key(idempotency_key)
+            if first is None:
+                raise StoreUnavailable("conflicting write, retry") from None
+            return replay(StoredDecision(first.fingerprint or "", first.result), fingerprint, idempotency_key)
         except IntegrityError as error:
             raise StoreUnavailable(f"conflicting write, retry: {error.__class__.__name__}") from None
         except SQLAlchemyError as error:
