@@ -30,7 +30,7 @@ def commit_decision(compiled: CompiledDecision, raw_facts: Any, *, idempotency_k
     facts_fingerprint = fingerprint(compiled.name, facts)
 
     def attempt(reader: CountingReader) -> Attempt:
-        result, values = compiled.run(raw_facts, now=at, counters=reader)
+        result, values = compiled.run_loaded(facts, now=at, counters=reader)
         allowed = result["outcome"] == "allow"
         reservations = compiled.reservations(values) if allowed else []
         record = build_record(result, compiled.business_keys(values), allowed, idempotency_key, at, facts_fingerprint)

@@ -58,7 +58,13 @@ class CompiledDecision:
     def run(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
             counters: CounterSource | None = None, decision_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """The decision and the values it was made on (facts, counters, derived values)."""
-        facts = self.facts.load(raw_facts)
+        return self.run_loaded(self.facts.load(raw_facts), now=now, explain=explain, counters=counters,
+                               decision_id=decision_id)
+
+    def run_loaded(self, facts: dict[str, Any], *, now: datetime | None = None, explain: bool = False,
+                   counters: CounterSource | None = None,
+                   decision_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`run` for facts already validated by ``self.facts.load`` (a commit's retries reuse them)."""
         now = now or datetime.now(UTC)
         source = counters or NoCounters()
         values = self._values(facts, now, now, source)
