@@ -57,38 +57,56 @@ class ServiceState:
 
     # --- rules ---------------------------------------------------------------------------------
 
-    def reload(self) -> list[Problem]:
-        """Load every rule file again; swap it in if all of it is valid. Returns the problems."""
+    def reload(self, report: bool = True) -> list[Problem]:
+        """Load every rule file again; swap it in if all of it is valid. Returns the problems.
+
+        ``report=False`` keeps a reload out of the metrics and the warning log (the gunicorn master's
+        copy: its workers report their own reloads).
+        """
         with self._reload_lock:
             self._signature = rules_signature(self.rules_dir)
             try:
                 rulebook = load_rulebook([self.rules_dir])
             except RuleFileError as error:
-                metrics.RELOADS.labels("failure").inc()
                 self.last_reload = {"ok": False, "at": datetime.now(UTC).isoformat(),
                                     "problems": [str(problem) for problem in error.problems]}
-                log.warning("rules not reloaded, the running rules stay active:\n%s", error)
+                if report:
+                    metrics.RELOADS.labels("failure").inc()
+                    log.warning("rules not reloaded, the running rules stay active:\n%s", error)
                 return error.problems
             self.rulebook = rulebook
-            metrics.RELOADS.labels("success").inc()
             self.last_reload = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
-            log.info("rules reloaded: %s", rulebook.version)
+            if report:
+                metrics.RELOADS.labels("success").inc()
+                log.info("rules reloaded: %s", rulebook.version)
             return []
 
-    def reload_if_changed(self) -> None:
+    def reload_if_changed(self, report: bool = True) -> None:
         if rules_signature(self.rules_dir) != self._signature:
-            self.reload()
+            self.reload(report)
 
-    def watch(self, interval: float = WATCH_INTERVAL_SECONDS) -> None:
+    def watch(self, interval: float = WATCH_INTERVAL_SECONDS, report: bool = True) -> None:
         """Reload when a rule file changes (a daemon thread; call it in each worker process)."""
         def loop() -> None:
             while True:
                 try:
-                    self.reload_if_changed()
+                    self.reload_if_changed(report)
                 except Exception:  # the watcher must outlive any surprise
                     log.exception("rule watcher")
                 threading.Event().wait(interval)
         threading.Thread(target=loop, name="rulesvc-rule-watcher", daemon=True).start()
+
+    def watch_in_master(self, interval: float = WATCH_INTERVAL_SECONDS) -> None:
+        """Keep the gunicorn master's copy of the rules current as well.
+
+        Workers are forked from the master: one started later (SIGHUP, a worker that crashed or timed
+        out) while the files are broken must start from the last good rules, not from those the
+        service booted with. A fork waits for a reload in progress, so no child inherits a held lock
+        or a half-built rulebook.
+        """
+        os.register_at_fork(before=self._reload_lock.acquire, after_in_parent=self._reload_lock.release,
+                            after_in_child=self._reload_lock.release)
+        self.watch(interval, report=False)
 
     def openapi(self) -> dict[str, object]:
         """The OpenAPI document of the active rules (rebuilt after a reload)."""

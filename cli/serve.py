@@ -39,6 +39,7 @@ class RulesvcServer(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        self.cfg.set("when_ready", self._when_ready)
         self.cfg.set("post_fork", self._post_fork)
         self.cfg.set("child_exit", _child_exit)
 
@@ -48,9 +49,12 @@ class RulesvcServer(BaseApplication):
         self.flask_app = create_app(**self.app_options)
         return self.flask_app
 
+    def _when_ready(self, server: Any) -> None:
+        self.flask_app.extensions["rulesvc"].watch_in_master()
+
     def _post_fork(self, server: Any, worker: Any) -> None:
-        # The rules were compiled once in the master; a worker started by SIGHUP (or after an edit)
-        # loads the files as they are now, then watches them.
+        # The rules were compiled once in the master (and kept current there); a worker started by
+        # SIGHUP (or after an edit) loads the files as they are now, then watches them.
         state = self.flask_app.extensions["rulesvc"]
         state.reload_if_changed()
         state.watch()

@@ -12,7 +12,9 @@ in the background; the traps of durable-rules 2.0.28 are handled where they occu
 - ``post()`` consumes an event at its first match: we assert *facts*, which every rule sees;
 - the native engine is not thread-safe: each ruleset serialises its evaluations with a lock;
 - errors inside actions can be swallowed: there are no actions, we read the fired rule names
-  ourselves, and any unexpected status raises :class:`MatcherError`.
+  ourselves, and any unexpected status raises :class:`MatcherError`;
+- rulesets live in a fixed native handle table (131,072 entries) and are never freed by the
+  engine: a matcher deletes its ruleset when it is garbage, so reloads do not leak.
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ class Matcher:
             finally:
                 durable_rules_engine.retract_fact(self._handle, payload)
             return fired
+
+    def __del__(self) -> None:
+        # Only reached when no evaluation can hold this matcher any more.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            try:
+                durable_rules_engine.delete_ruleset(handle)
+            except Exception:  # interpreter shutdown: the module may be gone already
+                pass
 
 
 def _rule_name(message: str) -> str:

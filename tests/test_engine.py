@@ -158,6 +158,28 @@ def test_concurrent_evaluations_from_threads(lab):
     assert all(outcome == expected for outcome, expected in results)
 
 
+def test_a_replaced_rulebook_frees_its_durable_rules_rulesets(tmp_path):
+    # The native engine has a fixed handle table; a reload must give the old rulesets back.
+    import gc
+
+    import durable_rules_engine
+
+    (tmp_path / "lab.yaml").write_text(LAB, encoding="utf-8")
+    rulebook = load_rulebook([tmp_path])
+    handles = [matcher._handle for decision in rulebook.decisions.values()
+               for matcher in (decision.matcher, decision.trace_matcher) if matcher]
+
+    def error_code(handle: int) -> str:
+        with pytest.raises(durable_rules_engine.error) as error:
+            durable_rules_engine.get_state(handle, "no such session")
+        return str(error.value).rsplit(" ", 1)[-1]
+
+    assert {error_code(handle) for handle in handles} == {"309"}  # alive: only the session is unknown
+    del rulebook
+    gc.collect()
+    assert {error_code(handle) for handle in handles} == {"111"}  # ERR_INVALID_HANDLE: freed
+
+
 def test_trace_shows_every_rule_and_each_condition(lab):
     result = judge(lab, {"deny2": True}, explain=True, amount="99.99")
     trace = {entry["rule"]: entry for entry in result["trace"]}
