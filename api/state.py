@@ -64,17 +64,20 @@ class ServiceState:
         copy: its workers report their own reloads).
         """
         with self._reload_lock:
-            self._signature = rules_signature(self.rules_dir)
+            # Taken before reading, kept only once the files were judged: an edit made meanwhile is
+            # seen at the next look, and a load that crashed (a bug) is tried again rather than forgotten.
+            signature = rules_signature(self.rules_dir)
             try:
                 rulebook = load_rulebook([self.rules_dir])
             except RuleFileError as error:
+                self._signature = signature
                 self.last_reload = {"ok": False, "at": datetime.now(UTC).isoformat(),
                                     "problems": [str(problem) for problem in error.problems]}
                 if report:
                     metrics.RELOADS.labels("failure").inc()
                     log.warning("rules not reloaded, the running rules stay active:\n%s", error)
                 return error.problems
-            self.rulebook = rulebook
+            self._signature, self.rulebook = signature, rulebook
             self.last_reload = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
             if report:
                 metrics.RELOADS.labels("success").inc()

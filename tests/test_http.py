@@ -142,6 +142,28 @@ def test_reload_swaps_valid_rules_and_refuses_broken_ones(client, rules_dir, mon
     assert client.get("/v1/rulesets").get_json()["last_reload"]["ok"] is False
 
 
+def test_a_reload_that_crashes_is_tried_again_at_the_next_look(client, rules_dir, monkeypatch):
+    import api.state
+
+    state = client.application.extensions["rulesvc"]
+    before = state.rulebook.version
+    payout = rules_dir / "payout.yaml"
+    payout.write_text(payout.read_text(encoding="utf-8").replace('value: "500.00"', 'value: "400.00"'), encoding="utf-8")
+    real_load = api.state.load_rulebook
+
+    def crash_once(paths):
+        monkeypatch.setattr(api.state, "load_rulebook", real_load)
+        raise OSError("disk hiccup")
+
+    monkeypatch.setattr(api.state, "load_rulebook", crash_once)
+    with pytest.raises(OSError):
+        state.reload_if_changed()  # the watcher logs this and looks again a second later
+    assert state.rulebook.version == before
+    state.reload_if_changed()
+    assert state.rulebook.version != before
+    assert state.last_reload["ok"] is True
+
+
 # --- operations -------------------------------------------------------------------------------------------
 
 def test_health_and_metrics(client):
@@ -167,7 +189,16 @@ def test_openapi_documents_every_decisions_facts(client):
     payout = document["components"]["schemas"]["payout.initiate.payout"]
     assert payout["properties"]["reason"]["enum"] == ["price_difference", "shipping_fee", "promotion_compensation", "other"]
     assert payout["required"] == ["amount", "reason"]
-    assert client.get("/docs").status_code == 200
+    page = client.get("/docs")
+    assert page.status_code == 200
+    # the page's assets are served locally (no CDN needed), and nothing outside them is
+    for asset in ("/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js"):
+        assert asset in page.get_data(as_text=True)
+        response = client.get(asset)
+        assert response.status_code == 200 and len(response.get_data()) > 10_000
+        response.close()
+    assert client.get("/docs/../setup.cfg").status_code == 404
+    assert client.get("/docs/nothing.js").status_code == 404
 
 
 def test_scenarios_run_over_http(client):
