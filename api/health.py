@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+from swagger_ui_bundle import swagger_ui_path
 
 from . import metrics
 
 blueprint = Blueprint("health", __name__)
 
-# Swagger UI from a CDN: the browser fetches it, the service stays dependency-free.
+# Swagger UI served by the service itself (swagger-ui-bundle): /docs works on a machine without internet.
 _DOCS_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>rulesvc API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-bundle.js"></script>
 <script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
 <noscript>The OpenAPI document is at <a href="/openapi.json">/openapi.json</a>.</noscript>
 </body></html>"""
@@ -44,3 +45,8 @@ def openapi_document():
 @blueprint.get("/docs")
 def docs_page():
     return Response(_DOCS_PAGE, mimetype="text/html")
+
+
+@blueprint.get("/docs/<path:filename>")
+def docs_asset(filename: str):
+    return send_from_directory(swagger_ui_path, filename)
