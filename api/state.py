@@ -52,6 +52,7 @@ class ServiceState:
         self._store_pid: int | None = None
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self._watching_in_master = False
         self._openapi: dict[str, object] = {}
         self._openapi_for: Rulebook | None = None
 
@@ -107,6 +108,9 @@ class ServiceState:
         service booted with. A fork waits for a reload in progress, so no child inherits a held lock
         or a half-built rulebook.
         """
+        if self._watching_in_master:  # a second registration would make every fork wait on itself
+            return
+        self._watching_in_master = True
         os.register_at_fork(before=self._reload_lock.acquire, after_in_parent=self._reload_lock.release,
                             after_in_child=self._reload_lock.release)
         self.watch(interval, report=False)
