@@ -7,6 +7,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,14 +59,24 @@ def two_instances(redis_server, tmp_path):
 
 
 def test_two_instances_sharing_redis_allow_one_sms_of_80(two_instances):
+    unavailable: list[dict] = []
+
     def contact(index: int) -> tuple[int, dict]:
         facts = merged(CONTACT, {"order": {"id": f"order-{index}"}})
         body = {"facts": facts, "now": NOW, "commit": True, "idempotency_key": f"sms-{index}"}
-        return post(two_instances[index % 2], "/v1/decisions/recovery.contact", body)
+        # A client does what a 503 STORE_UNAVAILABLE asks: nothing was written, try the same key again.
+        for _ in range(3):
+            status, answer = post(two_instances[index % 2], "/v1/decisions/recovery.contact", body)
+            if status != 503:
+                break
+            unavailable.append(answer)
+        return status, answer
 
     with ThreadPoolExecutor(max_workers=80) as pool:
         responses = list(pool.map(contact, range(80)))
-    assert {status for status, _ in responses} == {200}
+    if unavailable:  # rare under this load; kept visible in the test report
+        warnings.warn(f"{len(unavailable)} commits answered 503 before a retry: {unavailable[:3]}", stacklevel=1)
+    assert [(status, body) for status, body in responses if status != 200] == []
     outcomes = [body["outcome"] for _, body in responses]
     assert outcomes.count("allow") == 1
     assert outcomes.count("defer") == 79
