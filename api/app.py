@@ -2,31 +2,57 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flask import Flask
 
 from engine import Rulebook
+from engine.decisionlog import DEFAULT_LOG_URL, open_log
+from engine.replay import ShadowRunner
 from engine.store import DEFAULT_STORE_URL, open_store
 
-from . import decisions, health, records, rulesets, scenarios
+from . import decisionlog, decisions, health, metrics, records, rulesets, scenarios
 from .errors import register_error_handlers
 from .state import ServiceState
 
 MAX_BODY_BYTES = 1024 * 1024
 
 
+def log_tuning() -> dict[str, float]:
+    """Decision-log writer settings from the environment (docs/decision-log.md): queue size, batch size
+    and how long entries may wait before a write."""
+    tuning = {}
+    for variable, option, kind in (("RULESVC_LOG_QUEUE", "capacity", int), ("RULESVC_LOG_BATCH", "batch_size", int),
+                                   ("RULESVC_LOG_FLUSH_SECONDS", "flush_seconds", float)):
+        if os.environ.get(variable):
+            tuning[option] = kind(os.environ[variable])
+    return tuning
+
+
 def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None,
-               store_url: str = DEFAULT_STORE_URL, records_url: str | None = None) -> Flask:
+               store_url: str = DEFAULT_STORE_URL, records_url: str | None = None,
+               log_url: str = DEFAULT_LOG_URL, log_sample: float = 1.0, shadow_dir: str | Path | None = None) -> Flask:
     """A Flask app serving the rules in ``rules_dir`` (loaded and compiled once, here), with
-    counters and records in the store at ``store_url`` / ``records_url``."""
+    counters and records in the store at ``store_url`` / ``records_url``, every decision appended to
+    the decision log at ``log_url`` (``none``: no log) and, with ``shadow_dir``, also evaluated on the
+    rules there."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url))
-    # records before decisions: /v1/decisions/records is not a decision named "records"
-    for module in (records, decisions, rulesets, scenarios, health):
+    decision_log = open_log(log_url, sample=log_sample, on_drop=metrics.LOG_DROPPED.inc,
+                            on_write=metrics.LOG_WRITTEN.inc, **log_tuning())
+    shadow = None
+    if shadow_dir is not None:
+        if decision_log is None:
+            raise ValueError("shadow rules need a decision log: their runs are compared and kept there")
+        shadow = ShadowRunner(shadow_dir, decision_log, on_skip=metrics.SHADOW_SKIPPED.inc,
+                              on_result=lambda decision, agreed: metrics.SHADOW_DECISIONS.labels(decision, agreed).inc())
+    app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url),
+                                             decision_log, shadow)
+    # records and the log before decisions: /v1/decisions/records is not a decision named "records"
+    for module in (records, decisionlog, decisions, rulesets, scenarios, health):
         app.register_blueprint(module.blueprint)
     register_error_handlers(app)
     return app

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify
 from marshmallow import ValidationError
 
 from engine import InvalidFacts
-from engine.commit import commit_decision
+from engine.commit import commit
 from engine.evaluation import CompiledDecision
 from engine.facts import flatten_errors
 
@@ -39,10 +39,12 @@ def _load(schema: Any, body: Any, compiled: CompiledDecision) -> dict[str, Any]:
     raise InvalidFacts(fields)
 
 
-def _observed(compiled: CompiledDecision, started: float, result: dict[str, Any]) -> dict[str, Any]:
-    metrics.LATENCY.labels(compiled.name).observe(time.perf_counter() - started)
+def _observed(compiled: CompiledDecision, started: float, result: dict[str, Any]) -> int:
+    """Count the decision in the metrics; returns its duration in microseconds."""
+    seconds = time.perf_counter() - started
+    metrics.LATENCY.labels(compiled.name).observe(seconds)
     metrics.DECISIONS.labels(compiled.name, result["outcome"]).inc()
-    return result
+    return int(seconds * 1_000_000)
 
 
 @blueprint.post("/<decision>")
@@ -52,12 +54,17 @@ def decide(decision: str):
     compiled = state.rulebook.decision(decision)  # 404 before judging the body
     envelope = _load(_request_schema, json_body(), compiled)
     if envelope["commit"]:
-        result = commit_decision(compiled, envelope["facts"], idempotency_key=envelope["idempotency_key"],
-                                 store=state.store, now=envelope["now"])
+        committed = commit(compiled, envelope["facts"], idempotency_key=envelope["idempotency_key"],
+                           store=state.store, now=envelope["now"])
+        result, evaluation = committed.result, committed.evaluation
     else:
-        result = compiled.evaluate(envelope["facts"], now=envelope["now"], explain=envelope["explain"],
-                                   counters=state.counters())
-    return jsonify(_observed(compiled, started, result))
+        result, evaluation = compiled.run(envelope["facts"], now=envelope["now"], explain=envelope["explain"],
+                                          counters=state.counters())
+    duration_us = _observed(compiled, started, result)
+    if evaluation is not None:  # None: a repeated idempotency key answered with the first decision, logged then
+        state.log_decision(compiled, evaluation, result, source="commit" if envelope["commit"] else "http",
+                           duration_us=duration_us, committed=envelope["commit"] and result["outcome"] == "allow")
+    return jsonify(result)
 
 
 @blueprint.post("/<decision>/batch")
@@ -75,10 +82,12 @@ def decide_batch(decision: str):
         started = time.perf_counter()
         try:
             envelope = _load(_item_schema, item, compiled)
-            result = compiled.evaluate(envelope["facts"], now=envelope["now"], counters=counters)
+            result, evaluation = compiled.run(envelope["facts"], now=envelope["now"], counters=counters)
         except InvalidFacts as error:
             results.append(error_body("INVALID_FACTS", "the facts do not match the decision's declarations",
                                       fields=error.fields))
             continue
-        results.append(_observed(compiled, started, result))
+        state.log_decision(compiled, evaluation, result, source="batch",
+                           duration_us=_observed(compiled, started, result))
+        results.append(result)
     return jsonify({"results": results})

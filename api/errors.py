@@ -9,6 +9,8 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from engine import InvalidFacts, UnknownDecision
+from engine.decisionlog import LogUnavailable
+from engine.errors import LimitExceeded
 from engine.store import IdempotencyConflict, StoreUnavailable
 
 from . import metrics
@@ -59,6 +61,15 @@ def register_error_handlers(app: Flask) -> None:
         metrics.STORE_ERRORS.inc()
         log.warning("store unavailable: %s", error)
         return jsonify(error_body("STORE_UNAVAILABLE", str(error))), 503
+
+    @app.errorhandler(LogUnavailable)
+    def log_unavailable(error: LogUnavailable):
+        log.warning("decision log unavailable: %s", error)
+        return jsonify(error_body("LOG_UNAVAILABLE", str(error))), 503
+
+    @app.errorhandler(LimitExceeded)
+    def limit_exceeded(error: LimitExceeded):
+        return jsonify(error_body("LIMIT_EXCEEDED", str(error), limit=error.limit)), 422
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -1,14 +1,27 @@
-"""``/v1/rulesets``: what is active; validate a rule file; reload from disk (admin)."""
+"""``/v1/rulesets``: what is active; validate a rule file; reload from disk (admin); the versions ever
+active; a candidate file's impact on logged decisions (admin); the shadow rules' agreement so far."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, jsonify, request
+import time
 
-from engine import load_rule_file
+from flask import Blueprint, abort, current_app, jsonify, request
+from marshmallow import ValidationError
+
+from engine import RuleFileError, load_rule_file
+from engine.decisionlog import LogQuery
+from engine.facts import flatten_errors
 from engine.model import Domain
+from engine.replay import impact, shadow_report
+from engine.rulebook import rulebook_from_files
 
 from .auth import admin_required
-from .errors import error_body
+from .decisionlog import log_database
+from .errors import InvalidRequest, error_body
+from .schemas import ImpactQuery
+
+# One impact request replays in the worker that received it: bounded so the others keep answering.
+IMPACT_SECONDS = 20.0
 
 blueprint = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
 
@@ -24,6 +37,62 @@ def list_rulesets():
     rulebook = state.rulebook
     return jsonify({"version": rulebook.version, "last_reload": state.last_reload,
                     "rulesets": [_describe(domain) for _, domain in sorted(rulebook.domains.items())]})
+
+
+@blueprint.get("/versions")
+def list_versions():
+    """Every ruleset version that was ever active (per domain), oldest first."""
+    state = current_app.extensions["rulesvc"]
+    active = {domain.version for domain in state.rulebook.domains.values()}
+    return jsonify({"versions": [{**version, "active": version["version"] in active}
+                                 for version in log_database().versions()]})
+
+
+@blueprint.get("/versions/<version>")
+def one_version(version: str):
+    """One kept version with the text of its files."""
+    kept = log_database().version(version)
+    if kept is None:
+        abort(404, description=f"ruleset version {version!r} is not kept in the decision log")
+    return jsonify(kept)
+
+
+@blueprint.get("/shadow")
+def shadow():
+    """The shadow rules' runs so far, in the impact JSON form (examples: the shadowed decisions' ids)."""
+    state = current_app.extensions["rulesvc"]
+    runner = state.shadow
+    if runner is None:
+        abort(404, description="no shadow rules: start the service with rulesvc serve --shadow DIR")
+    report = shadow_report(log_database(), since=runner.started_at)
+    candidate = runner.candidate
+    report["candidate"] = {"dir": str(runner.candidate_dir), "problems": runner.problems,
+                           "versions": sorted(domain.version for domain in candidate.domains.values()) if candidate else []}
+    return jsonify(report)
+
+
+@blueprint.post("/impact")
+@admin_required
+def impact_of_candidate():
+    """Replay logged decisions on the active rules with the file ``?file=NAME`` replaced by the body."""
+    try:
+        args = ImpactQuery().load(request.args.to_dict())
+    except ValidationError as error:
+        raise InvalidRequest(flatten_errors(error.messages)) from None
+    state = current_app.extensions["rulesvc"]
+    database = log_database()
+    files = state.rulebook.files()
+    files[args["file"]] = request.get_data(as_text=True)
+    try:
+        candidate = rulebook_from_files(files)
+    except RuleFileError as error:
+        return jsonify(error_body("RULES_INVALID", "the candidate rules have problems; nothing was replayed",
+                                  problems=[str(problem) for problem in error.problems])), 422
+    query = LogQuery(decision=args["decision"], start=args["from_"], end=args["to"], limit=args["limit"])
+    tally = impact(database, candidate, query, processes=1, deadline=time.monotonic() + IMPACT_SECONDS)
+    report = tally.as_json()
+    report["candidate"] = {"file": args["file"], "versions": sorted(d.version for d in candidate.domains.values())}
+    return jsonify(report)
 
 
 @blueprint.get("/<domain>")

@@ -67,6 +67,33 @@ class RecordsQuery(Schema):
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=100_000))
 
 
+class LogQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    decision = fields.String(load_default=None, validate=_plain_text)
+    outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
+    code = fields.String(load_default=None, validate=_plain_text)
+    id = fields.String(load_default=None, validate=_plain_text)
+    from_ = Instant(data_key="from", load_default=None)
+    to = Instant(load_default=None)
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
+    shadow = fields.Boolean(load_default=False, metadata={"description": "true: the shadow runs instead of decisions"})
+
+
+class ImpactQuery(Schema):
+    class Meta:
+        unknown = RAISE
+
+    file = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]+\.ya?ml$",
+                                                                 error="must be a rule file name such as payout.yaml"))
+    decision = fields.String(load_default=None, validate=_plain_text)
+    from_ = Instant(data_key="from", load_default=None)
+    to = Instant(load_default=None)
+    limit = fields.Integer(load_default=10_000, validate=validate.Range(min=1, max=100_000),
+                           metadata={"description": "Replay at most the latest N logged decisions."})
+
+
 # --- responses (documentation) -------------------------------------------------------------------
 
 class Message(Schema):

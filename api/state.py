@@ -1,4 +1,4 @@
-"""What the service holds: the active rulebook and the store, per worker process.
+"""What the service holds: the active rulebook, the store, the decision log and shadow rules, per worker process.
 
 The rulebook is replaced as a whole (one attribute assignment) after a complete, successful load,
 so a request sees either the old rules or the new ones, never a mixture; a failed load leaves the
@@ -17,8 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine import Problem, Rulebook, RuleFileError, load_rulebook
-from engine.calendar import CALENDAR_DIR
+from engine.decisionlog import DecisionLog
+from engine.evaluation import CompiledDecision, Evaluation
 from engine.model import Counter
+from engine.replay import ShadowRunner, VersionLibrary
+from engine.rulebook import rules_signature
 from engine.store import Store
 
 from . import metrics
@@ -28,24 +31,17 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL_SECONDS = 1.0
 
 
-def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
-    """What changes when a rule or calendar file is edited, added or removed."""
-    files = [*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml"), *(rules_dir / CALENDAR_DIR).glob("*.yaml")]
-    signature = []
-    for path in sorted(files):
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            continue
-        signature.append((str(path), stat.st_mtime_ns, stat.st_size))
-    return tuple(signature)
-
-
 class ServiceState:
-    def __init__(self, rules_dir: str | Path, rulebook: Rulebook | None, open_store: Callable[[], Store]):
+    def __init__(self, rules_dir: str | Path, rulebook: Rulebook | None, open_store: Callable[[], Store],
+                 decision_log: DecisionLog | None = None, shadow: ShadowRunner | None = None):
         self.rules_dir = Path(rules_dir)
         self._signature = rules_signature(self.rules_dir)
         self.rulebook = rulebook or load_rulebook([self.rules_dir])
+        self.decision_log = decision_log
+        self.shadow = shadow
+        self.versions = VersionLibrary(decision_log.database if decision_log else None)
+        if decision_log is not None:
+            decision_log.keep_versions(self.rulebook)
         self.last_reload: dict[str, object] = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
         self._open_store = open_store
         self._store: Store | None = None
@@ -79,6 +75,8 @@ class ServiceState:
                     log.warning("rules not reloaded, the running rules stay active:\n%s", error)
                 return error.problems
             self._signature, self.rulebook = signature, rulebook
+            if self.decision_log is not None:
+                self.decision_log.keep_versions(rulebook)
             self.last_reload = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
             if report:
                 metrics.RELOADS.labels("success").inc()
@@ -121,6 +119,19 @@ class ServiceState:
         if self._openapi_for is not rulebook:
             self._openapi, self._openapi_for = build_spec(rulebook), rulebook
         return self._openapi
+
+    # --- decision log ------------------------------------------------------------------------
+
+    def log_decision(self, compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, object], *,
+                     source: str, duration_us: int, committed: bool = False) -> None:
+        """Hand a decision just made to the decision log (and, for logged ones, to the shadow rules)."""
+        decision_log = self.decision_log
+        if decision_log is None or not decision_log.sampled():
+            return
+        decision_log.record(compiled, evaluation, result=result, decision_id=str(result["decision_id"]),
+                            source=source, duration_us=duration_us, committed=committed)
+        if self.shadow is not None:
+            self.shadow.submit(compiled, evaluation, result, source)
 
     # --- store ---------------------------------------------------------------------------------
 

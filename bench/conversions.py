@@ -69,8 +69,8 @@ def zen_input(fact_set: FactSet) -> dict[str, Any]:
 
 def durable_fact(compiled: CompiledDecision, fact_set: FactSet) -> dict[str, Any]:
     """The fact ours asserts into durable_rules for this fact set."""
-    _, values = compiled.run(fact_set.facts, now=fact_set.now)
-    return compiled.encode(values)
+    _, evaluation = compiled.run(fact_set.facts, now=fact_set.now)
+    return compiled.encode(evaluation.values)
 
 
 # --- the Python floor's records --------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,12 @@ import click
 
 from engine import Rulebook, RuleFileError, check, load_rulebook
 from engine.calendar import CALENDAR_DIR, import_years
+from engine.decisionlog import DEFAULT_LOG_URL, open_log
 from engine.errors import InvalidFacts, UnknownDecision
 from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
 from engine.values import parse_instant
+
+from . import changes
 
 DEFAULT_RULES = "rules"
 DEFAULT_SCENARIOS = "tests/scenarios"
@@ -77,7 +81,10 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
 @click.option("--explain", is_flag=True, help="Add the trace: every rule, whether it fired, each condition's value.")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
               help="Rules directory.")
-def decide_command(decision: str, facts_file: Any, now: datetime | None, explain: bool, rules_dir: str) -> None:
+@click.option("--log", "log_url", is_flag=False, flag_value=DEFAULT_LOG_URL, default=None,
+              help=f"Append the decision to the decision log (source cli); --log alone: {DEFAULT_LOG_URL}.")
+def decide_command(decision: str, facts_file: Any, now: datetime | None, explain: bool, rules_dir: str,
+                   log_url: str | None) -> None:
     """Evaluate DECISION (e.g. payout.initiate) and print the decision JSON. Invalid facts: exit 2."""
     try:
         facts = json.load(facts_file)
@@ -89,8 +96,10 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
         _print_json({"error": {"code": "INVALID_JSON", "message": "the JSON is nested too deeply"}})
         sys.exit(2)
     rulebook = _rules_or_exit(rules_dir)
+    started = time.perf_counter()
     try:
-        result = rulebook.decide(decision, facts, now=now, explain=explain)
+        compiled = rulebook.decision(decision)
+        result, evaluation = compiled.run(facts, now=now, explain=explain)
     except InvalidFacts as error:
         _print_json({"error": {"code": "INVALID_FACTS", "fields": error.fields}})
         for path, messages in sorted(error.fields.items()):
@@ -99,7 +108,26 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
     except UnknownDecision as error:
         click.echo(str(error), err=True)
         sys.exit(2)
+    if log_url is not None:
+        _log_cli_decision(log_url, rulebook, compiled, evaluation, result, int((time.perf_counter() - started) * 1e6))
     _print_json(result)
+
+
+def _log_cli_decision(log_url: str, rulebook: Rulebook, compiled: Any, evaluation: Any, result: dict[str, Any],
+                      duration_us: int) -> None:
+    try:
+        decision_log = open_log(log_url)
+    except ValueError as error:
+        click.echo(str(error), err=True)
+        sys.exit(2)
+    if decision_log is None:
+        return
+    decision_log.keep_versions(rulebook)
+    decision_log.record(compiled, evaluation, result=result, decision_id=result["decision_id"], source="cli",
+                        duration_us=duration_us)
+    decision_log.close()
+    if decision_log.dropped:
+        click.echo(f"the decision was not logged: {log_url} is unavailable", err=True)
 
 
 @main.command("test")
@@ -176,12 +204,22 @@ def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
 @click.option("--records", "records_url", default=None,
               help="Decision records: sqlite:///PATH or postgresql://… (default: the SQLite store file).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
-def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int) -> None:
+@click.option("--log", "log_url", default=DEFAULT_LOG_URL, show_default=True,
+              help="Decision log: sqlite:///PATH, postgresql://… or none.")
+@click.option("--log-sample", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+              help="Log this share of the decisions (0 < R <= 1).")
+@click.option("--shadow", "shadow_dir", type=click.Path(exists=True, file_okay=False),
+              help="Also evaluate every logged decision on the rules in DIR, after answering; compare and log.")
+def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int,
+                  log_url: str, log_sample: float, shadow_dir: str | None) -> None:
     """Serve decisions over HTTP with gunicorn."""
     from .serve import serve
 
     _rules_or_exit(rules_dir)  # refuse to start on broken rules, with their problems
-    serve(rules_dir, host, port, workers, store_url, records_url)
+    if shadow_dir is not None and log_url == "none":
+        raise click.UsageError("--shadow needs a decision log (its runs are compared and kept there); drop --log none")
+    serve(rules_dir, host, port, workers, store_url, records_url, log_url=log_url, log_sample=log_sample,
+          shadow_dir=shadow_dir)
 
 
 @main.command("records")
@@ -220,6 +258,10 @@ def records_command(decision: str | None, start: datetime | None, end: datetime 
         return rulebook.decision(name).label("reason", value)
 
     click.echo(export_csv(found, label), nl=False)
+
+
+for _command in changes.COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ class RulesvcServer(BaseApplication):
         self.cfg.set("when_ready", self._when_ready)
         self.cfg.set("post_fork", self._post_fork)
         self.cfg.set("child_exit", _child_exit)
+        self.cfg.set("worker_exit", self._worker_exit)
 
     def load(self):
         from api import create_app  # after PROMETHEUS_MULTIPROC_DIR is set
@@ -60,13 +61,21 @@ class RulesvcServer(BaseApplication):
         state.watch()
 
 
+    def _worker_exit(self, server: Any, worker: Any) -> None:
+        # SIGTERM (and any graceful stop): what the decision log still holds is written before the worker goes.
+        decision_log = self.flask_app.extensions["rulesvc"].decision_log
+        if decision_log is not None:
+            decision_log.close()
+
+
 def _child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
-def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, records_url: str | None) -> None:
+def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, records_url: str | None, *,
+          log_url: str, log_sample: float = 1.0, shadow_dir: str | None = None) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="rulesvc-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     master = os.getpid()
@@ -79,7 +88,8 @@ def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, re
             "accesslog": "-",
             "logger_class": JsonAccessLogger,
             "control_socket_disable": True,
-        }, {"rules_dir": rules_dir, "store_url": store_url, "records_url": records_url}).run()
+        }, {"rules_dir": rules_dir, "store_url": store_url, "records_url": records_url, "log_url": log_url,
+            "log_sample": log_sample, "shadow_dir": shadow_dir}).run()
     finally:
         # Workers are forks of this frame and unwind through here when they exit: only the master cleans up.
         if os.getpid() == master:

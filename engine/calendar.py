@@ -26,6 +26,7 @@ class Calendar:
     workdays: dict[date, str] = field(default_factory=dict)  # make-up working days on weekends
     years: frozenset[int] = frozenset()
     version: str = ""  # sha256 over the calendar files, part of the version of domains that use it
+    sources: dict[str, str] = field(default_factory=dict)  # file name -> text, kept with ruleset versions
 
     def covers(self, day: date) -> bool:
         return day.year in self.years
@@ -71,6 +72,7 @@ def load_calendar(directory: Path) -> tuple[Calendar, list[Problem]]:
     for path in files:
         text = path.read_text(encoding="utf-8")
         digest.update(path.name.encode() + b"\0" + text.encode("utf-8"))
+        calendar.sources[path.name] = text
         year = _load_year(str(path), text, calendar, problems)
         if year is not None:
             if year in years:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from .model import Counter
+from .values import to_shanghai
 
 
 class CounterSource(Protocol):
@@ -25,3 +26,14 @@ class NoCounters:
 
     def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
         return Decimal("0.00") if counter.type.kind == "money" else 0
+
+
+def counter_label(counter: Counter, asked_at: datetime, at: datetime) -> str:
+    """How the decision log names a stored count read by a decision asked at ``asked_at``: the counter's
+    name, or ``name@YYYY-MM-DD`` for a daily counter read for another Shanghai day (``next_eligible_at``
+    looks ahead), so a replay can hand every read back."""
+    if counter.reset == "shanghai_day":
+        day = to_shanghai(at).date()
+        if day != to_shanghai(asked_at).date():
+            return f"{counter.name}@{day.isoformat()}"
+    return counter.name

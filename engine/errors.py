@@ -52,3 +52,11 @@ class UnknownDecision(RulesvcError):
 
 class MatcherError(RulesvcError):
     """durable_rules refused a compiled ruleset or a fact; a bug in the engine, never bad input."""
+
+
+class LimitExceeded(RulesvcError):
+    """A caller asked for more work than a configured limit allows; ``limit`` names the limit."""
+
+    def __init__(self, limit: str, message: str):
+        self.limit = limit
+        super().__init__(message)

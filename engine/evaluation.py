@@ -1,7 +1,14 @@
-"""Evaluating one decision: validate facts, derive values, match with durable_rules, build the result."""
+"""Evaluating one decision: validate facts, derive values, match with durable_rules, build the result.
+
+The work is split in two so that callers pay only for what they use: :meth:`CompiledDecision.judge`
+makes the decision (an :class:`Evaluation`: what fired, the outcome, ``next_eligible_at``, the values
+and stored counters it was made on) and :meth:`CompiledDecision.result` renders the SPEC §4 document
+(id, messages, trace). Replays compare :meth:`CompiledDecision.verdict`, which needs no messages.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,7 +16,8 @@ from ulid import ULID
 
 from .calendar import Calendar
 from .compiler import fact_encoder, leaves, references, ruleset_definition
-from .counters import CounterSource, NoCounters
+from .counters import CounterSource, NoCounters, counter_label
+from .decisionlog.masking import sensitive_paths
 from .expressions import Expr
 from .facts import FactsLoader
 from .interpret import evaluate
@@ -18,9 +26,23 @@ from .matcher import Matcher
 from .model import OUTCOME_PRECEDENCE, Decision, Domain, Rule
 from .store.base import Reservation, counter_slot, to_units
 from .values import to_output, to_shanghai, to_text
+from .verdict import Verdict
 
 # Each step of the next_eligible_at search moves strictly later; a handful covers delay, window and day.
 MAX_SOLVER_STEPS = 8
+
+
+@dataclass(slots=True)
+class Evaluation:
+    """One decision made: what it was made on and what fired; no id or messages yet."""
+
+    facts: dict[str, Any]  # as validated (defaults filled in)
+    now: datetime
+    values: dict[str, Any]  # facts, now, counters and derived values as of ``now``
+    fired: set[str]  # ids of the rules that fired
+    outcome: str
+    next_eligible_at: datetime | None
+    counters: dict[str, Any]  # the stored counts read, in output form, by counter_label()
 
 
 class CompiledDecision:
@@ -31,6 +53,7 @@ class CompiledDecision:
         self.domain = domain
         self.calendar = calendar or Calendar()
         self.facts = FactsLoader(decision.name, decision.facts)
+        self.sensitive_paths = sensitive_paths(decision.facts)  # masked in the decision log
         self.definition = ruleset_definition([(rule.id, rule.when) for rule in decision.rules], decision.name)
         self.matcher = Matcher(decision.name, self.definition)
         self.encode = fact_encoder([rule.when for rule in decision.rules], decision.name)
@@ -56,26 +79,62 @@ class CompiledDecision:
         return self.run(raw_facts, now=now, explain=explain, counters=counters, decision_id=decision_id)[0]
 
     def run(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
-            counters: CounterSource | None = None, decision_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The decision and the values it was made on (facts, counters, derived values)."""
+            counters: CounterSource | None = None, decision_id: str | None = None) -> tuple[dict[str, Any], Evaluation]:
+        """The decision document and the :class:`Evaluation` behind it (for commits and the decision log)."""
         return self.run_loaded(self.facts.load(raw_facts), now=now, explain=explain, counters=counters,
                                decision_id=decision_id)
 
     def run_loaded(self, facts: dict[str, Any], *, now: datetime | None = None, explain: bool = False,
                    counters: CounterSource | None = None,
-                   decision_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                   decision_id: str | None = None) -> tuple[dict[str, Any], Evaluation]:
         """:meth:`run` for facts already validated by ``self.facts.load`` (a commit's retries reuse them)."""
-        now = now or datetime.now(UTC)
+        evaluation = self.judge(facts, now=now or datetime.now(UTC), counters=counters)
+        return self.result(evaluation, decision_id=decision_id, explain=explain), evaluation
+
+    def judge(self, facts: dict[str, Any], *, now: datetime, counters: CounterSource | None = None) -> Evaluation:
+        """Make the decision for validated ``facts`` as of ``now``: derive, match, find the outcome."""
         source = counters or NoCounters()
-        values = self._values(facts, now, now, source)
-        fact = self.encode(values)
-        fired = self.matcher.fired(fact)
-        result = self._result(fired, values, now, decision_id)
-        if result["outcome"] == "defer":
-            result["next_eligible_at"] = to_output(self._next_eligible_at(facts, now, fired, values, source))
+        counters_read: dict[str, Any] = {}
+        values = self._values(facts, now, now, source, counters_read)
+        fired = self.matcher.fired(self.encode(values))
+        outcome = _outcome(self.decision.rules, fired)
+        next_eligible_at = None
+        if outcome == "defer":
+            next_eligible_at = self._next_eligible_at(facts, now, fired, values, source, counters_read)
+        return Evaluation(facts, now, values, fired, outcome, next_eligible_at, counters_read)
+
+    def result(self, evaluation: Evaluation, *, decision_id: str | None = None, explain: bool = False) -> dict[str, Any]:
+        """The SPEC §4 decision document of an evaluation (with the trace when ``explain``)."""
+        values, outcome = evaluation.values, evaluation.outcome
+        fired_rules = [rule for rule in self.decision.rules if rule.id in evaluation.fired]
+        result = {
+            "decision_id": decision_id or str(ULID()),
+            "decision": self.name,
+            "outcome": outcome,
+            "reasons": [self._reason(rule, values) for rule in fired_rules if rule.effect == outcome],
+            "warnings": [self._reason(rule, values) for rule in fired_rules if rule.effect == "warn"],
+            "obligations": self._obligations(fired_rules, outcome, values),
+            "values": {name: to_output(values.get(name)) for name in self.outputs},
+            "next_eligible_at": to_output(evaluation.next_eligible_at),
+            "ruleset": {"domain": self.domain.name, "version": self.domain.version},
+            "evaluated_at": to_output(evaluation.now),
+        }
         if explain:
-            result["trace"] = self._trace(fired, fact, values)
-        return result, values
+            result["trace"] = self._trace(evaluation.fired, self.encode(values), values)
+        return result
+
+    def verdict(self, evaluation: Evaluation) -> Verdict:
+        """What a replay compares: the decision without its id, messages or trace."""
+        outcome, values = evaluation.outcome, evaluation.values
+        fired_rules = [rule for rule in self.decision.rules if rule.id in evaluation.fired]
+        return Verdict(
+            outcome=outcome,
+            reasons=tuple(sorted({rule.code for rule in fired_rules if rule.effect == outcome and rule.code})),
+            warnings=tuple(sorted({rule.code for rule in fired_rules if rule.effect == "warn" and rule.code})),
+            fired=tuple(rule.qualified_id for rule in fired_rules),
+            obligations=self._obligations(fired_rules, outcome, values),
+            values={name: to_output(values.get(name)) for name in self.outputs},
+            next_eligible_at=to_output(evaluation.next_eligible_at))
 
     def reservations(self, values: dict[str, Any]) -> list[Reservation]:
         """What committing an allowed decision adds to each of its counters."""
@@ -95,8 +154,10 @@ class CompiledDecision:
             return value or ""
         return self.decision.enum_labels.get(expr.type.enum or "", {}).get(value, value)
 
-    def _values(self, facts: dict[str, Any], asked_at: datetime, at: datetime, source: CounterSource) -> dict[str, Any]:
-        """Facts plus ``now``, counters and derived values, as they are at instant ``at``."""
+    def _values(self, facts: dict[str, Any], asked_at: datetime, at: datetime, source: CounterSource,
+                counters_read: dict[str, Any]) -> dict[str, Any]:
+        """Facts plus ``now``, counters and derived values, as they are at instant ``at``; every stored
+        count read is noted in ``counters_read`` (the decision log keeps them for replays)."""
         values = dict(facts)
         values["now"] = at
         same_day = to_shanghai(asked_at).date() == to_shanghai(at).date()
@@ -108,6 +169,7 @@ class CompiledDecision:
             if supplied is None:
                 key = tuple(evaluate(part, values) for part in counter.key)
                 supplied = source.read(self.name, counter, key, at)
+                counters_read[counter_label(counter, asked_at, at)] = to_output(supplied)
             values[counter.name] = supplied
         for derived in self.decision.derived:
             if derived.expr is None:
@@ -117,7 +179,7 @@ class CompiledDecision:
         return values
 
     def _next_eligible_at(self, facts: dict[str, Any], now: datetime, fired: set[str], values: dict[str, Any],
-                          source: CounterSource) -> datetime | None:
+                          source: CounterSource, counters_read: dict[str, Any]) -> datetime | None:
         """The earliest instant at which no timing (defer) rule holds back any more.
 
         Each deferring rule says from when it stops holding (``until``); the latest of those is a
@@ -134,34 +196,17 @@ class CompiledDecision:
             if candidate is None or candidate <= at:
                 return None  # a rule that cannot say when it will stop holding
             at = candidate
-            values = self._values(facts, now, at, source)
+            values = self._values(facts, now, at, source, counters_read)
             fired = self.matcher.fired(self.encode(values))
         return None
 
-    def _result(self, fired: set[str], values: dict[str, Any], now: datetime, decision_id: str | None) -> dict[str, Any]:
-        fired_rules = [rule for rule in self.decision.rules if rule.id in fired]
-        outcome = "allow"
-        for effect, effect_outcome in OUTCOME_PRECEDENCE:
-            if any(rule.effect == effect for rule in fired_rules):
-                outcome = effect_outcome
-                break
+    def _obligations(self, fired_rules: list[Rule], outcome: str, values: dict[str, Any]) -> dict[str, Any]:
         obligations = dict(self.decision.obligations)
         for rule in fired_rules if outcome != "deny" else ():  # nothing is owed on a refusal
             if rule.effect == "oblige":
                 for name, value in rule.obligations.items():
                     obligations[name] = evaluate(value, values, self.calendar) if isinstance(value, Expr) else value
-        return {
-            "decision_id": decision_id or str(ULID()),
-            "decision": self.name,
-            "outcome": outcome,
-            "reasons": [self._reason(rule, values) for rule in fired_rules if rule.effect == outcome],
-            "warnings": [self._reason(rule, values) for rule in fired_rules if rule.effect == "warn"],
-            "obligations": to_output(obligations),
-            "values": {name: to_output(values.get(name)) for name in self.outputs},
-            "next_eligible_at": None,
-            "ruleset": {"domain": self.domain.name, "version": self.domain.version},
-            "evaluated_at": to_output(now),
-        }
+        return to_output(obligations)
 
     def _reason(self, rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
         calendar = self.calendar
@@ -187,6 +232,15 @@ class CompiledDecision:
                 ],
             })
         return trace
+
+
+def _outcome(rules: list[Rule], fired: set[str]) -> str:
+    """Outcome precedence: any deny, else any review, else any defer, else allow."""
+    effects = {rule.effect for rule in rules if rule.id in fired}
+    for effect, outcome in OUTCOME_PRECEDENCE:
+        if effect in effects:
+            return outcome
+    return "allow"
 
 
 def _template(text: str, placeholders: dict[str, Expr]) -> list[str | Expr]:

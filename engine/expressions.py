@@ -103,16 +103,20 @@ class ListLit(Expr):
     items: list[Expr] = field(default_factory=list)
 
 
+def children(expr: Expr) -> list[Expr]:
+    """The expressions directly inside ``expr``, in reading order."""
+    found = [child for name in ("left", "right", "operand", "key")
+             if isinstance(child := getattr(expr, name, None), Expr)]
+    for name in ("operands", "args", "items"):
+        found.extend(getattr(expr, name, None) or [])
+    return found
+
+
 def walk(expr: Expr):
     """``expr`` and every expression inside it, depth first."""
     yield expr
-    for name in ("left", "right", "operand", "key"):
-        child = getattr(expr, name, None)
-        if isinstance(child, Expr):
-            yield from walk(child)
-    for name in ("operands", "args", "items"):
-        for child in getattr(expr, name, None) or []:
-            yield from walk(child)
+    for child in children(expr):
+        yield from walk(child)
 
 
 class ExpressionError(Exception):

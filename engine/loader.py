@@ -95,7 +95,8 @@ class _DomainBuilder:
             name=name, file=self.document.file,
             version="sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
             loaded_at=loaded_at, title=str(self.data.get("title", "")), decisions=decisions,
-            uses_calendar=self.uses_calendar)
+            uses_calendar=self.uses_calendar, text=text, constants=self.constants, tables=self.tables,
+            enums=self.enums)
 
     # enums and constants ----------------------------------------------------------------------
 
@@ -240,7 +241,10 @@ class _DomainBuilder:
         if kind is None:
             return None
         field_spec = FieldSpec(name=name, path=dotted, type=kind, required=bool(spec.get("required", False)),
-                               description=str(spec.get("description", "")))
+                               description=str(spec.get("description", "")), sensitive=spec.get("sensitive") is True)
+        if field_spec.sensitive and kind.kind != "str":
+            self.problem(path + ("sensitive",), f"only str facts can be sensitive (kept as an HMAC in the decision "
+                                                f"log); {dotted} is {kind}", key=True)
         if kind.kind == "object":
             if not isinstance(spec.get("fields"), dict):
                 self.problem(path, f"object fact {dotted} needs fields", key=True)

@@ -29,6 +29,7 @@ class FieldSpec:
     minimum: Any = None
     maximum: Any = None
     description: str = ""
+    sensitive: bool = False  # kept only as an HMAC in the decision log
     fields: dict[str, FieldSpec] = field(default_factory=dict)
     item: FieldSpec | None = None
 
@@ -123,3 +124,7 @@ class Domain:
     title: str
     decisions: dict[str, Decision]
     uses_calendar: bool = False  # its version then also covers the calendar data
+    text: str = ""  # the rule file as loaded: a version is kept with the text it was made from
+    constants: dict[str, Constant] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +51,20 @@ class Rulebook:
         except KeyError:
             raise UnknownDecision(name, list(self.decisions)) from None
 
+    def files(self) -> dict[str, str]:
+        """The text of every file this rulebook was loaded from, by name relative to its rules
+        directory (``payout.yaml``, ``calendars/cn-2026.yaml``): enough to load it again anywhere."""
+        files = {os.path.basename(domain.file): domain.text for domain in self.domains.values()}
+        files.update({f"{CALENDAR_DIR}/{name}": text for name, text in self.calendar.sources.items()})
+        return files
+
+    def domain_files(self, domain: Domain) -> dict[str, str]:
+        """The files a domain's version covers: its rule file, and the calendars if it counts working days."""
+        files = {os.path.basename(domain.file): domain.text}
+        if domain.uses_calendar:
+            files.update({f"{CALENDAR_DIR}/{name}": text for name, text in self.calendar.sources.items()})
+        return files
+
     def decide(self, name: str, facts: Any, *, now: datetime | None = None, explain: bool = False,
                counters: CounterSource | None = None) -> dict[str, Any]:
         """Evaluate decision ``name`` (``DOMAIN.NAME``) for ``facts``. See :meth:`CompiledDecision.evaluate`."""
@@ -71,6 +87,55 @@ def load_rulebook(paths: Iterable[str | Path]) -> Rulebook:
         rulebook.domains[domain.name] = domain
         for decision in domain.decisions.values():
             rulebook.decisions[decision.name] = CompiledDecision(decision, domain, calendar)
+    return rulebook
+
+
+def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What changes when a rule or calendar file of ``rules_dir`` is edited, added or removed."""
+    files = [*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml"), *(rules_dir / CALENDAR_DIR).glob("*.yaml")]
+    signature = []
+    for path in sorted(files):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        signature.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(signature)
+
+
+def read_rule_files(directory: str | Path) -> dict[str, str]:
+    """The rule and calendar files of a rules directory as ``{relative name: text}`` (see :meth:`Rulebook.files`)."""
+    root = Path(directory)
+    files = {path.name: path.read_text(encoding="utf-8") for path in rule_files([root])}
+    calendars = root / CALENDAR_DIR
+    if calendars.is_dir():
+        files.update({f"{CALENDAR_DIR}/{path.name}": path.read_text(encoding="utf-8")
+                      for path in sorted(calendars.glob("*.yaml"))})
+    return files
+
+
+def rulebook_from_files(files: dict[str, str], display_dir: str = "") -> Rulebook:
+    """Load a rulebook from file texts (:meth:`Rulebook.files`, a kept ruleset version, a candidate).
+
+    Problems name the files as ``display_dir/NAME``; raises :class:`RuleFileError` like :func:`load_rulebook`.
+    """
+    with tempfile.TemporaryDirectory(prefix="rulesvc-rules-") as directory:
+        root = Path(directory)
+        for name, text in files.items():
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise RuleFileError([Problem(name, 1, 1, "a rule file name must be relative, without '..'")])
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        (root / CALENDAR_DIR).mkdir(exist_ok=True)
+        try:
+            rulebook = load_rulebook([root])
+        except RuleFileError as error:
+            raise RuleFileError([Problem(os.path.join(display_dir, os.path.relpath(problem.file, root)),
+                                         problem.line, problem.column, problem.message)
+                                 for problem in error.problems]) from None
+    for domain in rulebook.domains.values():
+        domain.file = os.path.join(display_dir, os.path.relpath(domain.file, root))
     return rulebook
 
 

@@ -149,6 +149,15 @@ def epoch_ms(instant: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 
+def epoch_us(instant: datetime) -> int:
+    delta = instant - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_epoch_us(microseconds: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=microseconds)
+
+
 # --- conversions ---------------------------------------------------------------------------------
 
 def parse_literal(kind: str, raw: Any) -> Any:

@@ -13,8 +13,9 @@ NOW = "2026-11-20T10:00:00+08:00"
 
 @pytest.fixture(scope="module")
 def client(rulebook, tmp_path_factory):
-    store_url = f"sqlite:///{tmp_path_factory.mktemp('store')}/rulesvc.db"
-    return create_app(rulebook=rulebook, store_url=store_url).test_client()
+    directory = tmp_path_factory.mktemp("store")
+    return create_app(rulebook=rulebook, store_url=f"sqlite:///{directory}/rulesvc.db",
+                      log_url=f"sqlite:///{directory}/log.db").test_client()
 
 
 def test_decision(client):

@@ -12,7 +12,8 @@ from api import create_app
 
 from .conftest import RULES
 
-app = create_app(RULES, store_url=f"sqlite:///{tempfile.mkdtemp(prefix='rulesvc-fuzz-')}/store.db")
+_directory = tempfile.mkdtemp(prefix="rulesvc-fuzz-")
+app = create_app(RULES, store_url=f"sqlite:///{_directory}/store.db", log_url=f"sqlite:///{_directory}/log.db")
 schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 

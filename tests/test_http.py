@@ -25,7 +25,8 @@ def rules_dir(tmp_path):
 
 @pytest.fixture
 def client(rules_dir, tmp_path):
-    return create_app(rules_dir, store_url=f"sqlite:///{tmp_path}/store.db").test_client()
+    return create_app(rules_dir, store_url=f"sqlite:///{tmp_path}/store.db",
+                      log_url=f"sqlite:///{tmp_path}/log.db").test_client()
 
 
 def decide(client, decision: str, **body):

@@ -46,7 +46,7 @@ def two_instances(redis_server, tmp_path):
     for port in ports:
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2",
-             "--store", redis_server.url, "--records", records], cwd=RULES.parent,
+             "--store", redis_server.url, "--records", records, "--log", f"sqlite:///{tmp_path}/log.db"], cwd=RULES.parent,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         for port in ports:
@@ -114,7 +114,8 @@ def test_commit_without_key_and_store_down(tmp_path, rulebook):
 
     server = RedisServer(tmp_path)
     server.start()
-    client = create_app(rulebook=rulebook, store_url=server.url, records_url=f"sqlite:///{tmp_path}/r.db").test_client()
+    client = create_app(rulebook=rulebook, store_url=server.url, records_url=f"sqlite:///{tmp_path}/r.db",
+                        log_url=f"sqlite:///{tmp_path}/log.db").test_client()
     response = client.post("/v1/decisions/recovery.contact", json={"facts": CONTACT, "now": NOW, "commit": True})
     assert response.status_code == 400
     assert response.get_json()["error"]["fields"] == {"idempotency_key": ["a commit needs an idempotency_key"]}
@@ -154,7 +155,8 @@ def test_serve_reloads_on_edit_and_sighup_then_stops(tmp_path):
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--rules", str(rules), "--port", str(port),
-                                   "--workers", "2", "--store", f"sqlite:///{tmp_path}/store.db"],
+                                   "--workers", "2", "--store", f"sqlite:///{tmp_path}/store.db",
+                                   "--log", f"sqlite:///{tmp_path}/log.db"],
                                   cwd=RULES.parent, stdout=subprocess.DEVNULL, stderr=log)
     facts = merged(INITIATE_OK, {"actor": {"role": "main"}, "payout": {"amount": "450.00"}})
 

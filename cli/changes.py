@@ -1,0 +1,306 @@
+"""``rulesvc`` commands around the decision log and rule changes: log, explain, versions, diff, impact.
+
+The workflow they serve (docs/changing-rules.md): edit → ``rulesvc diff`` → ``rulesvc impact`` →
+review → ship, with ``rulesvc serve --shadow`` for the risky ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from engine import RuleFileError, load_rulebook
+from engine.decisionlog import DEFAULT_LOG_URL, LogDatabase, LogQuery, LogUnavailable
+from engine.diff import diff_rulebooks
+from engine.replay import VersionLibrary, explain, impact
+from engine.rulebook import Rulebook, read_rule_files, rulebook_from_files
+
+from .reports import diff_markdown, impact_html, impact_markdown
+
+DEFAULT_RULES = "rules"
+OUTCOMES = ["allow", "deny", "defer", "review"]
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    from engine.values import parse_instant
+
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _database(url: str) -> LogDatabase:
+    try:
+        return LogDatabase(url, create=False)
+    except LogUnavailable as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+
+
+def _load_or_exit(paths: list[str | Path], code: int = 2) -> Rulebook:
+    try:
+        return load_rulebook(paths)
+    except RuleFileError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(error.problems)} problem(s) in {', '.join(map(str, paths))}", err=True)
+        sys.exit(code)
+
+
+log_option = click.option("--log", "log_url", default=DEFAULT_LOG_URL, show_default=True,
+                          help="The decision log: sqlite:///PATH or postgresql://…")
+
+
+# --- the decision log ----------------------------------------------------------------------------------
+
+@click.group("log", invoke_without_command=True)
+@click.option("--decision", help="Only this decision, e.g. payout.initiate.")
+@click.option("--from", "start", callback=_instant, help="Logged at or after this instant.")
+@click.option("--to", "end", callback=_instant, help="Logged before this instant.")
+@click.option("--outcome", type=click.Choice(OUTCOMES))
+@click.option("--code", help="With this reason or warning code.")
+@click.option("--id", "decision_id", help="One decision by its id.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=1), help="At most this many, newest first.")
+@click.option("--shadow", is_flag=True, help="The shadow runs instead of the decisions.")
+@log_option
+@click.pass_context
+def log_group(ctx: click.Context, decision: str | None, start: datetime | None, end: datetime | None, outcome: str | None,
+              code: str | None, decision_id: str | None, limit: int, shadow: bool, log_url: str) -> None:
+    """Print logged decisions as JSON lines, newest first (sensitive facts appear as hmac:…)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        entries = _database(log_url).query(LogQuery(decision=decision, start=start, end=end, outcome=outcome, code=code,
+                                                    decision_id=decision_id, limit=limit, shadow=shadow))
+    except LogUnavailable as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    for entry in entries:
+        click.echo(json.dumps(entry, ensure_ascii=False))
+
+
+@log_group.command("prune")
+@click.option("--before", required=True, callback=_instant, help="Delete entries logged before this instant.")
+@log_option
+def log_prune(before: datetime, log_url: str) -> None:
+    """Delete old entries (retention). Run it on a schedule: see docs/decision-log.md."""
+    try:
+        removed = _database(log_url).prune(before)
+    except LogUnavailable as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    click.echo(f"deleted {removed} decision-log entries logged before {before.isoformat()}")
+
+
+@click.command("explain")
+@click.argument("decision_id")
+@log_option
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
+              help="The active rules, used when the decision's version is theirs.")
+def explain_command(decision_id: str, log_url: str, rules_dir: str) -> None:
+    """Replay a logged decision on the rules it was made with; say whether it reproduces, with the trace."""
+    database = _database(log_url)
+    try:
+        entry = database.entry(decision_id)
+    except LogUnavailable as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    if entry is None:
+        click.echo(f"no decision {decision_id} in the decision log {log_url}", err=True)
+        sys.exit(1)
+    try:
+        active: Rulebook | None = load_rulebook([rules_dir])
+    except RuleFileError:
+        active = None  # the kept versions may still have it
+    answer = explain(entry, VersionLibrary(database, active))
+    _print_json(answer)
+    if not answer["reproduced"]:
+        click.echo(f"not reproduced: {answer['why_not']}", err=True)
+        sys.exit(1)
+
+
+@click.command("versions")
+@click.argument("version", required=False)
+@log_option
+def versions_command(version: str | None, log_url: str) -> None:
+    """List every ruleset version that was ever active; with VERSION, print its files' text as JSON."""
+    database = _database(log_url)
+    try:
+        if version:
+            kept = database.version(version)
+            if kept is None:
+                click.echo(f"ruleset version {version} is not kept in {log_url}", err=True)
+                sys.exit(1)
+            _print_json(kept)
+            return
+        for kept in database.versions():
+            click.echo(f"{kept['version']}  {kept['domain']:<10} {kept['file']:<16} first active {kept['first_active_at']}")
+    except LogUnavailable as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+
+
+# --- changing rules -------------------------------------------------------------------------------------
+
+def _git_rules(revision: str, rules_dir: str) -> tuple[dict[str, str], str]:
+    """The rules directory's files as they are in git ``revision``."""
+    directory = Path(rules_dir).resolve()
+    try:
+        top = subprocess.run(["git", "-C", str(directory), "rev-parse", "--show-toplevel"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        relative = directory.relative_to(Path(top).resolve()).as_posix()
+        names = subprocess.run(["git", "-C", top, "ls-tree", "-r", "--name-only", revision, "--", relative],
+                               capture_output=True, text=True, check=True).stdout.split()
+        files = {}
+        for name in names:
+            inner = name[len(relative) + 1:] if relative != "." else name
+            if inner.endswith((".yaml", ".yml")) and inner.count("/") <= 1:
+                files[inner] = subprocess.run(["git", "-C", top, "show", f"{revision}:{name}"], capture_output=True,
+                                              text=True, check=True).stdout
+    except (subprocess.CalledProcessError, ValueError, FileNotFoundError) as error:
+        detail = getattr(error, "stderr", "") or str(error)
+        click.echo(f"cannot read {rules_dir} at git revision {revision}: {detail.strip()}", err=True)
+        sys.exit(2)
+    if not files:
+        click.echo(f"git revision {revision} has no rule files under {rules_dir}", err=True)
+        sys.exit(2)
+    return files, f"{rules_dir}@{revision}"
+
+
+@click.command("diff")
+@click.argument("old", required=False, type=click.Path(exists=True, file_okay=False))
+@click.argument("new", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--git", "revision", help="Compare the rules directory (NEW, default rules/) at this git revision with "
+                                        "the working tree.")
+@click.option("--format", "output", type=click.Choice(["md", "json"]), default="md", show_default=True)
+def diff_command(old: str | None, new: str | None, revision: str | None, output: str) -> None:
+    """Compare two rules directories in policy terms. Exit 0 when equal, 1 when different, 2 on errors."""
+    if revision:
+        if new is not None:
+            raise click.UsageError("with --git give at most one directory (the working tree's rules)")
+        new = old or DEFAULT_RULES
+        files, old_label = _git_rules(revision, new)
+        try:
+            before = rulebook_from_files(files, display_dir=old_label)
+        except RuleFileError as error:
+            for problem in error.problems:
+                click.echo(str(problem), err=True)
+            sys.exit(2)
+    else:
+        if old is None or new is None:
+            raise click.UsageError("give OLD and NEW rules directories, or --git REV")
+        old_label = old
+        before = _load_or_exit([old])
+    after = _load_or_exit([new])
+    diff = diff_rulebooks(before, after)
+    if output == "json":
+        _print_json(diff)
+    else:
+        click.echo(diff_markdown(diff, old_label, new), nl=False)
+    sys.exit(0 if diff["equal"] else 1)
+
+
+def _fail_on(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, float]]:
+    limits = []
+    for value in values:
+        transition, _, share = value.replace(" ", "").rpartition(">")
+        try:
+            if "->" not in transition or not share.endswith("%"):
+                raise ValueError
+            limits.append((transition, float(share[:-1]) / 100))
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: write it as BEFORE->AFTER>PCT%, e.g. allow->deny>0.5%") from None
+    return limits
+
+
+@click.command("impact")
+@click.option("--candidate", "candidate_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The candidate rules directory.")
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
+              help="The active rules (the reports show the policy diff from them to the candidate).")
+@log_option
+@click.option("--decision", help="Only this decision.")
+@click.option("--from", "start", callback=_instant, help="Decisions logged at or after this instant.")
+@click.option("--to", "end", callback=_instant, help="Decisions logged before this instant.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most the latest N logged decisions.")
+@click.option("--format", "output", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
+@click.option("--fail-on", "fail_on", multiple=True, callback=_fail_on,
+              help="Exit 3 when a transition's share of the replayed decisions passes a limit, e.g. 'allow->deny>0.5%'.")
+@click.option("--processes", type=click.IntRange(min=1), help="Replay with this many processes (default: one per core).")
+def impact_command(candidate_dir: str, rules_dir: str, log_url: str, decision: str | None, start: datetime | None,
+                   end: datetime | None, limit: int | None, output: str, fail_on: list[tuple[str, float]],
+                   processes: int | None) -> None:
+    """Replay logged decisions on candidate rules and report what would change (SPEC §11)."""
+    candidate = _load_or_exit([candidate_dir])  # every problem, and no replay, when the candidate is broken
+    database = _database(log_url)
+    query = LogQuery(decision=decision, start=start, end=end, limit=limit)
+    show_progress = output != "json" and sys.stderr.isatty() and not os.environ.get("CI")
+    started = time.monotonic()
+    try:
+        if show_progress:
+            tally = _with_progress(database, read_rule_files(candidate_dir), query, processes)
+        else:
+            tally = impact(database, read_rule_files(candidate_dir), query, processes=processes)
+    except LogUnavailable as error:
+        click.echo(str(error), err=True)
+        sys.exit(1)
+    report = tally.as_json()
+    report["candidate"] = {"dir": candidate_dir, "versions": sorted(d.version for d in candidate.domains.values())}
+    title = f"{candidate_dir} on {log_url}"
+    if output == "json":
+        _print_json(report)
+    else:
+        diff_text = ""
+        try:
+            diff_text = diff_markdown(diff_rulebooks(load_rulebook([rules_dir]), candidate), rules_dir, candidate_dir)
+        except RuleFileError:
+            pass
+        if output == "md":
+            click.echo(impact_markdown(report, title) + ("\n" + diff_text if diff_text else ""))
+        else:
+            click.echo(impact_html(report, title))
+        seconds = time.monotonic() - started
+        click.echo(f"replayed {report['replayed']:,} decisions in {seconds:.1f} s", err=True)
+    exceeded = [(transition, limit_share) for transition, limit_share in fail_on if tally.share(transition) > limit_share]
+    for transition, limit_share in exceeded:
+        click.echo(f"--fail-on: {transition} is {100 * tally.share(transition):.2f}% of the replayed decisions "
+                   f"(limit {100 * limit_share:g}%)", err=True)
+    if exceeded:
+        sys.exit(3)
+
+
+def _with_progress(database: LogDatabase, files: dict[str, str], query: LogQuery, processes: int | None) -> Any:
+    """Replay with a progress bar on the terminal: done, rate and the time left."""
+    total = database.span(query)[0]
+    started = time.monotonic()
+    done = [0]
+
+    def rate(_: Any) -> str:
+        seconds = time.monotonic() - started
+        return f"{done[0] / seconds:,.0f} decisions/s" if seconds > 0 and done[0] else ""
+
+    with click.progressbar(length=total, label="replaying", file=sys.stderr, show_eta=True, show_percent=True,
+                           item_show_func=rate) as bar:
+        def advance(count: int) -> None:
+            done[0] += count
+            bar.update(count, done[0])
+
+        return impact(database, files, query, processes=processes, on_progress=advance)
+
+
+COMMANDS = [log_group, explain_command, versions_command, diff_command, impact_command]

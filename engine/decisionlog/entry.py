@@ -1,0 +1,75 @@
+"""A decision-log entry: what the service decided, on what, with which rules (SPEC §10).
+
+The request path hands over a :class:`Pending` (references only, nothing copied or encoded); the
+writer turns it into the entry — facts in output form with sensitive ones masked — off that path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..values import to_output
+from ..verdict import Verdict
+from .masking import Masker
+
+if TYPE_CHECKING:
+    from ..evaluation import CompiledDecision, Evaluation
+
+SOURCES = ("http", "batch", "commit", "cli")
+
+
+@dataclass(slots=True)
+class Pending:
+    """A decision waiting to be written: its document (``result``) or, for a shadow run, the candidate's verdict."""
+
+    compiled: CompiledDecision
+    evaluation: Evaluation
+    result: dict[str, Any] | None
+    verdict: Verdict | None
+    decision_id: str
+    source: str
+    duration_us: int
+    committed: bool
+    logged_at: datetime
+    shadow: dict[str, Any] | None = None
+
+
+def verdict_of_result(compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, Any]) -> Verdict:
+    """The verdict of a decision document already built (no second pass over the rules' messages)."""
+    return Verdict(
+        outcome=result["outcome"],
+        reasons=tuple(sorted({reason["code"] for reason in result["reasons"]})),
+        warnings=tuple(sorted({warning["code"] for warning in result["warnings"]})),
+        fired=tuple(rule.qualified_id for rule in compiled.decision.rules if rule.id in evaluation.fired),
+        obligations=result["obligations"], values=result["values"], next_eligible_at=result["next_eligible_at"])
+
+
+def build_entry(pending: Pending, masker: Masker) -> dict[str, Any]:
+    facts, masked = masker.mask(to_output(pending.evaluation.facts), pending.compiled.sensitive_paths)
+    verdict = pending.verdict
+    if verdict is None:
+        assert pending.result is not None
+        verdict = verdict_of_result(pending.compiled, pending.evaluation, pending.result)
+    return {
+        "decision_id": pending.decision_id,
+        "decision": pending.compiled.name,
+        "evaluated_at": to_output(pending.logged_at),
+        "now": to_output(pending.evaluation.now),
+        "source": pending.source,
+        "facts": facts,
+        "masked": masked,
+        "counters": pending.evaluation.counters,
+        "outcome": verdict.outcome,
+        "reasons": list(verdict.reasons),
+        "warnings": list(verdict.warnings),
+        "rules_fired": list(verdict.fired),
+        "obligations": verdict.obligations,
+        "values": verdict.values,
+        "next_eligible_at": verdict.next_eligible_at,
+        "ruleset_version": pending.compiled.domain.version,
+        "duration_us": pending.duration_us,
+        "committed": pending.committed,
+        "shadow": pending.shadow,
+    }

@@ -1,0 +1,266 @@
+"""The decision log's tables, in SQLite or PostgreSQL through SQLAlchemy Core.
+
+One row per entry: the columns a query filters on, and the whole entry as JSON. Rows are appended in
+batches (one transaction each); SQLite runs in WAL mode with a busy timeout, so several gunicorn
+workers append to one file while readers go on. ``ruleset_versions`` keeps every version that was
+ever active with the text of its files, so an old decision can be explained on the rules it was made with.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import RulesvcError
+from ..store.sql import make_engine
+from ..values import epoch_us, from_epoch_us, to_output
+
+metadata = MetaData()
+
+decision_log = Table(
+    "decision_log", metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("decision_id", String(32), nullable=False, unique=True),
+    Column("decision", String(128), nullable=False),
+    Column("evaluated_us", BigInteger, nullable=False),  # wall clock, epoch microseconds
+    Column("source", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("codes", Text, nullable=False),  # " CODE CODE " of reasons and warnings, for ?code=
+    Column("ruleset_version", String(80), nullable=False),
+    Column("committed", Boolean, nullable=False),
+    Column("shadow_of", String(32), nullable=True),  # a shadow run: the decision it shadowed
+    Column("entry", Text, nullable=False),
+    Index("ix_log_time", "evaluated_us"),
+    Index("ix_log_decision_time", "decision", "evaluated_us"),
+    Index("ix_log_shadow", "shadow_of"),
+)
+
+ruleset_versions = Table(
+    "ruleset_versions", metadata,
+    Column("version", String(80), primary_key=True),
+    Column("domain", String(128), nullable=False),
+    Column("file", Text, nullable=False),
+    Column("files", Text, nullable=False),  # JSON {relative name: text}
+    Column("first_active_us", BigInteger, nullable=False),
+)
+
+
+class LogUnavailable(RulesvcError):
+    """The decision log cannot be reached or read."""
+
+
+@dataclass
+class LogQuery:
+    """Which entries: by decision, wall-clock time [start, end), outcome, reason/warning code, id."""
+
+    decision: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    outcome: str | None = None
+    code: str | None = None
+    decision_id: str | None = None
+    limit: int | None = 100
+    shadow: bool = False  # False: the service's decisions; True: shadow runs only
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an ``sqlite:///PATH`` URL (None for other databases and in-memory SQLite)."""
+    if url.startswith("sqlite:///") and url not in ("sqlite:///", "sqlite:///:memory:"):
+        return Path(url[len("sqlite:///"):])
+    return None
+
+
+class LogDatabase:
+    """The decision log at ``url``. Connections are made per process (gunicorn forks after loading)."""
+
+    def __init__(self, url: str, *, create: bool = True):
+        self.url = url
+        path = sqlite_path(url)
+        if not create and path is not None and not path.exists():
+            raise LogUnavailable(f"no decision log at {path} (it is written by `rulesvc serve`, "
+                                 "or by `rulesvc decide --log`)")
+        self._create = create
+        self._pid: int | None = None
+        self._writer: Engine | None = None
+        self._reader: Engine | None = None
+
+    def _engines(self) -> tuple[Engine, Engine]:
+        if self._pid != os.getpid() or self._writer is None or self._reader is None:
+            try:
+                writer = make_engine(self.url)
+                reader = make_engine(self.url, write_lock=False) if self.url.startswith("sqlite") else writer
+                if self._create:
+                    metadata.create_all(writer)
+            except SQLAlchemyError as error:
+                raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}: {error}") from None
+            self._writer, self._reader, self._pid = writer, reader, os.getpid()
+        return self._writer, self._reader
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def write(self, entries: list[dict[str, Any]]) -> None:
+        """Append entries in one transaction (an id already logged is skipped, never doubled)."""
+        if not entries:
+            return
+        rows = [_row(entry) for entry in entries]
+        writer, _ = self._engines()
+        try:
+            with writer.begin() as connection:
+                connection.execute(_insert_ignoring_duplicates(writer, decision_log), rows)
+        except SQLAlchemyError as error:
+            raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}") from None
+
+    def keep_version(self, version: str, domain: str, file: str, files: dict[str, str], at: datetime) -> None:
+        writer, reader = self._engines()
+        try:
+            with reader.connect() as connection:
+                known = connection.execute(select(ruleset_versions.c.version).where(
+                    ruleset_versions.c.version == version)).first()
+            if known:
+                return
+            with writer.begin() as connection:
+                connection.execute(_insert_ignoring_duplicates(writer, ruleset_versions), [{
+                    "version": version, "domain": domain, "file": file,
+                    "files": orjson.dumps(files).decode(), "first_active_us": epoch_us(at)}])
+        except SQLAlchemyError as error:
+            raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}") from None
+
+    def prune(self, before: datetime) -> int:
+        """Delete the entries logged before ``before``; returns how many."""
+        writer, _ = self._engines()
+        try:
+            with writer.begin() as connection:
+                return connection.execute(delete(decision_log).where(
+                    decision_log.c.evaluated_us < epoch_us(before))).rowcount or 0
+        except SQLAlchemyError as error:
+            raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}") from None
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def query(self, query: LogQuery) -> list[dict[str, Any]]:
+        """Entries, newest first."""
+        statement = select(decision_log.c.entry).where(*_conditions(query)).order_by(decision_log.c.seq.desc())
+        if query.limit is not None:
+            statement = statement.limit(query.limit)
+        return [orjson.loads(row.entry) for row in self._read(statement)]
+
+    def entry(self, decision_id: str) -> dict[str, Any] | None:
+        rows = self._read(select(decision_log.c.entry).where(decision_log.c.decision_id == decision_id))
+        return orjson.loads(rows[0].entry) if rows else None
+
+    def span(self, query: LogQuery) -> tuple[int, int, int]:
+        """How many entries ``query`` selects (the most recent ``limit`` ones, if it has a limit) and the
+        first and last ``seq`` of their range; replays read them oldest first."""
+        conditions = _conditions(query)
+        row = self._read(select(func.count(), func.min(decision_log.c.seq), func.max(decision_log.c.seq))
+                         .where(*conditions))[0]
+        count, first, last = int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
+        if query.limit is not None and count > query.limit:
+            cut = self._read(select(decision_log.c.seq).where(*conditions).order_by(decision_log.c.seq.desc())
+                             .offset(query.limit - 1).limit(1))
+            count, first = query.limit, int(cut[0].seq)
+        return count, first, last
+
+    def entries_between(self, query: LogQuery, first: int, last: int, page: int = 5000) -> Iterator[dict[str, Any]]:
+        """The entries ``query`` selects with ``first <= seq <= last``, oldest first, read a page at a time."""
+        conditions = _conditions(query)
+        after = first - 1
+        while after < last:
+            rows = self._read(select(decision_log.c.seq, decision_log.c.entry)
+                              .where(*conditions, decision_log.c.seq > after, decision_log.c.seq <= last)
+                              .order_by(decision_log.c.seq).limit(page))
+            if not rows:
+                return
+            for row in rows:
+                yield orjson.loads(row.entry)
+            after = rows[-1].seq
+
+    def versions(self) -> list[dict[str, Any]]:
+        rows = self._read(select(ruleset_versions.c.version, ruleset_versions.c.domain, ruleset_versions.c.file,
+                                 ruleset_versions.c.first_active_us).order_by(ruleset_versions.c.first_active_us))
+        return [{"version": row.version, "domain": row.domain, "file": row.file,
+                 "first_active_at": _instant(row.first_active_us)} for row in rows]
+
+    def version(self, version: str) -> dict[str, Any] | None:
+        rows = self._read(select(ruleset_versions).where(ruleset_versions.c.version == version))
+        if not rows:
+            return None
+        row = rows[0]
+        return {"version": row.version, "domain": row.domain, "file": row.file,
+                "first_active_at": _instant(row.first_active_us), "files": orjson.loads(row.files)}
+
+    def _read(self, statement: Any) -> list[Any]:
+        _, reader = self._engines()
+        try:
+            with reader.connect() as connection:
+                return list(connection.execute(statement))
+        except SQLAlchemyError as error:
+            raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}") from None
+
+    def close(self) -> None:
+        for engine in {self._writer, self._reader} - {None}:
+            engine.dispose()
+        self._writer = self._reader = None
+
+
+def _row(entry: dict[str, Any]) -> dict[str, Any]:
+    shadow = entry.get("shadow")
+    return {
+        "decision_id": entry["decision_id"], "decision": entry["decision"],
+        "evaluated_us": epoch_us(datetime.fromisoformat(entry["evaluated_at"])), "source": entry["source"],
+        "outcome": entry["outcome"], "codes": " " + " ".join([*entry["reasons"], *entry["warnings"]]) + " ",
+        "ruleset_version": entry["ruleset_version"], "committed": entry["committed"],
+        "shadow_of": shadow["of"] if shadow else None, "entry": orjson.dumps(entry).decode(),
+    }
+
+
+def _conditions(query: LogQuery) -> list[Any]:
+    columns = decision_log.c
+    conditions = [columns.shadow_of.is_not(None) if query.shadow else columns.shadow_of.is_(None)]
+    if query.decision:
+        conditions.append(columns.decision == query.decision)
+    if query.outcome:
+        conditions.append(columns.outcome == query.outcome)
+    if query.decision_id:
+        conditions.append(columns.decision_id == query.decision_id)
+    if query.code:
+        escaped = query.code.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(columns.codes.like(f"% {escaped} %", escape="\\"))
+    if query.start:
+        conditions.append(columns.evaluated_us >= epoch_us(query.start))
+    if query.end:
+        conditions.append(columns.evaluated_us < epoch_us(query.end))
+    return [and_(*conditions)]
+
+
+def _insert_ignoring_duplicates(engine: Engine, table: Table) -> Any:
+    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _instant(epoch_microseconds: int) -> str:
+    return to_output(from_epoch_us(epoch_microseconds))

@@ -1,0 +1,164 @@
+"""Appending to the decision log off the request path.
+
+``record`` only appends a reference to a bounded deque (no copying, encoding or I/O); a background
+thread per process builds the entries and writes them in batches. When the deque is full the entry
+is dropped and counted: logging never delays or fails a decision. ``close`` (on SIGTERM, at exit)
+writes what is still waiting.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .entry import Pending, build_entry
+from .masking import Masker
+from .sql import LogDatabase, LogUnavailable
+
+if TYPE_CHECKING:
+    from ..evaluation import CompiledDecision, Evaluation
+    from ..rulebook import Rulebook
+    from ..verdict import Verdict
+
+log = logging.getLogger("rulesvc.decisionlog")
+
+DEFAULT_CAPACITY = 20_000
+DEFAULT_BATCH = 2_000
+DEFAULT_FLUSH_SECONDS = 0.5
+
+
+class DecisionLog:
+    """The decision log of one service (or one CLI run): sampling, masking, a bounded queue, a writer."""
+
+    def __init__(self, database: LogDatabase, masker: Masker, *, sample: float = 1.0,
+                 capacity: int = DEFAULT_CAPACITY, batch_size: int = DEFAULT_BATCH,
+                 flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+                 on_drop: Callable[[int], None] | None = None, on_write: Callable[[int], None] | None = None):
+        if not 0 < sample <= 1:
+            raise ValueError("the log sample rate must be in (0, 1]")
+        self.database = database
+        self.masker = masker
+        self.sample = sample
+        self.capacity = capacity
+        self.batch_size = batch_size
+        self.flush_seconds = flush_seconds
+        self.dropped = 0
+        self.written = 0
+        self._on_drop = on_drop
+        self._on_write = on_write
+        self._pending: deque[Pending] = deque()
+        self._in_flight = 0
+        self._wake = threading.Condition()
+        self._closing = False
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return self.database.url
+
+    def sampled(self) -> bool:
+        """Whether the next decision is to be logged (``--log-sample``)."""
+        return self.sample >= 1 or random.random() < self.sample
+
+    def record(self, compiled: CompiledDecision, evaluation: Evaluation, *, decision_id: str, source: str,
+               duration_us: int, committed: bool = False, result: dict[str, Any] | None = None,
+               verdict: Verdict | None = None, shadow: dict[str, Any] | None = None) -> bool:
+        """Queue a decision (its ``result`` document, or a shadow run's ``verdict``); False if it was dropped."""
+        self._ensure_writer()
+        if len(self._pending) >= self.capacity:
+            self._drop(1)
+            return False
+        self._pending.append(Pending(compiled, evaluation, result, verdict, decision_id, source, duration_us,
+                                     committed, datetime.now(UTC), shadow))
+        return True
+
+    def keep_versions(self, rulebook: Rulebook) -> None:
+        """Store every domain version of ``rulebook`` that the log does not know yet, with its files' text."""
+        now = datetime.now(UTC)
+        for domain in rulebook.domains.values():
+            files = {os.path.basename(domain.file): domain.text}
+            if domain.uses_calendar:
+                files.update({f"calendars/{name}": text for name, text in rulebook.calendar.sources.items()})
+            try:
+                self.database.keep_version(domain.version, domain.name, os.path.basename(domain.file), files, now)
+            except LogUnavailable as error:
+                log.warning("ruleset version %s not kept: %s", domain.version, error)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is written (True) or ``timeout`` passes (False)."""
+        if self._thread is None or self._pid != os.getpid():
+            return self._write_now()
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            self._wake.notify_all()
+            return self._wake.wait_for(lambda: not self._pending and not self._in_flight,
+                                       max(0.0, deadline - time.monotonic()))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is waiting and stop the writer (SIGTERM, exit)."""
+        self.flush(timeout)
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+
+    # --- the writer ----------------------------------------------------------------------------------
+
+    def _ensure_writer(self) -> None:
+        if self._pid == os.getpid():
+            return
+        # First use in this process (gunicorn workers are forks: no thread crosses a fork).
+        self._pid = os.getpid()
+        self._pending = deque()
+        self._in_flight = 0
+        self._wake = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="rulesvc-decision-log", daemon=True)
+        self._thread.start()
+        atexit.register(self.close, 5.0)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._closing or len(self._pending) >= self.batch_size,
+                                    self.flush_seconds)
+                if self._closing and not self._pending:
+                    return
+            self._write_now()
+
+    def _write_now(self) -> bool:
+        """Write everything waiting, a batch per transaction."""
+        while self._pending:
+            with self._wake:  # taken together, so flush() never sees "nothing waiting" mid-handover
+                batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
+                self._in_flight = len(batch)
+            try:
+                entries = [build_entry(pending, self.masker) for pending in batch]
+                self.database.write(entries)
+                self.written += len(entries)
+                if self._on_write:
+                    self._on_write(len(entries))
+            except LogUnavailable as error:
+                log.warning("%d decision-log entries lost: %s", len(batch), error)
+                self._drop(len(batch))
+            except Exception:  # a bug must not stop the writer; the entries are counted as lost
+                log.exception("decision-log writer")
+                self._drop(len(batch))
+            finally:
+                with self._wake:
+                    self._in_flight = 0
+                    self._wake.notify_all()
+        return True
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        if self._on_drop:
+            self._on_drop(count)

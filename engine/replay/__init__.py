@@ -1,0 +1,13 @@
+"""Replaying logged decisions: explain one on the rules it was made with, measure a candidate's impact
+on many, and shadow live decisions on a candidate (SPEC §10, §11)."""
+
+from __future__ import annotations
+
+from .explain import explain
+from .impact import ImpactTally, impact
+from .replayer import LoggedCounters, NotReplayable, Replayer, value_reads
+from .shadow import ShadowRunner, shadow_report
+from .versions import VersionLibrary
+
+__all__ = ["ImpactTally", "LoggedCounters", "NotReplayable", "Replayer", "ShadowRunner", "VersionLibrary",
+           "explain", "impact", "shadow_report", "value_reads"]

@@ -1,0 +1,181 @@
+"""Impact analysis (SPEC §11): replay logged decisions on candidate rules and count what would change.
+
+The log is cut into chunks of its ``seq`` range and replayed by a pool of processes (durable_rules
+and the GIL keep one process on one core); each chunk gives an :class:`ImpactTally`, merged in log
+order so that the examples are the same whatever finished first.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..decisionlog import LogDatabase, LogQuery
+from ..errors import LimitExceeded
+from ..rulebook import Rulebook, rulebook_from_files
+from ..verdict import Verdict
+from .replayer import NotReplayable, Replayer
+
+EXAMPLES_PER_TRANSITION = 10
+PAGE = 2_000
+MIN_ENTRIES_PER_PROCESS = 5_000  # below this, a pool costs more than it saves
+
+
+@dataclass
+class ImpactTally:
+    """What replaying logged decisions on other rules changed, in the SPEC §11 JSON form."""
+
+    replayed: int = 0
+    unchanged: int = 0
+    changed: int = 0
+    not_replayable: Counter[str] = field(default_factory=Counter)
+    transitions: Counter[str] = field(default_factory=Counter)
+    reasons_added: Counter[str] = field(default_factory=Counter)
+    reasons_removed: Counter[str] = field(default_factory=Counter)
+    rules: dict[str, list[int]] = field(default_factory=dict)  # rule -> [fired before, fired after]
+    values_changed: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, decision_id: str, before: Verdict, after: Verdict | NotReplayable) -> None:
+        self.replayed += 1
+        if isinstance(after, NotReplayable):
+            self.not_replayable[str(after)] += 1
+            return
+        for rule in before.fired:
+            self.rules.setdefault(rule, [0, 0])[0] += 1
+        for rule in after.fired:
+            self.rules.setdefault(rule, [0, 0])[1] += 1
+        differences = before.differences(after)
+        if not differences:
+            self.unchanged += 1
+            return
+        self.changed += 1
+        before_codes, after_codes = {*before.reasons, *before.warnings}, {*after.reasons, *after.warnings}
+        self.reasons_added.update(after_codes - before_codes)
+        self.reasons_removed.update(before_codes - after_codes)
+        self.values_changed.update(name.removeprefix("values.") for name in differences if name.startswith("values."))
+        if before.outcome != after.outcome:
+            transition = f"{before.outcome}->{after.outcome}"
+            self.transitions[transition] += 1
+            examples = self.examples.setdefault(transition, [])
+            if len(examples) < EXAMPLES_PER_TRANSITION:
+                examples.append(decision_id)
+
+    def merge(self, other: ImpactTally) -> None:
+        """Add ``other``'s counts (a later part of the log: its examples come after ours)."""
+        self.replayed += other.replayed
+        self.unchanged += other.unchanged
+        self.changed += other.changed
+        for mine, theirs in ((self.not_replayable, other.not_replayable), (self.transitions, other.transitions),
+                             (self.reasons_added, other.reasons_added), (self.reasons_removed, other.reasons_removed),
+                             (self.values_changed, other.values_changed)):
+            mine.update(theirs)
+        for rule, (before, after) in other.rules.items():
+            counts = self.rules.setdefault(rule, [0, 0])
+            counts[0] += before
+            counts[1] += after
+        for transition, ids in other.examples.items():
+            examples = self.examples.setdefault(transition, [])
+            examples.extend(ids[:EXAMPLES_PER_TRANSITION - len(examples)])
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "replayed": self.replayed,
+            "unchanged": self.unchanged,
+            "changed": self.changed,
+            "not_replayable": {"count": sum(self.not_replayable.values()), "why": dict(self.not_replayable.most_common())},
+            "transitions": dict(self.transitions.most_common()),
+            "reasons_added": dict(self.reasons_added.most_common()),
+            "reasons_removed": dict(self.reasons_removed.most_common()),
+            "rules": {rule: {"fired_before": before, "fired_after": after}
+                      for rule, (before, after) in sorted(self.rules.items())},
+            "values_changed": dict(self.values_changed.most_common()),
+            "examples": {transition: ids for transition, ids in self.examples.items()},
+        }
+
+    def share(self, transition: str) -> float:
+        """The part of the replayed decisions that made ``transition`` (0 when none were replayed)."""
+        return self.transitions.get(transition, 0) / self.replayed if self.replayed else 0.0
+
+
+def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, deadline: float | None = None,
+                  on_page: Callable[[int], None] | None = None) -> ImpactTally:
+    """Replay ``entries`` in pages (the engine's batch path) and tally them."""
+    tally = ImpactTally()
+    page: list[dict[str, Any]] = []
+
+    def replay_page() -> None:
+        for entry, after in zip(page, replayer.replay_many(page), strict=True):
+            tally.add(entry["decision_id"], Verdict.from_json(entry), after)
+        if on_page:
+            on_page(len(page))
+        page.clear()
+        if deadline is not None and time.monotonic() > deadline:
+            raise LimitExceeded("impact_seconds", f"the replay took longer than its time budget "
+                                                  f"({tally.replayed} decisions replayed)")
+
+    for entry in entries:
+        page.append(entry)
+        if len(page) >= PAGE:
+            replay_page()
+    if page:
+        replay_page()
+    return tally
+
+
+def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: LogQuery, *, processes: int | None = None,
+           deadline: float | None = None, on_progress: Callable[[int], None] | None = None,
+           on_total: Callable[[int], None] | None = None) -> ImpactTally:
+    """Replay the decisions ``query`` selects on ``candidate`` (a rulebook, or its files for a pool).
+
+    ``processes`` (default: one per core) replay chunks in parallel when the log is large enough and the
+    candidate is given as files; ``on_total`` hears how many entries will be replayed, ``on_progress``
+    how many more are done.
+    """
+    count, first, last = database.span(query)
+    if on_total:
+        on_total(count)
+    processes = processes or os.cpu_count() or 1
+    if count == 0:
+        return ImpactTally()
+    if processes == 1 or count < 2 * MIN_ENTRIES_PER_PROCESS or isinstance(candidate, Rulebook):
+        rulebook = candidate if isinstance(candidate, Rulebook) else rulebook_from_files(candidate, "candidate")
+        return tally_entries(Replayer(rulebook), database.entries_between(query, first, last), deadline=deadline,
+                             on_page=on_progress)
+    chunks = _chunks(first, last, max(processes * 8, count // 25_000))
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    total = ImpactTally()
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_start_worker,
+                             initargs=(database.url, candidate)) as pool:
+        futures = [pool.submit(_replay_chunk, query, low, high) for low, high in chunks]
+        for future in futures:  # in log order: examples stay the earliest ones
+            tally = future.result()
+            total.merge(tally)
+            if on_progress:
+                on_progress(tally.replayed)
+    return total
+
+
+def _chunks(first: int, last: int, parts: int) -> list[tuple[int, int]]:
+    size = max(1, -(-(last - first + 1) // parts))
+    return [(low, min(last, low + size - 1)) for low in range(first, last + 1, size)]
+
+
+_worker: tuple[LogDatabase, Replayer] | None = None
+
+
+def _start_worker(url: str, files: dict[str, str]) -> None:
+    global _worker
+    _worker = LogDatabase(url, create=False), Replayer(rulebook_from_files(files, "candidate"))
+
+
+def _replay_chunk(query: LogQuery, low: int, high: int) -> ImpactTally:
+    assert _worker is not None
+    database, replayer = _worker
+    return tally_entries(replayer, database.entries_between(query, low, high))

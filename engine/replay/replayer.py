@@ -1,0 +1,130 @@
+"""Replaying a logged decision: the logged facts, at the logged ``now``, with the logged stored counts,
+on some rules — the version it was made with (explain), a candidate (impact) or a shadow.
+
+A replay cannot be trusted when a masked fact is read for its value (the log keeps only its HMAC),
+when the facts do not fit the rules, or when the rules read a stored count the log did not keep:
+:class:`NotReplayable` says which.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ..counters import counter_label
+from ..errors import InvalidFacts, RulesvcError
+from ..evaluation import CompiledDecision, Evaluation
+from ..expressions import Call, Compare, Expr, Lit, Ref, children
+from ..model import Counter, Decision
+from ..rulebook import Rulebook
+from ..values import parse_instant, parse_money
+from ..verdict import Verdict
+
+# Functions that only ask whether a fact is there: a masked value answers them as the clear one did.
+PRESENCE_FUNCTIONS = frozenset({"exists", "missing"})
+
+
+class NotReplayable(RulesvcError):
+    """A logged decision cannot be replayed faithfully; the message says why (and is counted by it)."""
+
+
+class LoggedCounters:
+    """The stored counts a logged decision read, handed back to a replay (a counter source)."""
+
+    def __init__(self, logged: dict[str, Any], asked_at: datetime):
+        self.logged = logged
+        self.asked_at = asked_at
+
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
+        label = counter_label(counter, self.asked_at, now)
+        if label not in self.logged:
+            raise NotReplayable(f"reads the stored count {label}, which the log did not keep")
+        value = self.logged[label]
+        return parse_money(value) if counter.type.kind == "money" else int(value)
+
+
+def value_reads(decision: Decision) -> frozenset[str]:
+    """The fact paths whose *values* the decision's outcome can depend on (conditions, ``until``,
+    derived values, counters, obligations). A fact only tested for presence (``exists``, ``missing``,
+    ``== null``) is not among them: its masked value answers the same."""
+    reads: set[str] = set()
+
+    def visit(expr: Expr, presence_only: bool = False) -> None:
+        if isinstance(expr, Ref):
+            if expr.kind == "fact" and not presence_only:
+                reads.add(expr.path)
+            return
+        if isinstance(expr, Call) and expr.function in PRESENCE_FUNCTIONS:
+            for argument in expr.args:
+                visit(argument, True)
+            return
+        if isinstance(expr, Compare) and expr.op in ("==", "!=") and any(
+                isinstance(side, Lit) and side.value is None for side in (expr.left, expr.right)):
+            for side in (expr.left, expr.right):
+                visit(side, True)
+            return
+        for child in children(expr):
+            visit(child)
+
+    for rule in decision.rules:
+        visit(rule.when)
+        if rule.until is not None:
+            visit(rule.until)
+        for value in rule.obligations.values():
+            if isinstance(value, Expr):
+                visit(value)
+    for derived in decision.derived:
+        for expr in ([derived.expr] if derived.expr is not None else list(derived.fields.values())):
+            visit(expr)
+    for counter in decision.counters:
+        for expr in [*counter.key, counter.add, *([counter.fact] if counter.fact is not None else [])]:
+            visit(expr)
+    return frozenset(reads)
+
+
+def _reads_path(reads: frozenset[str], path: str) -> bool:
+    return any(path == read or path.startswith(read + ".") or path.startswith(read + "[]") for read in reads)
+
+
+class Replayer:
+    """Replays logged decisions on one rulebook."""
+
+    def __init__(self, rulebook: Rulebook):
+        self.rulebook = rulebook
+        self._reads: dict[str, frozenset[str]] = {}
+
+    def evaluation(self, decision: str, facts: dict[str, Any], masked: list[str], now: datetime,
+                   counters: dict[str, Any]) -> tuple[CompiledDecision, Evaluation]:
+        """Evaluate output-form ``facts`` as of ``now`` with the logged ``counters``; raises :class:`NotReplayable`."""
+        compiled = self.rulebook.decisions.get(decision)
+        if compiled is None:
+            raise NotReplayable(f"the rules have no decision {decision}")
+        if masked:
+            reads = self._reads.get(decision)
+            if reads is None:
+                reads = self._reads[decision] = value_reads(compiled.decision)
+            for path in masked:
+                if _reads_path(reads, path):
+                    raise NotReplayable(f"reads {path}, which the log keeps only as an HMAC (sensitive)")
+        try:
+            loaded = compiled.facts.load(facts)
+        except InvalidFacts as error:
+            raise NotReplayable(f"the logged facts do not fit these rules: {', '.join(sorted(error.fields))}") from None
+        return compiled, compiled.judge(loaded, now=now, counters=LoggedCounters(counters, now))
+
+    def replay(self, entry: dict[str, Any]) -> Verdict:
+        """The verdict these rules give a logged decision; raises :class:`NotReplayable`."""
+        compiled, evaluation = self.evaluation(entry["decision"], entry["facts"], entry.get("masked") or [],
+                                               parse_instant(entry["now"]), entry.get("counters") or {})
+        return compiled.verdict(evaluation)
+
+    def replay_many(self, entries: list[dict[str, Any]]) -> list[Verdict | NotReplayable]:
+        """:meth:`replay` for a batch of entries, each answered in order."""
+        answers: list[Verdict | NotReplayable] = []
+        for entry in entries:
+            try:
+                answers.append(self.replay(entry))
+            except NotReplayable as why:
+                answers.append(why)
+        return answers

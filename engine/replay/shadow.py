@@ -1,0 +1,141 @@
+"""Shadow evaluation (SPEC §11): every logged decision is also decided on candidate rules, after the
+answer and off the request path, and the two are compared.
+
+Decisions are handed over by reference to a bounded queue (a full queue skips the shadow run and
+counts it); one background thread per process replays them on the candidate, counts agreement and
+writes each shadow run to the decision log (``shadow: {of, candidate, agreed, before}``), where
+:func:`shadow_report` folds them into the impact JSON form. The candidate can fail to load, be slow
+or raise: the service's answers never wait for it or see it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ulid import ULID
+
+from ..decisionlog import DecisionLog, LogDatabase, LogQuery, verdict_of_result
+from ..errors import RuleFileError
+from ..evaluation import CompiledDecision, Evaluation
+from ..rulebook import Rulebook, load_rulebook, rules_signature
+from ..values import to_output
+from ..verdict import Verdict
+from .impact import ImpactTally
+from .replayer import NotReplayable, Replayer
+
+log = logging.getLogger("rulesvc.shadow")
+
+SHADOW_CAPACITY = 10_000
+RELOAD_CHECK_SECONDS = 1.0
+
+
+class ShadowRunner:
+    """Candidate rules in ``candidate_dir``, evaluated beside the active ones."""
+
+    def __init__(self, candidate_dir: str | Path, decision_log: DecisionLog, *, capacity: int = SHADOW_CAPACITY,
+                 on_result: Callable[[str, str], None] | None = None, on_skip: Callable[[], None] | None = None):
+        self.candidate_dir = Path(candidate_dir)
+        self.decision_log = decision_log
+        self.capacity = capacity
+        self.started_at = datetime.now().astimezone()
+        self.problems: list[str] = []
+        self._on_result = on_result
+        self._on_skip = on_skip
+        self._signature: tuple[Any, ...] = ()
+        self.replayer: Replayer | None = None
+        self._load()
+        self._pending: deque[tuple[Any, ...]] = deque()
+        self._wake = threading.Event()
+        self._pid: int | None = None
+
+    @property
+    def candidate(self) -> Rulebook | None:
+        return self.replayer.rulebook if self.replayer else None
+
+    def _load(self) -> None:
+        signature = rules_signature(self.candidate_dir)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        try:
+            self.replayer = Replayer(load_rulebook([self.candidate_dir]))
+            self.problems = []
+        except RuleFileError as error:
+            self.problems = [str(problem) for problem in error.problems]
+            log.warning("shadow rules in %s do not load; no shadow runs until they do:\n%s", self.candidate_dir, error)
+
+    def submit(self, compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, Any], source: str) -> None:
+        """Queue a decision just answered for a shadow run (never blocks; skipped when the queue is full)."""
+        if self._pid != os.getpid():  # first use in this process: gunicorn workers are forks
+            self._pid = os.getpid()
+            self._pending = deque()
+            self._wake = threading.Event()
+            threading.Thread(target=self._run, name="rulesvc-shadow", daemon=True).start()
+        if len(self._pending) >= self.capacity:
+            if self._on_skip:
+                self._on_skip()
+            return
+        self._pending.append((compiled, evaluation, result, source))
+        self._wake.set()
+
+    def _run(self) -> None:
+        last_check = 0.0
+        while True:
+            self._wake.wait(RELOAD_CHECK_SECONDS)
+            self._wake.clear()
+            if time.monotonic() - last_check >= RELOAD_CHECK_SECONDS:
+                last_check = time.monotonic()
+                try:
+                    self._load()
+                except Exception:
+                    log.exception("shadow rules reload")
+            while self._pending:
+                item = self._pending.popleft()
+                try:
+                    self._shadow(*item)
+                except Exception:  # a broken candidate must never take the thread down
+                    log.exception("shadow run")
+
+    def _shadow(self, compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, Any], source: str) -> None:
+        replayer = self.replayer
+        if replayer is None:
+            return
+        before = verdict_of_result(compiled, evaluation, result)
+        started = time.perf_counter()
+        shadow: dict[str, Any] = {"of": result["decision_id"], "before": before.as_json()}
+        try:
+            candidate, replayed = replayer.evaluation(compiled.name, to_output(evaluation.facts), [], evaluation.now,
+                                                      evaluation.counters)
+        except NotReplayable as why:
+            agreed = "not_replayable"
+            shadow.update(candidate=None, agreed=False, not_replayable=str(why))
+            logged_as, logged_evaluation, after = compiled, evaluation, before
+        else:
+            after = candidate.verdict(replayed)
+            agreed = "true" if not before.differences(after) else "false"
+            shadow.update(candidate=candidate.domain.version, agreed=agreed == "true")
+            logged_as, logged_evaluation = candidate, replayed
+        if self._on_result:
+            self._on_result(compiled.name, agreed)
+        self.decision_log.record(logged_as, logged_evaluation, verdict=after, decision_id=str(ULID()), source=source,
+                                 duration_us=int((time.perf_counter() - started) * 1e6), shadow=shadow)
+
+
+def shadow_report(database: LogDatabase, *, since: datetime | None = None, limit: int | None = None) -> dict[str, Any]:
+    """The shadow runs logged since ``since``, in the impact JSON form (examples are the shadowed decisions' ids)."""
+    tally = ImpactTally()
+    for entry in reversed(database.query(LogQuery(start=since, shadow=True, limit=limit))):
+        shadow = entry["shadow"]
+        before = Verdict.from_json(shadow["before"])
+        after: Verdict | NotReplayable = (NotReplayable(shadow["not_replayable"]) if shadow.get("not_replayable")
+                                          else Verdict.from_json(entry))
+        tally.add(shadow["of"], before, after)
+    return tally.as_json()
