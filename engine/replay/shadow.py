@@ -54,6 +54,7 @@ class ShadowRunner:
         self._load()
         self._pending: deque[tuple[Any, ...]] = deque()
         self._wake = threading.Event()
+        self._busy = False
         self._pid: int | None = None
 
     @property
@@ -98,11 +99,26 @@ class ShadowRunner:
                 except Exception:
                     log.exception("shadow rules reload")
             while self._pending:
+                self._busy = True
                 item = self._pending.popleft()
                 try:
                     self._shadow(*item)
                 except Exception:  # a broken candidate must never take the thread down
                     log.exception("shadow run")
+                finally:
+                    self._busy = False
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued shadow run is done (tests, orderly shutdown)."""
+        deadline = time.monotonic() + timeout
+        while (self._pending or self._busy) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not (self._pending or self._busy)
+
+    @property
+    def waiting(self) -> int:
+        """Shadow runs queued and not started yet."""
+        return len(self._pending)
 
     def _shadow(self, compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, Any], source: str) -> None:
         replayer = self.replayer
