@@ -22,7 +22,7 @@ from engine.evaluation import CompiledDecision, Evaluation
 from engine.model import Counter
 from engine.replay import ShadowRunner, VersionLibrary
 from engine.rulebook import rules_signature
-from engine.store import Store
+from engine.store import CountingReader, Store
 
 from . import metrics
 from .openapi import build_spec
@@ -155,6 +155,15 @@ class StoreCounters:
 
     def __init__(self, state: ServiceState):
         self._state = state
+        self._reader: CountingReader | None = None
+
+    def _store_reader(self) -> CountingReader:
+        if self._reader is None:
+            self._reader = self._state.store.reader()
+        return self._reader
+
+    def prefetch(self, decision: str, reads: list[tuple[Counter, tuple[object, ...], datetime]]) -> None:
+        self._store_reader().prefetch(decision, reads)
 
     def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
-        return self._state.store.reader().read(decision, counter, key, now)
+        return self._store_reader().read(decision, counter, key, now)

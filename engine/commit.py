@@ -34,7 +34,7 @@ def commit(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, 
 
     Only an allowed decision reserves its counters; denied and deferred ones are recorded too.
     """
-    facts = compiled.facts.load(raw_facts)  # invalid facts never reach the store
+    facts = compiled.load(raw_facts)  # invalid facts never reach the store
     at = now or datetime.now(UTC)
     facts_fingerprint = fingerprint(compiled.name, facts)
     attempts: list[tuple[dict[str, Any], Evaluation]] = []

@@ -38,9 +38,13 @@ class Leaf:
     references: tuple[str, ...]  # names whose values the trace shows next to the condition
 
 
-def compile_condition(expr: Expr, decision: str) -> dict[str, Any]:
-    """The durable_rules pattern of a ``when`` condition, guarded by the decision marker."""
-    body = _Compiler().compile(expr, negate=False)
+def compile_condition(expr: Expr, decision: str, names: FieldNames | None = None) -> dict[str, Any]:
+    """The durable_rules pattern of a ``when`` condition, guarded by the decision marker.
+
+    ``names`` gives each field of the asserted fact its (short, flat) property name; without it,
+    fields are the dotted paths of the nested fact.
+    """
+    body = _Compiler(names).compile(expr, negate=False)
     if body is True:
         return {MARKER: decision}
     if body is False:
@@ -74,7 +78,43 @@ def check_matchable(expr: Expr) -> None:
     _Compiler().compile(expr, negate=False)
 
 
+class FieldNames:
+    """Short property names for the fields a decision's conditions read: ``payout.amount`` → ``b``.
+
+    durable_rules hashes and compares every property name of every asserted fact; a flat fact with
+    names of one or two letters is about twice as fast to match as the nested one. The mapping is
+    kept for ``rulesvc check --show-compiled``.
+    """
+
+    def __init__(self, paths: list[str]):
+        self.short: dict[str, str] = {}
+        for index, path in enumerate(dict.fromkeys(paths)):
+            self.short[path] = _short_name(index)
+
+    def __call__(self, path: str) -> str:
+        return self.short[path]
+
+
+def _short_name(index: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    name = letters[index % 26]
+    index //= 26
+    while index:
+        index -= 1
+        name = letters[index % 26] + name
+        index //= 26
+    return name
+
+
 class _Compiler:
+    def __init__(self, names: FieldNames | None = None):
+        self.names = names
+
+    def field(self, expr: Expr) -> str:
+        """The property of the asserted fact that holds ``expr`` (a name, or ``len(name)``)."""
+        path = _field(expr)
+        return self.names(path) if self.names is not None else path
+
     def compile(self, expr: Expr, negate: bool) -> Any:
         if isinstance(expr, Logic):
             parts = [self.compile(operand, negate) for operand in expr.operands]
@@ -92,7 +132,7 @@ class _Compiler:
         if isinstance(expr, Ref):
             if expr.type.kind != "bool":
                 raise ExpressionError(expr.offset, f"{expr.text!r} is {expr.type}, not a condition")
-            return self._guarded([expr] if negate else [], {expr.path: not negate}, negate)
+            return self._guarded([expr] if negate else [], {self.field(expr): not negate}, negate)
         if isinstance(expr, Call):
             return self._call(expr, negate)
         if isinstance(expr, Compare):
@@ -101,7 +141,7 @@ class _Compiler:
 
     def _call(self, call: Call, negate: bool) -> Any:
         if call.function == "exists" and isinstance(call.args[0], Ref):
-            path = call.args[0].path
+            path = self.field(call.args[0])
             return {"$nex" if negate else "$ex": {path: 1}}
         raise ExpressionError(
             call.offset,
@@ -120,8 +160,8 @@ class _Compiler:
         if isinstance(right, Lit) and right.value is None:
             # "x == null" means absent; with no value there is nothing to guard.
             present = op == "!="
-            return {"$ex" if present else "$nex": {_field(left): 1}}
-        test = self._test(_field(left), op, self._operand(right))
+            return {"$ex" if present else "$nex": {self.field(left): 1}}
+        test = self._test(self.field(left), op, self._operand(right))
         return self._guarded(optional, test, negate)
 
     def _membership(self, compare: Compare, op: str, left: Expr, right: Expr, negate: bool) -> Any:
@@ -129,7 +169,7 @@ class _Compiler:
             values = [item.value for item in right.items] if isinstance(right, ListLit) else list(right.value)
             if not isinstance(left, Ref):
                 raise ExpressionError(left.offset, "the left side of 'in' with a literal list must be a fact or value")
-            path = _field(left)
+            path = self.field(left)
             guards = [left] if left.optional else []
             if op == "in":
                 tests = [{path: to_matcher(value)} for value in values]
@@ -137,13 +177,14 @@ class _Compiler:
             tests = [{"$neq": {path: to_matcher(value)}} for value in values]
             return self._guarded(guards, _combine("$and", tests) if tests else True, negate)
         if isinstance(right, Ref) and isinstance(left, Lit):
-            path = _field(right)
+            path_of = _field(right)
+            path = self.field(right)
             item = {"$i": to_matcher(left.value)}
             if op == "in":
                 return {"$iany": {path: item}}
             # An empty list has no items, and durable_rules' $iall is false on it: test the length too.
-            return _combine("$or", [{"$nex": {path: 1}}, {path + LENGTH_SUFFIX: 0},
-                                    {"$iall": {path: {"$neq": item}}}])
+            length = self.names(path_of + LENGTH_SUFFIX) if self.names is not None else path + LENGTH_SUFFIX
+            return _combine("$or", [{"$nex": {path: 1}}, {length: 0}, {"$iall": {path: {"$neq": item}}}])
         raise ExpressionError(compare.offset, f"'{compare.op}' needs a literal on the left of a list fact, "
                                               "or a fact on the left of a literal list")
 
@@ -165,7 +206,7 @@ class _Compiler:
         if isinstance(expr, Lit):
             return to_matcher(expr.value)
         if _is_field(expr):
-            return {"$m": _field(expr)}
+            return {"$m": self.field(expr)}
         if isinstance(expr, Arith):
             return {_DURABLE_ARITH[expr.op]: {"$l": self._operand(expr.left), "$r": self._operand(expr.right)}}
         raise ExpressionError(expr.offset, f"{expr.text!r} cannot be matched directly; declare a derived value")
@@ -176,10 +217,9 @@ class _Compiler:
             return {path: operand}
         return {_DURABLE_OPS[op]: {path: operand}}
 
-    @staticmethod
-    def _guarded(optional: list[Ref], test: Any, negate: bool) -> Any:
+    def _guarded(self, optional: list[Ref], test: Any, negate: bool) -> Any:
         """Missing names make a comparison false; negated, they make it true."""
-        paths = list(dict.fromkeys(_field(ref) for ref in optional))
+        paths = list(dict.fromkeys(self.field(ref) for ref in optional))
         if not paths:
             return test
         if negate:
@@ -293,6 +333,6 @@ def _encode_into(encoded: dict[str, Any], name: str, value: Any) -> None:
         encoded[name] = to_matcher(value)
 
 
-def ruleset_definition(rules: list[tuple[str, Expr]], decision: str) -> dict[str, Any]:
+def ruleset_definition(rules: list[tuple[str, Expr]], decision: str, names: FieldNames | None = None) -> dict[str, Any]:
     """A durable_rules ruleset: one rule per (name, condition), each a single fact pattern."""
-    return {name: {"all": [{"m": compile_condition(expr, decision)}]} for name, expr in rules}
+    return {name: {"all": [{"m": compile_condition(expr, decision, names)}]} for name, expr in rules}

@@ -8,28 +8,43 @@ and stored counters it was made on) and :meth:`CompiledDecision.result` renders 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
-
-from ulid import ULID
 
 from .calendar import Calendar
 from .compiler import fact_encoder, leaves, references, ruleset_definition
 from .counters import CounterSource, NoCounters, counter_label
 from .decisionlog.masking import sensitive_paths
+from .errors import InvalidFacts
 from .expressions import Expr
 from .facts import FactsLoader
-from .interpret import evaluate
+from .fastpath.encoder import build_encoder, condition_fields, field_names
+from .fastpath.matcher import FlatMatcher
+from .fastpath.reader import Unusual, build_reader
+from .ids import new_id
+from .interpret import evaluate, evaluator
 from .loader import PLACEHOLDER
 from .matcher import Matcher
-from .model import OUTCOME_PRECEDENCE, Decision, Domain, Rule
+from .model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule
 from .store.base import Reservation, counter_slot, to_units
 from .values import to_output, to_shanghai, to_text
 from .verdict import Verdict
 
+_NO_COUNTERS = NoCounters()
 # Each step of the next_eligible_at search moves strictly later; a handful covers delay, window and day.
 MAX_SOLVER_STEPS = 8
+
+
+@dataclass(slots=True)
+class Made:
+    """One item of a batch: the decision document, its evaluation, and how long it took."""
+
+    result: dict[str, Any]
+    evaluation: Evaluation
+    duration_us: int
 
 
 @dataclass(slots=True)
@@ -46,7 +61,14 @@ class Evaluation:
 
 
 class CompiledDecision:
-    """A decision ready to evaluate: its facts schema and its durable_rules rulesets, built once."""
+    """A decision ready to evaluate: its facts schema and its durable_rules rulesets, built once.
+
+    Two paths make the same decision. The *fast path* — the one served — reads facts with code
+    generated from the declarations and matches a flat fact with short names on durable_rules. The
+    *reference path* reads them with marshmallow and matches the nested fact, asserting and retracting
+    it; it reports invalid facts, takes the rare shapes the fast reader leaves to it, gives the trace,
+    and is what tests/test_fastpath.py holds the fast path to.
+    """
 
     def __init__(self, decision: Decision, domain: Domain, calendar: Calendar | None = None):
         self.decision = decision
@@ -54,9 +76,26 @@ class CompiledDecision:
         self.calendar = calendar or Calendar()
         self.facts = FactsLoader(decision.name, decision.facts)
         self.sensitive_paths = sensitive_paths(decision.facts)  # masked in the decision log
-        self.definition = ruleset_definition([(rule.id, rule.when) for rule in decision.rules], decision.name)
+        conditions = [(rule.id, rule.when) for rule in decision.rules]
+        # the reference path
+        self.definition = ruleset_definition(conditions, decision.name)
         self.matcher = Matcher(decision.name, self.definition)
         self.encode = fact_encoder([rule.when for rule in decision.rules], decision.name)
+        # the fast path
+        fields = condition_fields([rule.when for rule in decision.rules])
+        self.field_names = field_names(fields)
+        self.fast_definition = ruleset_definition(conditions, decision.name, self.field_names)
+        self.fast_matcher = FlatMatcher(decision.name, self.fast_definition)
+        self.fast_encode, self.fast_encoder_source = build_encoder(decision.name, fields, self.field_names,
+                                                                   set(decision.facts))
+        self.read_facts, self.reader_source = build_reader(decision.name, decision.facts)
+        self.unusual_facts = 0  # facts the fast reader left to the reference reader (the bench reports it)
+        self._counter_plan = [(counter, [evaluator(part) for part in counter.key],
+                               evaluator(counter.fact) if counter.fact is not None else None)
+                              for counter in decision.counters]
+        self._derived_plan = [(derived.name, evaluator(derived.expr) if derived.expr is not None else None,
+                               [(name, evaluator(expr)) for name, expr in derived.fields.items()])
+                              for derived in decision.derived]
         self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
             rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(leaves(rule.when))]
             for rule in decision.rules
@@ -81,8 +120,57 @@ class CompiledDecision:
     def run(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
             counters: CounterSource | None = None, decision_id: str | None = None) -> tuple[dict[str, Any], Evaluation]:
         """The decision document and the :class:`Evaluation` behind it (for commits and the decision log)."""
-        return self.run_loaded(self.facts.load(raw_facts), now=now, explain=explain, counters=counters,
+        return self.run_loaded(self.load(raw_facts), now=now, explain=explain, counters=counters,
                                decision_id=decision_id)
+
+    def run_many(self, items: list[tuple[Any, datetime | None]], *, counters: CounterSource | None = None
+                 ) -> list[Made | InvalidFacts]:
+        """The engine's batch path: decide every ``(raw facts, now)`` item, in order.
+
+        Facts are read first, so that a counter source with ``prefetch`` (a store) can fetch every
+        stored count the batch needs in one query; an invalid item gets its :class:`InvalidFacts`.
+        """
+        loaded: list[dict[str, Any] | InvalidFacts] = []
+        for raw_facts, _ in items:
+            try:
+                loaded.append(self.load(raw_facts))
+            except InvalidFacts as error:
+                loaded.append(error)
+        clock = datetime.now(UTC)
+        source = counters or _NO_COUNTERS
+        prefetch = getattr(source, "prefetch", None)
+        if prefetch is not None and self._counter_plan:
+            prefetch(self.name, [read for facts, (_, now) in zip(loaded, items, strict=True)
+                                 if not isinstance(facts, InvalidFacts)
+                                 for read in self._counter_reads(facts, now or clock)])
+        answers: list[Made | InvalidFacts] = []
+        for facts, (_, now) in zip(loaded, items, strict=True):
+            if isinstance(facts, InvalidFacts):
+                answers.append(facts)
+                continue
+            started = perf_counter()
+            evaluation = self.judge(facts, now=now or clock, counters=source)
+            result = self.result(evaluation)
+            answers.append(Made(result, evaluation, int((perf_counter() - started) * 1_000_000)))
+        return answers
+
+    def _counter_reads(self, facts: dict[str, Any], now: datetime) -> list[tuple[Counter, tuple[Any, ...], datetime]]:
+        """The stored counts a decision on ``facts`` at ``now`` will read (those the facts do not supply)."""
+        values = dict(facts)
+        values["now"] = now
+        reads = []
+        for counter, key_parts, fact in self._counter_plan:
+            if fact is None or fact(values, None) is None:
+                reads.append((counter, tuple(part(values, None) for part in key_parts), now))
+        return reads
+
+    def load(self, raw_facts: Any) -> dict[str, Any]:
+        """Validated facts: the fast reader's, else the reference reader's (which lists every error)."""
+        try:
+            return self.read_facts(raw_facts)
+        except Unusual:
+            self.unusual_facts += 1
+            return self.facts.load(raw_facts)
 
     def run_loaded(self, facts: dict[str, Any], *, now: datetime | None = None, explain: bool = False,
                    counters: CounterSource | None = None,
@@ -91,24 +179,33 @@ class CompiledDecision:
         evaluation = self.judge(facts, now=now or datetime.now(UTC), counters=counters)
         return self.result(evaluation, decision_id=decision_id, explain=explain), evaluation
 
-    def judge(self, facts: dict[str, Any], *, now: datetime, counters: CounterSource | None = None) -> Evaluation:
-        """Make the decision for validated ``facts`` as of ``now``: derive, match, find the outcome."""
-        source = counters or NoCounters()
+    def judge(self, facts: dict[str, Any], *, now: datetime, counters: CounterSource | None = None,
+              reference: bool = False) -> Evaluation:
+        """Make the decision for validated ``facts`` as of ``now``: derive, match, find the outcome
+        (on the reference path's matcher with ``reference``)."""
+        source = counters or _NO_COUNTERS
         counters_read: dict[str, Any] = {}
+        match = self._match_reference if reference else self._match
         values = self._values(facts, now, now, source, counters_read)
-        fired = self.matcher.fired(self.encode(values))
+        fired = match(values)
         outcome = _outcome(self.decision.rules, fired)
         next_eligible_at = None
         if outcome == "defer":
-            next_eligible_at = self._next_eligible_at(facts, now, fired, values, source, counters_read)
+            next_eligible_at = self._next_eligible_at(facts, now, fired, values, source, counters_read, match)
         return Evaluation(facts, now, values, fired, outcome, next_eligible_at, counters_read)
+
+    def _match(self, values: dict[str, Any]) -> set[str]:
+        return self.fast_matcher.fired(self.fast_encode(values))
+
+    def _match_reference(self, values: dict[str, Any]) -> set[str]:
+        return self.matcher.fired(self.encode(values))
 
     def result(self, evaluation: Evaluation, *, decision_id: str | None = None, explain: bool = False) -> dict[str, Any]:
         """The SPEC §4 decision document of an evaluation (with the trace when ``explain``)."""
         values, outcome = evaluation.values, evaluation.outcome
         fired_rules = [rule for rule in self.decision.rules if rule.id in evaluation.fired]
         result = {
-            "decision_id": decision_id or str(ULID()),
+            "decision_id": decision_id or new_id(),
             "decision": self.name,
             "outcome": outcome,
             "reasons": [self._reason(rule, values) for rule in fired_rules if rule.effect == outcome],
@@ -160,26 +257,28 @@ class CompiledDecision:
         count read is noted in ``counters_read`` (the decision log keeps them for replays)."""
         values = dict(facts)
         values["now"] = at
-        same_day = to_shanghai(asked_at).date() == to_shanghai(at).date()
-        for counter in self.decision.counters:
+        calendar = self.calendar
+        same_day = asked_at is at or to_shanghai(asked_at).date() == to_shanghai(at).date()
+        for counter, key_parts, fact in self._counter_plan:
             # A caller's figure for "today" says nothing about another day.
             supplied = None
-            if counter.fact is not None and (counter.reset == "never" or same_day):
-                supplied = evaluate(counter.fact, values)
+            if fact is not None and (counter.reset == "never" or same_day):
+                supplied = fact(values, None)
             if supplied is None:
-                key = tuple(evaluate(part, values) for part in counter.key)
+                key = tuple(part(values, None) for part in key_parts)
                 supplied = source.read(self.name, counter, key, at)
                 counters_read[counter_label(counter, asked_at, at)] = to_output(supplied)
             values[counter.name] = supplied
-        for derived in self.decision.derived:
-            if derived.expr is None:
-                values[derived.name] = {name: evaluate(expr, values, self.calendar) for name, expr in derived.fields.items()}
+        for name, expression, fields in self._derived_plan:
+            if expression is None:
+                values[name] = {field: compute(values, calendar) for field, compute in fields}
             else:
-                values[derived.name] = evaluate(derived.expr, values, self.calendar)
+                values[name] = expression(values, calendar)
         return values
 
     def _next_eligible_at(self, facts: dict[str, Any], now: datetime, fired: set[str], values: dict[str, Any],
-                          source: CounterSource, counters_read: dict[str, Any]) -> datetime | None:
+                          source: CounterSource, counters_read: dict[str, Any],
+                          match: Callable[[dict[str, Any]], set[str]]) -> datetime | None:
         """The earliest instant at which no timing (defer) rule holds back any more.
 
         Each deferring rule says from when it stops holding (``until``); the latest of those is a
@@ -197,7 +296,7 @@ class CompiledDecision:
                 return None  # a rule that cannot say when it will stop holding
             at = candidate
             values = self._values(facts, now, at, source, counters_read)
-            fired = self.matcher.fired(self.encode(values))
+            fired = match(values)
         return None
 
     def _obligations(self, fired_rules: list[Rule], outcome: str, values: dict[str, Any]) -> dict[str, Any]:

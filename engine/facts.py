@@ -7,7 +7,6 @@ defaults fill them in. Every error is reported by its field path (``order.items.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -130,115 +129,23 @@ def _schema_class(specs: dict[str, FieldSpec], decision: str, path: str = "facts
 
 
 class FactsLoader:
-    """Validates raw request facts for one decision and fills in defaults."""
+    """Validates raw request facts for one decision with marshmallow and fills in defaults: the
+    reference reader, which reports every error by its path (the fast path's generated reader,
+    engine/fastpath/reader.py, takes the usual shapes first)."""
 
     def __init__(self, name: str, specs: dict[str, FieldSpec]):
         self.specs = specs
         self.schema_class = _schema_class(specs, name)
         self.schema = self.schema_class(unknown=RAISE)
-        self._accept = _object_reader(specs)
 
     def load(self, raw: Any) -> dict[str, Any]:
         if not isinstance(raw, dict):
             raise InvalidFacts({"facts": ["must be an object"]})
-        # Valid facts take the compiled path (marshmallow costs ~10x more per field); anything it
-        # does not accept goes through marshmallow, which reports every error by its path.
-        try:
-            return self._accept(raw)
-        except _Rejected:
-            pass
         try:
             loaded = self.schema.load(raw)
         except ValidationError as error:
             raise InvalidFacts(flatten_errors(error.messages)) from None
         return _fill_defaults(loaded, self.specs)
-
-
-class _Rejected(Exception):
-    """The compiled reader does not accept these facts; marshmallow will say why."""
-
-
-_REJECTED = _Rejected()
-_SCALAR_READERS: dict[str, Callable[[Any], Any]] = {
-    "money": parse_money, "instant": parse_instant, "date": parse_date, "time": parse_time,
-}
-
-
-def _scalar_reader(spec: FieldSpec) -> Callable[[Any], Any]:
-    """A reader for one declared value that accepts exactly what the marshmallow field accepts."""
-    kind = spec.type.kind
-    if kind == "object":
-        return _object_reader(spec.fields)
-    if kind == "list":
-        assert spec.item is not None
-        read_item = _scalar_reader(spec.item)
-
-        def read_list(value: Any) -> Any:
-            if type(value) is not list:
-                raise _REJECTED
-            return [read_item(item) for item in value]  # a null item is rejected by the item reader
-        return read_list
-    if kind in _SCALAR_READERS:
-        parse = _SCALAR_READERS[kind]
-
-        def read_parsed(value: Any) -> Any:
-            if value is None:
-                raise _REJECTED
-            try:
-                return parse(value)
-            except ValueError:
-                raise _REJECTED from None
-        reader = read_parsed
-    else:
-        python_type = {"bool": bool, "int": int, "str": str, "enum": str}[kind]
-        allowed = frozenset(spec.type.values) if kind == "enum" else None
-
-        def read_plain(value: Any) -> Any:
-            if type(value) is not python_type or (allowed is not None and value not in allowed):
-                raise _REJECTED
-            if python_type is str and allowed is None and text_problem(value):
-                raise _REJECTED
-            if python_type is int and abs(value) > MAX_INT:
-                raise _REJECTED
-            return value
-        reader = read_plain
-    if spec.minimum is None and spec.maximum is None:
-        return reader
-    minimum, maximum, unchecked = spec.minimum, spec.maximum, reader
-
-    def read_in_range(value: Any) -> Any:
-        parsed = unchecked(value)
-        if (minimum is not None and parsed < minimum) or (maximum is not None and parsed > maximum):
-            raise _REJECTED
-        return parsed
-    return read_in_range
-
-
-def _object_reader(specs: dict[str, FieldSpec]) -> Callable[[Any], dict[str, Any]]:
-    fields_ = [(name, spec, _scalar_reader(spec), spec.default) for name, spec in specs.items()]
-    required = frozenset(name for name, spec in specs.items() if spec.required)
-    declared = frozenset(specs)
-
-    def read_object(raw: Any) -> dict[str, Any]:
-        if type(raw) is not dict or not declared.issuperset(raw) or not required.issubset(raw):
-            raise _REJECTED
-        result: dict[str, Any] = {}
-        for name, _spec, read, default in fields_:
-            value = raw.get(name)
-            if value is None:
-                if name in required:
-                    raise _REJECTED
-                if default is MISSING:
-                    continue
-                result[name] = _default_value(default) if not isinstance(default, dict) else read({})
-                continue
-            result[name] = read(value)
-        return result
-    return read_object
-
-
-def _default_value(default: Any) -> Any:
-    return list(default) if isinstance(default, list) else default
 
 
 def _fill_defaults(values: dict[str, Any], specs: dict[str, FieldSpec]) -> dict[str, Any]:

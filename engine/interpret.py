@@ -27,10 +27,15 @@ def evaluate(expr: Expr, values: Mapping[str, Any], calendar: Calendar | None = 
     ``calendar`` is the China working-day calendar that calendar functions count on. Each expression
     is turned into Python closures once (on first use) and the closures run from then on.
     """
-    evaluator = expr.__dict__.get("_evaluator")
-    if evaluator is None:
-        evaluator = expr.__dict__["_evaluator"] = _compile(expr)
-    return evaluator(values, calendar)
+    return evaluator(expr)(values, calendar)
+
+
+def evaluator(expr: Expr) -> Evaluator:
+    """The compiled form of ``expr``: call it with ``(values, calendar)``; made once per expression."""
+    compiled = expr.__dict__.get("_evaluator")
+    if compiled is None:
+        compiled = expr.__dict__["_evaluator"] = _compile(expr)
+    return compiled
 
 
 def _compile(expr: Expr) -> Evaluator:

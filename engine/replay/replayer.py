@@ -108,7 +108,7 @@ class Replayer:
                 if _reads_path(reads, path):
                     raise NotReplayable(f"reads {path}, which the log keeps only as an HMAC (sensitive)")
         try:
-            loaded = compiled.facts.load(facts)
+            loaded = compiled.load(facts)
         except InvalidFacts as error:
             raise NotReplayable(f"the logged facts do not fit these rules: {', '.join(sorted(error.fields))}") from None
         return compiled, compiled.judge(loaded, now=now, counters=LoggedCounters(counters, now))

@@ -20,11 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ulid import ULID
-
 from ..decisionlog import DecisionLog, LogDatabase, LogQuery, verdict_of_result
 from ..errors import RuleFileError
 from ..evaluation import CompiledDecision, Evaluation
+from ..ids import new_id
 from ..rulebook import Rulebook, load_rulebook, rules_signature
 from ..values import to_output
 from ..verdict import Verdict
@@ -141,7 +140,7 @@ class ShadowRunner:
             logged_as, logged_evaluation = candidate, replayed
         if self._on_result:
             self._on_result(compiled.name, agreed)
-        self.decision_log.record(logged_as, logged_evaluation, verdict=after, decision_id=str(ULID()), source=source,
+        self.decision_log.record(logged_as, logged_evaluation, verdict=after, decision_id=new_id(), source=source,
                                  duration_us=int((time.perf_counter() - started) * 1e6), shadow=shadow)
 
 

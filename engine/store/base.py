@@ -77,13 +77,27 @@ class Attempt:
 class CountingReader:
     """A :class:`~engine.counters.CounterSource` over a store; remembers every slot it read."""
 
-    def __init__(self, read_units: Callable[[CounterSlot], int]):
+    def __init__(self, read_units: Callable[[CounterSlot], int],
+                 read_many: Callable[[list[CounterSlot]], dict[str, int]] | None = None):
         self._read_units = read_units
+        self._read_many = read_many
+        self._prefetched: dict[str, int] = {}
         self.seen: dict[str, int] = {}
+
+    def prefetch(self, decision: str, reads: list[tuple[Counter, tuple[object, ...], datetime]]) -> None:
+        """Fetch the counts a batch will read in one round trip (plain evaluations only: a commit
+        must read inside its transaction)."""
+        if self._read_many is None or not reads:
+            return
+        slots = {slot.key: slot for slot in (counter_slot(decision, counter, key, now) for counter, key, now in reads)}
+        found = self._read_many(list(slots.values()))
+        self._prefetched.update({key: found.get(key, 0) for key in slots})
 
     def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
         slot = counter_slot(decision, counter, key, now)
-        units = self._read_units(slot)
+        units = self._prefetched.get(slot.key)
+        if units is None:
+            units = self._read_units(slot)
         self.seen[slot.key] = units
         return from_units(counter, units)
 

@@ -70,8 +70,15 @@ class RedisStore:
             raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         return int(value or 0)
 
+    def _units_many(self, slots: list[CounterSlot]) -> dict[str, int]:
+        try:
+            values = self.client.mget([COUNTER_PREFIX + slot.key for slot in slots])
+        except redis.RedisError as error:
+            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+        return {slot.key: int(value or 0) for slot, value in zip(slots, values, strict=True)}
+
     def reader(self) -> CountingReader:
-        return CountingReader(self._units)
+        return CountingReader(self._units, self._units_many)
 
     def commit(self, idempotency_key: str, fingerprint: str,
                attempt: Callable[[CountingReader], Attempt]) -> dict[str, Any]:

@@ -207,19 +207,37 @@ class SqliteStore:
         return int(connection.execute(_UNITS, {"key": slot.key}).scalar() or 0)
 
     def reader(self) -> CountingReader:
+        def connection() -> Connection:
+            # one connection per thread, kept: a batch reads many counters
+            kept = getattr(self._readers, "connection", None)
+            if kept is None or kept.closed:
+                kept = self._readers.connection = self._read_engine.connect()
+            return kept
+
+        def read_many(slots: list[CounterSlot]) -> dict[str, int]:
+            found: dict[str, int] = {}
+            try:
+                reader = connection()
+                for start in range(0, len(slots), 500):
+                    keys = [slot.key for slot in slots[start:start + 500]]
+                    rows = reader.execute(select(counters.c.key, counters.c.units).where(counters.c.key.in_(keys)))
+                    found.update((key, int(units)) for key, units in rows)
+                reader.rollback()
+                return found
+            except SQLAlchemyError as error:
+                self._readers.connection = None
+                raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+
         def read(slot: CounterSlot) -> int:
             try:
-                # one connection per thread, kept: a batch reads many counters
-                connection = getattr(self._readers, "connection", None)
-                if connection is None or connection.closed:
-                    connection = self._readers.connection = self._read_engine.connect()
-                units = self._units(connection, slot)
-                connection.rollback()  # end the implicit read so the next one sees new commits
+                reader = connection()
+                units = self._units(reader, slot)
+                reader.rollback()  # end the implicit read so the next one sees new commits
                 return units
             except SQLAlchemyError as error:
                 self._readers.connection = None
                 raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
-        return CountingReader(read)
+        return CountingReader(read, read_many)
 
     def commit(self, idempotency_key: str, fingerprint: str,
                attempt: Callable[[CountingReader], Attempt]) -> dict[str, Any]:

@@ -1,0 +1,190 @@
+"""The fast path against the reference path (SPEC §9: a fast path is the same semantics).
+
+For every decision, on the QA scenario suites' fact sets (boundaries by design), the benchmark's mix and
+hypothesis mutations of them: the generated reader gives marshmallow's values or leaves the facts to it
+(so invalid facts list the same fields), and the fast path's decisions equal the reference path's, ids
+aside. The engine's batch path answers as one-at-a-time does.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import InvalidFacts
+from engine.tester import load_scenario_file
+
+from .conftest import ROOT
+
+SCENARIOS = sorted((ROOT / "tests" / "scenarios").glob("*.yaml"))
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**13) | st.floats(allow_nan=True) | st.text(max_size=8)
+    | st.sampled_from(["12.50", "0", "0.001", "-1", "1e3", "99999999999999999999999999999999.99",
+                       "2026-11-20T10:00:00+08:00", "2026-11-20T10:00:00", "1991-12-31T23:59:59Z", "2026-11-20",
+                       "2026-02-30", "09:00", "pop", "sub", "bank", "main", "wait_pay", "\x00", "\ud800"]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=6)
+
+
+_FOUND: dict[str, list[tuple[dict, datetime | None]]] = {}
+
+
+def fact_sets(rulebook) -> dict[str, list[tuple[dict, datetime | None]]]:
+    """Every step of every scenario case, by decision: ``(facts, now)`` (read once)."""
+    found = _FOUND
+    if found:
+        return found
+    for path in SCENARIOS:
+        scenario, problems = load_scenario_file(str(path), path.read_text(encoding="utf-8"), rulebook)
+        assert not problems, problems
+        for case in scenario.cases:
+            for step in case.steps:
+                found.setdefault(scenario.decision, []).append((step.facts, step.now))
+    return found
+
+
+def reference_read(compiled, raw):
+    try:
+        return compiled.facts.load(copy.deepcopy(raw))
+    except InvalidFacts as error:
+        return error
+
+
+def without_id(result: dict) -> dict:
+    return {key: value for key, value in result.items() if key != "decision_id"}
+
+
+def decide_both(compiled, raw, now: datetime) -> tuple[object, object]:
+    """(reference, fast) answers: decision documents without ids, or the invalid fields."""
+    reference_facts = reference_read(compiled, raw)
+    try:
+        fast_facts = compiled.load(copy.deepcopy(raw))
+    except InvalidFacts as error:
+        fast_facts = error
+    if isinstance(reference_facts, InvalidFacts) or isinstance(fast_facts, InvalidFacts):
+        return (sorted(reference_facts.fields) if isinstance(reference_facts, InvalidFacts) else reference_facts,
+                sorted(fast_facts.fields) if isinstance(fast_facts, InvalidFacts) else fast_facts)
+    assert fast_facts == reference_facts
+    reference = compiled.result(compiled.judge(reference_facts, now=now, reference=True), explain=True)
+    fast = compiled.result(compiled.judge(fast_facts, now=now), explain=True)
+    return without_id(reference), without_id(fast)
+
+
+def all_decisions(rulebook):
+    return sorted(fact_sets(rulebook))
+
+
+def test_every_decision_has_scenario_fact_sets(rulebook):
+    assert set(all_decisions(rulebook)) == set(rulebook.decisions)
+
+
+def test_fast_and_reference_paths_agree_on_every_scenario_step(rulebook):
+    compared = 0
+    for decision, steps in fact_sets(rulebook).items():
+        compiled = rulebook.decision(decision)
+        for facts, now in steps:
+            reference, fast = decide_both(compiled, facts, now or datetime.fromisoformat("2026-11-20T10:00:00+08:00"))
+            assert fast == reference, (decision, facts, now)
+            compared += 1
+    assert compared > 250
+
+
+def test_fast_and_reference_paths_agree_on_the_bench_mix(rulebook):
+    from bench.factsets import DECISIONS
+    from bench.factsets import fact_sets as bench_fact_sets
+
+    for decision in DECISIONS:
+        compiled = rulebook.decision(decision)
+        outcomes = set()
+        for fact_set in bench_fact_sets(decision, 300, 11):
+            reference, fast = decide_both(compiled, fact_set.facts, fact_set.now)
+            assert fast == reference, (decision, fact_set)
+            outcomes.add(fast["outcome"])
+        assert len(outcomes) >= 2
+
+
+def paths(value, prefix=()):
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from paths(child, prefix + (key,))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from paths(child, prefix + (index,))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_fast_and_reference_paths_agree_on_mutated_fact_sets(rulebook, data):
+    decision = data.draw(st.sampled_from(all_decisions(rulebook)))
+    facts, now = data.draw(st.sampled_from(fact_sets(rulebook)[decision]))
+    facts = copy.deepcopy(facts)
+    for _ in range(data.draw(st.integers(1, 3))):
+        candidates = [p for p in paths(facts) if p]
+        if not candidates:
+            break
+        target = data.draw(st.sampled_from(candidates))
+        parent = facts
+        for part in target[:-1]:
+            parent = parent[part]
+        action = data.draw(st.sampled_from(["replace", "delete", "add"]))
+        if action == "delete" and isinstance(parent, dict):
+            del parent[target[-1]]
+        elif action == "add" and isinstance(parent, dict):
+            parent[data.draw(st.text(min_size=1, max_size=6))] = data.draw(JSON_VALUES)
+        else:
+            parent[target[-1]] = data.draw(JSON_VALUES)
+    reference, fast = decide_both(rulebook.decision(decision), facts,
+                                  now or datetime.fromisoformat("2026-11-20T10:00:00+08:00"))
+    assert fast == reference
+
+
+def test_the_fast_reader_leaves_unusual_shapes_to_the_reference_reader(rulebook):
+    compiled = rulebook.decision("payout.initiate")
+    facts = fact_sets(rulebook)["payout.initiate"][0][0]
+    numeric = copy.deepcopy(facts)
+    numeric["payout"]["amount"] = 30  # money as a JSON number: valid, but not the fast reader's shape
+    before = compiled.unusual_facts
+    assert compiled.load(numeric)["payout"]["amount"] == compiled.load(facts)["payout"]["amount"].__class__("30.00")
+    assert compiled.unusual_facts == before + 1
+    broken = copy.deepcopy(facts)
+    broken["payout"]["amount"] = "-1"
+    broken["order"]["state"] = "lost"
+    with pytest.raises(InvalidFacts) as error:
+        compiled.load(broken)
+    assert sorted(error.value.fields) == ["order.state", "payout.amount"]
+
+
+def test_the_batch_path_answers_as_one_at_a_time(rulebook):
+    for decision, steps in fact_sets(rulebook).items():
+        compiled = rulebook.decision(decision)
+        items = [(facts, now) for facts, now in steps] + [({"nonsense": 1}, None)]
+        batch = compiled.run_many(items)
+        assert len(batch) == len(items)
+        for (facts, now), answer in zip(items, batch, strict=True):
+            try:
+                single = compiled.evaluate(copy.deepcopy(facts), now=now)
+            except InvalidFacts as error:
+                assert isinstance(answer, InvalidFacts) and answer.fields == error.fields
+                continue
+            assert without_id(answer.result) == without_id(single), (decision, facts)
+
+
+def test_two_identical_fact_sets_in_one_batch_are_both_answered(rulebook):
+    compiled = rulebook.decision("recovery.contact")
+    facts, now = fact_sets(rulebook)["recovery.contact"][0]
+    first, second = compiled.run_many([(facts, now), (copy.deepcopy(facts), now)])
+    assert without_id(first.result) == without_id(second.result)
+    assert first.result["decision_id"] != second.result["decision_id"]
+
+
+def test_generated_sources_are_kept_for_people(rulebook):
+    compiled = rulebook.decision("payout.initiate")
+    assert "def read_object" in compiled.reader_source and "def encode(values):" in compiled.fast_encoder_source
+    assert set(compiled.field_names.short) >= {"payout.amount", "store.payout_enabled", "actor.role"}
+    assert Path(__file__).exists()
