@@ -10,6 +10,7 @@ from engine import Rulebook
 from engine.store import DEFAULT_STORE_URL, open_store
 
 from . import decisions, health, records, rulesets, scenarios
+from .console import register_console
 from .errors import register_error_handlers
 from .state import ServiceState
 
@@ -28,5 +29,6 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
     # records before decisions: /v1/decisions/records is not a decision named "records"
     for module in (records, decisions, rulesets, scenarios, health):
         app.register_blueprint(module.blueprint)
+    register_console(app)
     register_error_handlers(app)
     return app

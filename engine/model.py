@@ -123,3 +123,6 @@ class Domain:
     title: str
     decisions: dict[str, Decision]
     uses_calendar: bool = False  # its version then also covers the calendar data
+    source: str = ""
+    constants: dict[str, Constant] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
