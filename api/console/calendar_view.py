@@ -26,13 +26,27 @@ class Month:
     weeks: list[list[Day | None]]  # None: a cell outside the month
 
 
+@dataclass(frozen=True)
+class Span:
+    """Consecutive days of one kind and name: 2026-10-01 – 2026-10-07 National Day."""
+
+    first: date
+    last: date
+    kind: str
+    name: str
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+
 @dataclass
 class Year:
     year: int
     estimated: bool
     months: list[Month]
-    holidays: list[Day]
-    makeups: list[Day]
+    holidays: list[Span]
+    makeups: list[Span]
     working_days: int
 
 
@@ -67,7 +81,19 @@ def year_view(calendar: Calendar, year: int) -> Year:
         months.append(Month(month, weeks))
     return Year(
         year=year, estimated=not calendar.covers(date(year, 1, 1)), months=months,
-        holidays=[day for day in every_day if day.kind in ("holiday", "dayoff")],
-        makeups=[day for day in every_day if day.kind == "makeup"],
+        holidays=spans([day for day in every_day if day.kind in ("holiday", "dayoff")]),
+        makeups=spans([day for day in every_day if day.kind == "makeup"]),
         working_days=sum(day.kind in ("workday", "makeup") for day in every_day),
     )
+
+
+def spans(days: list[Day]) -> list[Span]:
+    """``days`` (in order) grouped into runs of consecutive dates with the same kind and name."""
+    found: list[Span] = []
+    for day in days:
+        last = found[-1] if found else None
+        if last and (day.day - last.last).days == 1 and (last.kind, last.name) == (day.kind, day.name):
+            found[-1] = Span(last.first, day.day, last.kind, last.name)
+        else:
+            found.append(Span(day.day, day.day, day.kind, day.name))
+    return found

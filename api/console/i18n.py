@@ -331,6 +331,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "cal.month": ("{month} 月", "{month_name}"),
     "cal.years": ("官方数据覆盖：{years}", "Official data covers: {years}"),
     "cal.go": ("查看", "Show"),
+    "cal.days": ("共 {count} 天", "{count} days"),
     "cal.year": ("年份", "Year"),
     # errors
     "err.title": ("出错了", "Something went wrong"),

@@ -11,6 +11,7 @@ from marshmallow import EXCLUDE, ValidationError, fields
 from engine.facts import flatten_errors
 from engine.store import StoreUnavailable
 
+from ..records import reason_label
 from ..schemas import RecordsQuery
 from . import audit, i18n
 from .blueprint import OUTCOMES, blueprint, not_found, page, rulebook, service
@@ -52,7 +53,13 @@ def log_page():
     return page("log.html", 400 if errors else 200, filters=filters, errors=errors, records=records,
                 shown=audit.RECORDS_SHOWN, store_error=store_error, entries=entries,
                 log_available=audit.decision_log_available(service()), decisions=sorted(rulebook().decisions),
-                outcomes=OUTCOMES, args=request.args)
+                outcomes=OUTCOMES, args=request.args, label=_label)
+
+
+def _label(decision: str, value: str | None) -> str:
+    """A record's reason as people read it: 补差价 (price_difference)."""
+    label = reason_label(rulebook(), decision, value)
+    return f"{label} ({value})" if value and label != value else (value or "")
 
 
 @blueprint.get("/log/records.csv")
@@ -61,7 +68,7 @@ def log_csv():
     if errors:
         return page("log.html", 400, filters=filters, errors=errors, records=[], shown=audit.RECORDS_SHOWN,
                     store_error="", entries=None, log_available=audit.decision_log_available(service()),
-                    decisions=sorted(rulebook().decisions), outcomes=OUTCOMES, args=request.args)
+                    decisions=sorted(rulebook().decisions), outcomes=OUTCOMES, args=request.args, label=_label)
     body = audit.records_csv(service(), filters)
     return Response(body, mimetype="text/csv", headers={"Content-Disposition": 'attachment; filename="decision-records.csv"'})
 

@@ -44,27 +44,38 @@ def posted_text(text_field: str, upload_field: str, name_field: str | None, defa
 @dataclass
 class SourceLine:
     number: int
-    before: str
-    marked: str  # the character a problem points at ("" on a line without problems)
-    after: str
+    before: str = ""
+    marked: str = ""  # the character a problem points at ("" on a line without problems)
+    after: str = ""
     problems: list[Problem] = field(default_factory=list)
+    gap: bool = False  # stands for the lines left out between two excerpts
 
 
-def annotated(text: str, problems: list[Problem]) -> list[SourceLine]:
-    """The text's lines, each with the problems reported at it; the first one's column is marked."""
+CONTEXT_LINES = 3
+
+
+def annotated(text: str, problems: list[Problem], context: int = CONTEXT_LINES) -> list[SourceLine]:
+    """The lines around each problem (``context`` before and after), each problem at its line with
+    the first one's column marked; a gap line stands for each run of lines left out."""
     by_line: dict[int, list[Problem]] = {}
     for problem in problems:
         by_line.setdefault(problem.line, []).append(problem)
-    lines = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    lines = text.split("\n")
+    shown = {number for line in by_line for number in range(line - context, line + context + 1)
+             if 1 <= number <= len(lines)}
+    excerpt: list[SourceLine] = []
+    for number in sorted(shown):
+        if excerpt and excerpt[-1].number != number - 1:
+            excerpt.append(SourceLine(number - 1, gap=True))
+        line = lines[number - 1]
         found = by_line.get(number, [])
         if not found:
-            lines.append(SourceLine(number, line, "", ""))
+            excerpt.append(SourceLine(number, line))
             continue
         column = max(found[0].column, 1) - 1
         padded = line.ljust(column + 1)
-        lines.append(SourceLine(number, padded[:column], padded[column], padded[column + 1:].rstrip(), found))
-    return lines
+        excerpt.append(SourceLine(number, padded[:column], padded[column], padded[column + 1:].rstrip(), found))
+    return excerpt
 
 
 def replaced_domain(book: Rulebook, name: str | None) -> Domain | None:
@@ -167,7 +178,8 @@ def validate():
     text, name = "", "rules.yaml"
     if start is not None:
         text, name = Path(start.file).read_text(encoding="utf-8"), Path(start.file).name
-    return page("validate.html", domains=sorted(book.domains), text=text, name=name, checked=False)
+    return page("validate.html", domains=sorted(book.domains), text=text, name=name, checked=False,
+                current=request.args.get("from", ""))
 
 
 @blueprint.post("/validate")
@@ -179,9 +191,10 @@ def validate_run():
         return page("validate.html", 400, domains=sorted(book.domains), text=text, name=name, checked=False,
                     message=i18n.t("val.empty"))
     domain, problems = load_rule_file(name, text)
+    problems = sorted(problems)
     replaces = replaced_domain(book, domain.name if domain else None)
     return page("validate.html", domains=sorted(book.domains), text=text, name=name, checked=True, domain=domain,
-                problems=problems, lines=annotated(text, problems), replaces=replaces)
+                problems=problems, lines=annotated(text, problems), replaces=replaces, current=Path(name).stem)
 
 
 # --- impact ------------------------------------------------------------------------------------------
@@ -193,8 +206,11 @@ def _files(book: Rulebook) -> list[str]:
 @blueprint.get("/impact")
 def impact():
     book = rulebook()
+    start = book.domains.get(request.args.get("from", ""))
+    text = Path(start.file).read_text(encoding="utf-8") if start is not None else ""
     return page("impact.html", files=_files(book), available=audit.decision_log_available(service()),
-                text="", name="", checked=False)
+                text=text, name=Path(start.file).name if start is not None else "", checked=False,
+                domains=sorted(book.domains), current=request.args.get("from", ""))
 
 
 @blueprint.post("/impact")
@@ -203,10 +219,12 @@ def impact_run():
     book = rulebook()
     text, name = posted_text("text", "upload", "name", "rules.yaml")
     context: dict[str, Any] = {"files": _files(book), "available": audit.decision_log_available(service()),
-                               "text": text, "name": name, "checked": True}
+                               "text": text, "name": name, "checked": True, "domains": sorted(book.domains),
+                               "current": Path(name).stem}
     if not text.strip():
         return page("impact.html", 400, **{**context, "checked": False, "message": i18n.t("val.empty")})
     domain, problems = load_rule_file(name, text)
+    problems = sorted(problems)
     context.update(domain=domain, problems=problems, lines=annotated(text, problems), report=None)
     if not problems:
         report = audit.impact_report(service(), name, text)
