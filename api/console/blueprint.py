@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import posixpath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,10 +50,10 @@ def suites() -> Suites:
 
 def safe_next(target: str | None) -> str:
     """A console path to go back to after a switch or a sign-in; anything else goes home."""
-    if target and target.startswith(PREFIX + "/") and not target.startswith("//"):
-        parts = urlsplit(target)
-        if not parts.scheme and not parts.netloc:
-            return target
+    parts = urlsplit(target or "")
+    inside = posixpath.normpath(parts.path or "/").startswith(PREFIX) and parts.path.startswith(PREFIX + "/")
+    if target and inside and not parts.scheme and not parts.netloc and "\\" not in target:
+        return target
     return PREFIX + "/"
 
 
