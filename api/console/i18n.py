@@ -198,7 +198,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "scen.pass": ("通过", "pass"),
     "scen.fail": ("失败", "fail"),
     "scen.expected_actual": ("期望与实际", "Expected vs actual"),
-    "scen.actual": ("实际结果", "Actual"),
+    "scen.no_decision": ("无决策（无效输入）", "no decision (invalid input)"),
     "scen.coverage": ("规则覆盖", "Rule coverage"),
     "scen.coverage_help": ("每条规则在多少个用例中生效、多少个用例中未生效；从未生效的规则标为未覆盖。",
                            "For each rule: in how many cases it fired and in how many it did not; "
@@ -224,7 +224,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "val.problems": ("发现 {count} 个问题", "{count} problems found"),
     "val.replaces": ("将替换当前的 {file}（版本 {version}）。", "It would replace {file} in force (version {version})."),
     "val.new_domain": ("当前没有领域 {domain}：这是一个新文件。", "No domain {domain} is in force: this is a new file."),
-    "val.line": ("第 {line} 行", "line {line}"),
+    "val.where": ("第 {line} 行第 {column} 列", "line {line}, column {column}"),
     "val.empty": ("请粘贴或上传规则文件。", "Paste or upload a rule file."),
     # impact
     "imp.title": ("影响分析", "Impact of a rule change"),
