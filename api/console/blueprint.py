@@ -81,7 +81,7 @@ def _headers(response: Any) -> Any:
 @blueprint.context_processor
 def _context() -> dict[str, Any]:
     return {
-        "t": i18n.t, "lang": i18n.current_language(), "field_message": i18n.field_message,
+        "t": i18n.t, "lang": i18n.current_language(), "field_message": i18n.field_message, "type_label": i18n.type_label,
         "csrf_token": security.csrf_token, "is_admin": security.is_admin(),
         "admin_enabled": security.admin_enabled(), "navigation": NAVIGATION, "to_output": to_output,
         "here": request.full_path.rstrip("?") if request.method == "GET" else request.path,

@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import g, request
 
+from engine.values import Type
+
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 COOKIE = "rulesvc_lang"
@@ -385,6 +387,15 @@ def t(key: str, **values: Any) -> str:
     zh, en = TEXT[key]
     text = zh if current_language() == "zh" else en
     return text.format(**values) if values else text
+
+
+def type_label(kind: Type) -> str:
+    """A declared type as people read it: 金额（元）, 枚举 order_state, 列表 [文本]."""
+    if kind.kind == "list" and kind.item is not None:
+        return f"{t('type.list')} [{type_label(kind.item)}]"
+    if kind.kind == "enum":
+        return f"{t('type.enum')} {kind.enum}"
+    return t(f"type.{kind.kind}") if f"type.{kind.kind}" in TEXT else kind.kind
 
 
 def field_message(message: str) -> str:

@@ -10,12 +10,13 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from engine.model import MISSING, FieldSpec
-from engine.values import MAX_YEAR, MIN_YEAR, Type, to_shanghai, to_text
+from engine.model import FieldSpec
+from engine.values import MAX_YEAR, MIN_YEAR, to_shanghai, to_text
 
 from . import i18n, security
 from .blueprint import PREFIX, blueprint, not_found, page, rulebook, safe_next, service, suites
 from .calendar_view import year_view
+from .facts_form import default_text
 from .readable import readable
 
 
@@ -38,20 +39,6 @@ def fact_rows(specs: Mapping[str, FieldSpec], labels: Mapping[str, Mapping[str, 
         if spec.item is not None and spec.item.fields:
             rows += fact_rows(spec.item.fields, labels, depth + 1)
     return rows
-
-
-def type_label(kind: Type) -> str:
-    if kind.kind == "list" and kind.item is not None:
-        return f"{i18n.t('type.list')} [{type_label(kind.item)}]"
-    if kind.kind == "enum":
-        return f"{i18n.t('type.enum')} {kind.enum}"
-    return i18n.t(f"type.{kind.kind}") if f"type.{kind.kind}" in i18n.TEXT else kind.kind
-
-
-def default_of(spec: FieldSpec) -> str:
-    if spec.default is MISSING or spec.default == {}:
-        return ""
-    return to_text(spec.default) if spec.default != [] else "[]"
 
 
 def expression_text(value: Any) -> str:
@@ -82,7 +69,7 @@ def rules(domain: str):
             "rules": [{"rule": rule, "condition": readable(rule.when, decision),
                        "cases": fired_by.get(rule.qualified_id, [])} for rule in decision.rules],
         })
-    return page("rules.html", domain=loaded, decisions=decisions, type_label=type_label, default_of=default_of,
+    return page("rules.html", domain=loaded, decisions=decisions, default_text=default_text,
                 expression_text=expression_text, is_assumption=_is_assumption, to_text=to_text)
 
 
