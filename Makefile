@@ -12,8 +12,14 @@ $(BIN)/rulesvc: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The console (http://127.0.0.1:8080/console/) runs scenarios and checks rule files for whoever holds
+# the admin token: without RULESVC_ADMIN_TOKEN in the environment, one is made for this run and printed.
 run: $(BIN)/rulesvc
-	$(BIN)/rulesvc serve
+	@if [ -z "$$RULESVC_ADMIN_TOKEN" ]; then \
+		RULESVC_ADMIN_TOKEN=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))'); \
+		echo "Console: http://127.0.0.1:8080/console/ (admin token for this run: $$RULESVC_ADMIN_TOKEN)"; \
+		export RULESVC_ADMIN_TOKEN; \
+	fi; exec $(BIN)/rulesvc serve
 
 check: $(BIN)/rulesvc
 	$(BIN)/rulesvc check rules/
@@ -21,13 +27,20 @@ check: $(BIN)/rulesvc
 lint: $(BIN)/rulesvc
 	$(BIN)/ruff check .
 
-# Redis and PostgreSQL for the store tests (started by the tests themselves, on loopback).
+# Debian packages the tests use, each started by the tests themselves on loopback: Redis and PostgreSQL
+# for the store tests; Chromium (driven by Playwright, never a browser download) and a Chinese font
+# for the console's browser tests and their screenshots.
 servers:
-	@if command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	fc-list 2>/dev/null | grep -qi 'wenquanyi\|noto sans cjk' || missing="$$missing fonts-wqy-microhei"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null; \
-	else echo "redis-server/PostgreSQL missing: their tests will be skipped (run as root to install)"; fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing:$$missing — the tests that need them will be skipped (run as root to install)"; fi
 
 test: lint check servers
 	$(BIN)/pytest

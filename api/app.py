@@ -13,6 +13,7 @@ from engine.replay import ShadowRunner
 from engine.store import DEFAULT_STORE_URL, open_store
 
 from . import decisionlog, decisions, health, metrics, records, rulesets, scenarios
+from .console import register_console
 from .errors import register_error_handlers
 from .state import ServiceState
 
@@ -54,5 +55,6 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
     # records and the log before decisions: /v1/decisions/records is not a decision named "records"
     for module in (records, decisionlog, decisions, rulesets, scenarios, health):
         app.register_blueprint(module.blueprint)
+    register_console(app)
     register_error_handlers(app)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
-from engine import UnknownDecision
+from engine import Rulebook, UnknownDecision
 from engine.facts import flatten_errors
 from engine.store import RecordQuery, export_csv
 
@@ -26,13 +26,14 @@ def list_records():
     found = state.store.records(RecordQuery(decision=args["decision"], start=args["from_"], end=args["to"],
                                             outcome=args["outcome"], decision_id=args["id"], limit=args["limit"]))
     if args["format"] == "csv":
-        body = export_csv(found, lambda decision, value: _label(state.rulebook, decision, value))
+        body = export_csv(found, lambda decision, value: reason_label(state.rulebook, decision, value))
         return Response(body, mimetype="text/csv", headers={
             "Content-Disposition": 'attachment; filename="decision-records.csv"'})
     return jsonify({"records": [record.as_json() for record in found]})
 
 
-def _label(rulebook, decision: str, value: str | None) -> str:
+def reason_label(rulebook: Rulebook, decision: str, value: str | None) -> str:
+    """The label of a record's reason (补差价 for price_difference), for the CSV export."""
     try:
         return rulebook.decision(decision).label("reason", value)
     except UnknownDecision:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .expressions import Expr, Lit, Ref, walk
+from .expressions import Expr, names_read
 from .model import MISSING, Decision, Domain, FieldSpec
 from .rulebook import Rulebook
 from .values import to_output
@@ -100,31 +100,18 @@ def constants_read(decision: Decision) -> dict[str, list[str]]:
     for item in decision.derived:
         names: set[str] = set()
         for expr in ([item.expr] if item.expr is not None else list(item.fields.values())):
-            names |= _names(expr)
+            names |= names_read(expr)
         for name in list(names):
             names |= derived_reads.get(name, set())
         derived_reads[item.name] = names
     readers: dict[str, list[str]] = {}
     for rule in decision.rules:
-        names = _names(rule.when) | (_names(rule.until) if rule.until is not None else set())
+        names = names_read(rule.when) | (names_read(rule.until) if rule.until is not None else set())
         for name in list(names):
             names |= derived_reads.get(name, set())
         for name in sorted(names):
             readers.setdefault(name, []).append(rule.qualified_id)
     return readers
-
-
-def _names(expr: Expr) -> set[str]:
-    names = set()
-    for node in walk(expr):
-        if isinstance(node, Ref):
-            names.add(node.path.split(".")[0])
-        elif isinstance(node, Lit) and node.text.isidentifier():
-            names.add(node.text)
-        table = getattr(node, "table", None)
-        if table is not None:
-            names.add(table.name)
-    return names
 
 
 def _messages(domain: Domain) -> dict[str, dict[str, Any]]:

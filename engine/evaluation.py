@@ -19,7 +19,7 @@ from .compiler import fact_encoder, leaves, references, ruleset_definition
 from .counters import CounterSource, NoCounters, counter_label
 from .decisionlog.masking import sensitive_paths
 from .errors import InvalidFacts
-from .expressions import Expr
+from .expressions import Expr, names_read
 from .facts import FactsLoader
 from .fastpath.encoder import build_encoder, condition_fields, field_names
 from .fastpath.matcher import FlatMatcher
@@ -96,6 +96,10 @@ class CompiledDecision:
         self._derived_plan = [(derived.name, evaluator(derived.expr) if derived.expr is not None else None,
                                [(name, evaluator(expr)) for name, expr in derived.fields.items()])
                               for derived in decision.derived]
+        # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.
+        moving = _moving_with_now(decision)
+        self._moving_counter_plan = [plan for plan in self._counter_plan if plan[0].name in moving]
+        self._moving_derived_plan = [plan for plan in self._derived_plan if plan[0] in moving]
         self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
             rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(leaves(rule.when))]
             for rule in decision.rules
@@ -255,11 +259,14 @@ class CompiledDecision:
                 counters_read: dict[str, Any]) -> dict[str, Any]:
         """Facts plus ``now``, counters and derived values, as they are at instant ``at``; every stored
         count read is noted in ``counters_read`` (the decision log keeps them for replays)."""
-        values = dict(facts)
+        return self._compute(dict(facts), asked_at, at, source, counters_read, self._counter_plan, self._derived_plan)
+
+    def _compute(self, values: dict[str, Any], asked_at: datetime, at: datetime, source: CounterSource,
+                 counters_read: dict[str, Any], counter_plan: list[Any], derived_plan: list[Any]) -> dict[str, Any]:
         values["now"] = at
         calendar = self.calendar
         same_day = asked_at is at or to_shanghai(asked_at).date() == to_shanghai(at).date()
-        for counter, key_parts, fact in self._counter_plan:
+        for counter, key_parts, fact in counter_plan:
             # A caller's figure for "today" says nothing about another day.
             supplied = None
             if fact is not None and (counter.reset == "never" or same_day):
@@ -269,7 +276,7 @@ class CompiledDecision:
                 supplied = source.read(self.name, counter, key, at)
                 counters_read[counter_label(counter, asked_at, at)] = to_output(supplied)
             values[counter.name] = supplied
-        for name, expression, fields in self._derived_plan:
+        for name, expression, fields in derived_plan:
             if expression is None:
                 values[name] = {field: compute(values, calendar) for field, compute in fields}
             else:
@@ -295,7 +302,11 @@ class CompiledDecision:
             if candidate is None or candidate <= at:
                 return None  # a rule that cannot say when it will stop holding
             at = candidate
-            values = self._values(facts, now, at, source, counters_read)
+            if match == self._match:  # only what moves with `now` is computed again
+                values = self._compute(dict(values), now, at, source, counters_read, self._moving_counter_plan,
+                                       self._moving_derived_plan)
+            else:  # the reference path computes everything again
+                values = self._values(facts, now, at, source, counters_read)
             fired = match(values)
         return None
 
@@ -309,8 +320,7 @@ class CompiledDecision:
 
     def _reason(self, rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
         calendar = self.calendar
-        message = {lang: "".join(part if isinstance(part, str) else to_text(evaluate(part, values, calendar))
-                                 for part in parts)
+        message = {lang: "".join([part if type(part) is str else to_text(part(values, calendar)) for part in parts])
                    for lang, parts in self._templates[rule.id].items()}
         return {"code": rule.code, "rule": rule.qualified_id, "message": message}
 
@@ -333,6 +343,21 @@ class CompiledDecision:
         return trace
 
 
+def _moving_with_now(decision: Decision) -> set[str]:
+    """The counters and derived values whose value can change with ``now`` (directly or through others):
+    daily counters, and whatever reads ``now`` or them."""
+    moving = {"now"}
+    for counter in decision.counters:
+        reads = set().union(*(names_read(part) for part in counter.key), names_read(counter.fact) if counter.fact else set())
+        if counter.reset == "shanghai_day" or reads & moving:
+            moving.add(counter.name)
+    for derived in decision.derived:
+        expressions = [derived.expr] if derived.expr is not None else list(derived.fields.values())
+        if set().union(*(names_read(expr) for expr in expressions)) & moving:
+            moving.add(derived.name)
+    return moving
+
+
 def _outcome(rules: list[Rule], fired: set[str]) -> str:
     """Outcome precedence: any deny, else any review, else any defer, else allow."""
     effects = {rule.effect for rule in rules if rule.id in fired}
@@ -342,11 +367,12 @@ def _outcome(rules: list[Rule], fired: set[str]) -> str:
     return "allow"
 
 
-def _template(text: str, placeholders: dict[str, Expr]) -> list[str | Expr]:
-    parts: list[str | Expr] = []
+def _template(text: str, placeholders: dict[str, Expr]) -> list[Any]:
+    """A message as literal text and the compiled placeholder expressions between, in order."""
+    parts: list[Any] = []
     position = 0
     for match in PLACEHOLDER.finditer(text):
-        parts += [text[position:match.start()], placeholders[match.group(1)]]
+        parts += [text[position:match.start()], evaluator(placeholders[match.group(1)])]
         position = match.end()
     parts.append(text[position:])
     return [part for part in parts if part != ""]

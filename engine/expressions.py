@@ -119,6 +119,20 @@ def walk(expr: Expr):
         yield from walk(child)
 
 
+def names_read(expr: Expr) -> set[str]:
+    """The top-level names an expression reads: facts (their root object), derived values, counters,
+    ``now``, constants and tables."""
+    names: set[str] = set()
+    for node in walk(expr):
+        if isinstance(node, Ref):
+            names.add(node.path.split(".")[0])
+        elif isinstance(node, Lit) and node.text.isidentifier():
+            names.add(node.text)
+        elif isinstance(node, Lookup) and node.table is not None:
+            names.add(node.table.name)
+    return names
+
+
 class ExpressionError(Exception):
     def __init__(self, offset: int, message: str):
         self.offset = offset

@@ -95,8 +95,8 @@ class _DomainBuilder:
             name=name, file=self.document.file,
             version="sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
             loaded_at=loaded_at, title=str(self.data.get("title", "")), decisions=decisions,
-            uses_calendar=self.uses_calendar, text=text, constants=self.constants, tables=self.tables,
-            enums=self.enums)
+            uses_calendar=self.uses_calendar, text=text, source=str(self.data.get("source", "")),
+            constants=self.constants, tables=self.tables, enums=self.enums)
 
     # enums and constants ----------------------------------------------------------------------
 

@@ -125,6 +125,7 @@ class Domain:
     decisions: dict[str, Decision]
     uses_calendar: bool = False  # its version then also covers the calendar data
     text: str = ""  # the rule file as loaded: a version is kept with the text it was made from
+    source: str = ""
     constants: dict[str, Constant] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)

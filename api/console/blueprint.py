@@ -1,0 +1,128 @@
+"""The console blueprint and what every page shares: language, CSRF check, security headers, errors."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, render_template, request
+from werkzeug.exceptions import HTTPException, NotFound
+
+from engine import Rulebook, UnknownDecision
+from engine.evaluation import CompiledDecision
+from engine.store import StoreUnavailable
+from engine.values import to_output
+
+from ..state import ServiceState
+from . import i18n, security
+from .suites import Suites
+
+log = logging.getLogger(__name__)
+PREFIX = "/console"
+EXTENSION = "rulesvc-console"
+
+blueprint = Blueprint("console", __name__, url_prefix=PREFIX, template_folder="templates",
+                      static_folder="static", static_url_path="/static")
+
+# Nothing from another host, no inline script or style: the pages work offline and resist injection.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                           "base-uri 'none'; object-src 'none'")
+NAVIGATION = (("console.index", "nav.home"), ("console.scenarios", "nav.scenarios"),
+              ("console.validate", "nav.validate"), ("console.impact", "nav.impact"),
+              ("console.log_page", "nav.log"), ("console.calendar", "nav.calendar"))
+OUTCOMES = ("allow", "deny", "defer", "review")
+
+
+def service() -> ServiceState:
+    return current_app.extensions["rulesvc"]
+
+
+def rulebook() -> Rulebook:
+    return service().rulebook
+
+
+def suites() -> Suites:
+    return current_app.extensions[EXTENSION]
+
+
+def safe_next(target: str | None) -> str:
+    """A console path to go back to after a switch or a sign-in; anything else goes home."""
+    parts = urlsplit(target or "")
+    inside = posixpath.normpath(parts.path or "/").startswith(PREFIX) and parts.path.startswith(PREFIX + "/")
+    if target and inside and not parts.scheme and not parts.netloc and "\\" not in target:
+        return target
+    return PREFIX + "/"
+
+
+def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return render_template(f"console/{template}", **context), status
+
+
+@blueprint.before_request
+def _before() -> None:
+    i18n.current_language()
+    security.check_csrf()
+
+
+@blueprint.after_request
+def _headers(response: Any) -> Any:
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if response.mimetype == "text/html":
+        response.vary.add("Cookie")  # the language and the sign-in change the page
+    return response
+
+
+@blueprint.context_processor
+def _context() -> dict[str, Any]:
+    return {
+        "t": i18n.t, "lang": i18n.current_language(), "field_message": i18n.field_message, "type_label": i18n.type_label,
+        "csrf_token": security.csrf_token, "is_admin": security.is_admin(),
+        "admin_enabled": security.admin_enabled(), "navigation": NAVIGATION, "to_output": to_output,
+        "here": request.full_path.rstrip("?") if request.method == "GET" else request.path,
+    }
+
+
+@blueprint.app_template_filter("rule_anchor")
+def rule_anchor(qualified_id: str) -> str:
+    """The id of a rule's row on its rules page: ``payout.initiate/amount-limit`` → ``payout-initiate--amount-limit``."""
+    return qualified_id.replace("/", "--").replace(".", "-")
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> tuple[str, int]:
+    code = error.code or 500
+    key = f"err.{code}" if f"err.{code}" in i18n.TEXT else "err.title"
+    message = i18n.t("err.csrf") if error.description == "csrf" else i18n.t(key)
+    return page("error.html", code, code=code, message=message, detail=getattr(error, "console_detail", ""))
+
+
+@blueprint.errorhandler(StoreUnavailable)
+def _store_unavailable(error: StoreUnavailable) -> tuple[str, int]:
+    return page("error.html", 503, code=503, message=i18n.t("log.store_unavailable", error=str(error)), detail="")
+
+
+@blueprint.errorhandler(Exception)
+def _unexpected(error: Exception) -> tuple[str, int]:
+    log.exception("console: unexpected error")
+    return page("error.html", 500, code=500, message=i18n.t("err.500"), detail="")
+
+
+def compiled_decision(name: str) -> CompiledDecision:
+    """The active decision ``name``, or a 404 page that says so."""
+    try:
+        return rulebook().decision(name)
+    except UnknownDecision:
+        raise not_found(i18n.t("err.unknown_decision", name=name)) from None
+
+
+def not_found(detail: str) -> HTTPException:
+    """A 404 whose page says what was not found."""
+    error = NotFound()
+    error.console_detail = detail  # type: ignore[attr-defined]
+    return error

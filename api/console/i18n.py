@@ -1,0 +1,408 @@
+"""The console's words in Chinese (the default) and English, and the remembered choice between them.
+
+Rule content (messages, notes, descriptions) comes from the rule files, which carry their own zh/en
+texts; this table holds only the console's own labels. A language switch sets a cookie, so the choice
+survives new tabs and browser restarts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import g, request
+
+from engine.values import Type
+
+LANGUAGES = ("zh", "en")
+DEFAULT_LANGUAGE = "zh"
+COOKIE = "rulesvc_lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+
+# key -> (zh, en); {name} placeholders are filled by t(key, name=...)
+TEXT: dict[str, tuple[str, str]] = {
+    # frame
+    "app.name": ("规则控制台", "Policy console"),
+    "app.tagline": ("商家资金规则：阅读、试算、测试与变更预览", "Merchant money-flow policies: read, try, test, preview changes"),
+    "nav.home": ("规则总览", "Policies"),
+    "nav.scenarios": ("场景测试", "Scenarios"),
+    "nav.validate": ("规则校验", "Validate"),
+    "nav.impact": ("影响分析", "Impact"),
+    "nav.log": ("决策记录", "Decisions"),
+    "nav.calendar": ("工作日历", "Calendar"),
+    "nav.skip": ("跳到正文", "Skip to content"),
+    "lang.switch": ("English", "中文"),
+    "lang.switch_label": ("切换到英文", "Switch to Chinese"),
+    "auth.signed_in": ("管理员已登录", "Signed in as admin"),
+    "auth.sign_in": ("管理员登录", "Admin sign-in"),
+    "auth.sign_out": ("退出登录", "Sign out"),
+    "auth.token": ("管理员令牌", "Admin token"),
+    "auth.token_help": ("令牌即服务端的 RULESVC_ADMIN_TOKEN，本浏览器会话内只需输入一次；控制台不会显示或记录它。",
+                        "The token is the server's RULESVC_ADMIN_TOKEN. Enter it once per browser session; "
+                        "the console never shows or logs it."),
+    "auth.submit": ("登录", "Sign in"),
+    "auth.wrong": ("令牌不正确。", "That token is not correct."),
+    "auth.disabled": ("管理功能未开启：服务端没有设置 RULESVC_ADMIN_TOKEN。请让运维设置后重启服务。",
+                      "Admin features are off: the server has no RULESVC_ADMIN_TOKEN. Ask whoever runs the service "
+                      "to set it and restart."),
+    "auth.needed": ("此操作需要管理员令牌。", "This needs the admin token."),
+    "auth.needed_link": ("先登录", "Sign in first"),
+    "auth.done": ("已登录，可以运行场景、校验与影响分析。", "Signed in: you can run scenarios, validation and impact."),
+    "auth.out": ("已退出登录。", "Signed out."),
+    # outcomes and effects
+    "outcome.allow": ("通过", "allowed"),
+    "outcome.deny": ("拒绝", "denied"),
+    "outcome.defer": ("暂缓", "deferred"),
+    "outcome.review": ("人工审核", "needs review"),
+    "effect.deny": ("拒绝", "deny"),
+    "effect.defer": ("暂缓", "defer"),
+    "effect.review": ("审核", "review"),
+    "effect.warn": ("提醒", "warn"),
+    "effect.oblige": ("附加义务", "oblige"),
+    # types
+    "type.str": ("文本", "text"),
+    "type.int": ("整数", "whole number"),
+    "type.money": ("金额（元）", "money (CNY)"),
+    "type.instant": ("时刻", "instant"),
+    "type.date": ("日期", "date"),
+    "type.time": ("时间", "time of day"),
+    "type.bool": ("是/否", "yes/no"),
+    "type.list": ("列表", "list"),
+    "type.object": ("对象", "object"),
+    "type.enum": ("枚举", "choice"),
+    "type.duration": ("时长", "duration"),
+    "format.money": ("如 12.50，最多两位小数", "e.g. 12.50, at most two decimals"),
+    "format.instant": ("带时区，如 2026-11-20T10:00:00+08:00", "with offset, e.g. 2026-11-20T10:00:00+08:00"),
+    "format.date": ("YYYY-MM-DD，上海日期", "YYYY-MM-DD, a Shanghai date"),
+    "format.time": ("HH:MM，上海时间", "HH:MM, Shanghai time"),
+    "format.int": ("整数", "a whole number"),
+    "format.lines": ("每行一项", "one per line"),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+    "unset": ("（不填）", "(not given)"),
+    "required": ("必填", "required"),
+    "optional": ("选填", "optional"),
+    "default": ("默认", "default"),
+    # index
+    "home.title": ("规则总览", "Policies"),
+    "home.intro": ("每个领域一个规则文件。点击“规则”阅读政策，点击“试算”用示例数据试一次决策。",
+                   "One rule file per domain. Open “Rules” to read a policy, “Try” to run a decision on example facts."),
+    "home.file": ("文件", "File"),
+    "home.version": ("版本", "Version"),
+    "home.loaded": ("加载于", "Loaded"),
+    "home.rules": ("规则", "Rules"),
+    "home.try": ("试算", "Try"),
+    "home.decisions": ("决策", "Decisions"),
+    "home.reload_failed": ("最近一次重新加载失败，正在运行的仍是之前的规则：",
+                           "The last reload failed; the rules in force are the earlier ones:"),
+    "home.rule_count": ("{count} 条规则", "{count} rules"),
+    # rules page
+    "rules.title": ("{title}", "{title}"),
+    "rules.source": ("来源", "Source"),
+    "rules.facts": ("输入事实", "Facts"),
+    "rules.fact": ("事实", "Fact"),
+    "rules.type": ("类型", "Type"),
+    "rules.req": ("必填", "Required"),
+    "rules.values": ("可选值", "Values"),
+    "rules.description": ("说明", "Description"),
+    "rules.policy": ("规则", "Rules"),
+    "rules.id": ("规则", "Rule"),
+    "rules.effect": ("效果", "Effect"),
+    "rules.code": ("原因代码", "Code"),
+    "rules.message": ("提示语", "Message"),
+    "rules.condition": ("条件（满足时生效）", "Condition (applies when true)"),
+    "rules.scenarios": ("覆盖的场景", "Scenarios"),
+    "rules.case_count": ("{count} 个场景用例", "{count} scenario cases"),
+    "rules.no_scenarios": ("没有场景触发此规则", "no scenario makes it fire"),
+    "rules.obligations": ("义务", "Obligations"),
+    "rules.constants": ("常量", "Constants"),
+    "rules.tables": ("表", "Tables"),
+    "rules.name": ("名称", "Name"),
+    "rules.value": ("值", "Value"),
+    "rules.note": ("备注", "Note"),
+    "rules.assumption": ("待确认假设", "Assumption"),
+    "rules.assumption_help": ("该常量是待与平台确认的假设值。", "This constant is an assumption to confirm with the platform."),
+    "rules.derived": ("派生值", "Derived values"),
+    "rules.counters": ("计数器", "Counters"),
+    "rules.counter_key": ("按", "per"),
+    "rules.counter_fact": ("可由事实覆盖", "overridden by fact"),
+    "rules.reset.shanghai_day": ("每个上海自然日清零", "resets every Shanghai day"),
+    "rules.reset.never": ("不清零", "never resets"),
+    "rules.output": ("返回", "returned"),
+    "rules.all": ("以下全部成立", "all of"),
+    "rules.any": ("以下任一成立", "any of"),
+    "rules.none": ("以下均不成立", "none of"),
+    "rules.not_all": ("以下并非全部成立", "not all of"),
+    "rules.try_decision": ("试算此决策", "Try this decision"),
+    "rules.defaults_obligations": ("默认义务", "Default obligations"),
+    "rules.until": ("暂缓至", "deferred until"),
+    "rules.default_value": ("默认值 {value}", "default {value}"),
+    "rules.range": ("范围", "range"),
+    # try page
+    "try.title": ("试算 {decision}", "Try {decision}"),
+    "try.prefill": ("预填数据", "Prefill from"),
+    "try.prefill_example": ("示例 {file}", "example {file}"),
+    "try.prefill_case": ("场景 {file} · {case}", "scenario {file} · {case}"),
+    "try.prefill_empty": ("空白表单", "an empty form"),
+    "try.prefill_go": ("载入", "Load"),
+    "try.steps_note": ("该场景有 {count} 个步骤，表单载入的是第一步（不含之前步骤的提交）。",
+                       "This case has {count} steps; the form holds the first step (without earlier steps' commits)."),
+    "try.now": ("决策时刻 now", "Decide at (now)"),
+    "try.now_help": ("留空则使用服务器当前时间；格式：带时区，如 2026-11-20T10:00:00+08:00。",
+                     "Leave empty for the server clock. Format: with an offset, e.g. 2026-11-20T10:00:00+08:00."),
+    "try.submit": ("试算", "Decide"),
+    "try.include": ("填写此项", "Include"),
+    "try.add_item": ("添加一项", "Add an item"),
+    "try.remove_item": ("删除此项", "Remove this item"),
+    "try.item": ("第 {number} 项", "Item {number}"),
+    "try.no_items": ("（暂无）", "(none)"),
+    "try.errors": ("输入有误，请修改标出的字段：", "Some facts are not valid; fix the marked fields:"),
+    "try.result": ("决策结果", "Decision"),
+    "try.reasons": ("原因", "Reasons"),
+    "try.warnings": ("提醒", "Warnings"),
+    "try.obligations": ("义务", "Obligations"),
+    "try.values": ("计算值", "Values"),
+    "try.next_eligible_at": ("最早可执行时间", "Next eligible at"),
+    "try.trace": ("逐条规则的判断过程", "How each rule was judged"),
+    "try.trace_help": ("高亮的行是决定结果的规则。", "Highlighted rows are the rules that decided the outcome."),
+    "try.fired": ("生效", "Fired"),
+    "try.fired_yes": ("生效", "fired"),
+    "try.fired_no": ("未生效", "did not fire"),
+    "try.conditions": ("条件与取值", "Conditions and values"),
+    "try.decided": ("决定结果", "decided"),
+    "try.decision_id": ("决策编号", "Decision id"),
+    "try.version": ("规则版本", "Ruleset version"),
+    "try.evaluated_at": ("决策时刻", "Evaluated at"),
+    "try.none": ("无", "none"),
+    "try.json": ("以 JSON 查看", "As JSON"),
+    "try.facts_json": ("提交的事实", "Facts sent"),
+    "try.zh": ("中文", "Chinese"),
+    "try.en": ("英文", "English"),
+    "try.no_commit": ("试算不会提交、不会计数，也不会写入记录。", "Trying never commits, counts or records anything."),
+    # scenarios
+    "scen.title": ("场景测试", "Scenario tests"),
+    "scen.intro": ("运行随服务提供的 QA 场景文件，或上传一个场景文件，针对当前生效的规则运行。",
+                   "Run the QA scenario files shipped with the service, or upload one, against the rules in force."),
+    "scen.shipped": ("内置场景", "Shipped suites"),
+    "scen.none_shipped": ("没有找到内置场景文件。", "No shipped scenario files were found."),
+    "scen.file": ("场景文件", "Scenario file"),
+    "scen.cases": ("用例数", "Cases"),
+    "scen.decision": ("决策", "Decision"),
+    "scen.run_selected": ("运行所选", "Run selected"),
+    "scen.run_all": ("全部运行", "Run all"),
+    "scen.upload": ("上传场景文件", "Upload a scenario file"),
+    "scen.run_upload": ("运行上传的文件", "Run the uploaded file"),
+    "scen.pick_one": ("请至少选择一个场景文件或上传一个文件。", "Pick at least one scenario file or upload one."),
+    "scen.results": ("结果", "Results"),
+    "scen.summary": ("{passed} 个通过，{failed} 个失败", "{passed} passed, {failed} failed"),
+    "scen.problems": ("场景文件有问题：", "The scenario file has problems:"),
+    "scen.case": ("用例", "Case"),
+    "scen.status": ("结果", "Result"),
+    "scen.pass": ("通过", "pass"),
+    "scen.fail": ("失败", "fail"),
+    "scen.expected_actual": ("期望与实际", "Expected vs actual"),
+    "scen.no_decision": ("无决策（无效输入）", "no decision (invalid input)"),
+    "scen.coverage": ("规则覆盖", "Rule coverage"),
+    "scen.coverage_help": ("每条规则在多少个用例中生效、多少个用例中未生效；从未生效的规则标为未覆盖。",
+                           "For each rule: in how many cases it fired and in how many it did not; "
+                           "rules that never fired are marked."),
+    "scen.fired_in": ("生效用例", "Fired in"),
+    "scen.not_fired_in": ("未生效用例", "Not fired in"),
+    "scen.uncovered": ("未覆盖", "never fired"),
+    "scen.percent": ("{percent}% 的规则被覆盖", "{percent}% of rules fired in some case"),
+    "scen.open_in_try": ("在试算中打开", "Open in Try"),
+    "scen.too_many": ("场景文件最多 {limit} 个用例。", "A scenario file may hold at most {limit} cases."),
+    # validate
+    "val.title": ("规则校验", "Validate a rule file"),
+    "val.intro": ("粘贴或上传一个规则文件（YAML）。校验只检查，不会启用任何规则。",
+                  "Paste or upload a rule file (YAML). Validation only checks: nothing is activated."),
+    "val.start_from": ("从当前规则开始编辑", "Start from a rule file in force"),
+    "val.load": ("载入", "Load"),
+    "val.file_name": ("文件名", "File name"),
+    "val.text": ("规则文件内容", "Rule file text"),
+    "val.upload": ("或上传文件", "Or upload a file"),
+    "val.submit": ("校验", "Validate"),
+    "val.ok": ("没有发现问题：领域 {domain}，{decisions} 个决策，{rules} 条规则。",
+               "No problems: domain {domain}, {decisions} decisions, {rules} rules."),
+    "val.problems": ("发现 {count} 个问题", "{count} problems found"),
+    "val.replaces": ("将替换当前的 {file}（版本 {version}）。", "It would replace {file} in force (version {version})."),
+    "val.new_domain": ("当前没有领域 {domain}：这是一个新文件。", "No domain {domain} is in force: this is a new file."),
+    "val.where": ("第 {line} 行第 {column} 列", "line {line}, column {column}"),
+    "val.empty": ("请粘贴或上传规则文件。", "Paste or upload a rule file."),
+    # impact
+    "imp.title": ("影响分析", "Impact of a rule change"),
+    "imp.intro": ("上传一个候选规则文件：用它替换当前同名文件后，重放决策日志中的历史决策，看结果会怎样变化。",
+                  "Upload a candidate rule file: the decisions in the decision log are replayed on the rules in force "
+                  "with that file replaced, to show what would change."),
+    "imp.replaces": ("替换哪个文件", "Replaces"),
+    "imp.text": ("候选规则文件内容", "Candidate rule file"),
+    "imp.submit": ("分析影响", "Preview the impact"),
+    "imp.unavailable": ("决策重放尚未提供", "Replay is not available yet"),
+    "imp.unavailable_text": ("影响分析需要决策日志（SPEC §10）和重放功能（§11），这两项仍在开发中。"
+                             "现在可以先校验候选文件；日志上线后，本页会显示结果变化表、图表和示例决策。",
+                             "Impact needs the decision log (SPEC §10) and replay (§11), which are still being built. "
+                             "You can already check the candidate here; once the log exists this page shows the "
+                             "transitions table, a chart and example decisions."),
+    "imp.candidate_ok": ("候选文件校验通过：领域 {domain}，{rules} 条规则。",
+                         "The candidate is valid: domain {domain}, {rules} rules."),
+    "imp.replayed": ("重放 {count} 个决策", "{count} decisions replayed"),
+    "imp.unchanged": ("结果不变 {count} 个", "{count} unchanged"),
+    "imp.not_replayable": ("无法重放 {count} 个", "{count} not replayable"),
+    "imp.transitions": ("结果变化", "Transitions"),
+    "imp.transition": ("变化", "Transition"),
+    "imp.count": ("数量", "Count"),
+    "imp.share": ("占比", "Share"),
+    "imp.chart": ("结果变化图", "Transitions chart"),
+    "imp.reasons_added": ("新增原因", "Reasons added"),
+    "imp.reasons_removed": ("消失原因", "Reasons removed"),
+    "imp.rules": ("规则生效次数", "Rule firings"),
+    "imp.before": ("之前", "Before"),
+    "imp.after": ("之后", "After"),
+    "imp.values_changed": ("计算值变化", "Values changed"),
+    "imp.examples": ("示例决策", "Example decisions"),
+    "imp.why": ("原因", "Why"),
+    "imp.no_changes": ("没有决策结果发生变化。", "No decision changed its outcome."),
+    # log
+    "log.title": ("决策记录", "Decisions"),
+    "log.records": ("已提交的决策记录", "Committed decision records"),
+    "log.records_intro": ("以 commit 提交的决策会留下记录（如打款单）。",
+                          "Every committed decision leaves a record (e.g. a payout)."),
+    "log.filter": ("筛选", "Filter"),
+    "log.decision": ("决策", "Decision"),
+    "log.any": ("全部", "any"),
+    "log.from": ("起始时刻", "From"),
+    "log.to": ("截止时刻（不含）", "To (exclusive)"),
+    "log.outcome": ("结果", "Outcome"),
+    "log.id": ("决策编号 / 打款单号", "Decision id"),
+    "log.code": ("原因代码", "Reason code"),
+    "log.apply": ("查询", "Search"),
+    "log.reset": ("清除", "Clear"),
+    "log.csv": ("导出 CSV", "Export CSV"),
+    "log.none": ("没有符合条件的记录。", "No records match."),
+    "log.shown": ("显示前 {count} 条（按时间先后）。", "Showing the first {count} (oldest first)."),
+    "log.when": ("时刻", "When"),
+    "log.order": ("订单号", "Order"),
+    "log.customer": ("客户账号", "Customer"),
+    "log.amount": ("金额", "Amount"),
+    "log.reason": ("打款原因", "Reason"),
+    "log.codes": ("原因代码", "Codes"),
+    "log.committed": ("已计数", "Counted"),
+    "log.store_unavailable": ("记录库暂时不可用：{error}", "The record store is unavailable: {error}"),
+    "log.dlog": ("决策日志", "Decision log"),
+    "log.dlog_unavailable": ("决策日志尚未提供", "The decision log is not available yet"),
+    "log.dlog_unavailable_text": ("决策日志（SPEC §10）会记录每一次决策（包括未提交的试算与批量决策），"
+                                  "并能解释任一历史决策。它仍在开发中；目前只能查看上面的已提交记录。",
+                                  "The decision log (SPEC §10) keeps every decision the service makes, committed or "
+                                  "not, and can explain any of them. It is still being built; for now only the "
+                                  "committed records above can be searched."),
+    "log.source": ("来源", "Source"),
+    "log.duration": ("耗时", "Duration"),
+    "log.detail": ("决策详情", "Decision"),
+    "log.not_found": ("没有编号为 {id} 的决策。", "No decision has the id {id}."),
+    "log.explain": ("决策解释", "Explanation"),
+    "log.explain_unavailable": ("解释需要决策日志，尚未提供；下面是提交时保存的结果。",
+                                "An explanation needs the decision log, which is not available yet; below is the "
+                                "result stored with the record."),
+    "log.reproduced": ("已复现：重放结果与记录一致。", "Reproduced: the replay matches the logged decision."),
+    "log.not_reproduced": ("未能复现：", "Not reproduced:"),
+    "log.logged": ("记录的结果", "Logged"),
+    "log.replayed": ("重放的结果", "Replayed"),
+    "log.back": ("返回决策记录", "Back to decisions"),
+    "log.invalid_filter": ("筛选条件有误：", "The filters are not valid:"),
+    # calendar
+    "cal.title": ("{year} 年工作日历", "Working days in {year}"),
+    "cal.intro": ("工作日、法定节假日与调休上班日（上海时区）。返款等待期按此计算。",
+                  "Working days, public holidays and make-up working days (Asia/Shanghai). Rebate waits count these."),
+    "cal.official": ("官方数据（rules/calendars/）", "Official data (rules/calendars/)"),
+    "cal.estimated": ("估算年份", "Estimated year"),
+    "cal.estimated_text": ("{year} 年不在官方数据中：节假日与调休按规则估算，调休上班日未知，"
+                           "使用该年的决策会带 CALENDAR_ESTIMATED 提醒。",
+                           "{year} is not in the official data: days off are estimated, make-up working days are "
+                           "unknown, and decisions that count these days carry the CALENDAR_ESTIMATED warning."),
+    "cal.prev": ("上一年", "Previous year"),
+    "cal.next": ("下一年", "Next year"),
+    "cal.workday": ("工作日", "working day"),
+    "cal.weekend": ("周末", "weekend"),
+    "cal.holiday": ("节假日", "holiday"),
+    "cal.makeup": ("调休上班", "make-up working day"),
+    "cal.dayoff": ("休息日（估算）", "day off (estimated)"),
+    "cal.legend": ("图例", "Legend"),
+    "cal.holidays": ("节假日", "Holidays"),
+    "cal.makeups": ("调休上班日", "Make-up working days"),
+    "cal.working_days": ("全年 {count} 个工作日", "{count} working days in the year"),
+    "cal.weekdays": ("一 二 三 四 五 六 日", "Mon Tue Wed Thu Fri Sat Sun"),
+    "cal.month": ("{month} 月", "{month_name}"),
+    "cal.years": ("官方数据覆盖：{years}", "Official data covers: {years}"),
+    "cal.go": ("查看", "Show"),
+    "cal.days": ("共 {count} 天", "{count} days"),
+    "cal.year": ("年份", "Year"),
+    # errors
+    "err.title": ("出错了", "Something went wrong"),
+    "err.400": ("请求无效", "Bad request"),
+    "err.403": ("需要管理员权限", "Admin only"),
+    "err.404": ("页面不存在", "Not found"),
+    "err.413": ("内容太大（上限 1 MiB）", "Too large (the limit is 1 MiB)"),
+    "err.500": ("服务器内部错误，已记录日志。", "Unexpected server error; it has been logged."),
+    "err.csrf": ("表单已过期或缺少安全令牌，请刷新页面后重试。",
+                 "The form expired or lacks its security token: reload the page and try again."),
+    "err.home": ("返回首页", "Back to the console"),
+    "err.unknown_domain": ("没有名为 {name} 的规则领域。", "There is no rule domain named {name}."),
+    "err.unknown_decision": ("没有名为 {name} 的决策。", "There is no decision named {name}."),
+}
+
+# Messages of the fact validation (engine/facts.py, marshmallow), shown in Chinese next to their fields.
+_FIELD_MESSAGES_ZH: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), zh) for pattern, zh in (
+    (r"^Missing data for required field\.$", "必填项"),
+    (r"^Unknown field\.$", "未声明的字段"),
+    (r"^Field may not be null\.$", "不能为空"),
+    (r"^Not a valid list\.$", "必须是列表"),
+    (r"^Invalid input type\.$", "必须是一个对象"),
+    (r"^must be true or false$", "必须选择 是 或 否"),
+    (r"^must be a whole number$", "必须是整数"),
+    (r"^must be a string$", "必须是文本"),
+    (r"^must be one of: (.*)$", r"必须是以下之一：\1"),
+    (r"^must not be negative$", "不能为负数"),
+    (r"^must have at most two decimal places \(fen\)$", "最多两位小数（到分）"),
+    (r"^must be an amount of money such as \"12\.50\"$", "必须是金额，例如 12.50"),
+    (r"^must be an amount of money as a string or a number$", "必须是金额"),
+    (r"^must be an ISO 8601 timestamp.*$", "必须是带时区的时刻，例如 2026-11-20T10:00:00+08:00"),
+    (r"^must carry a UTC offset.*$", "必须带时区偏移（例如 +08:00 或 Z）"),
+    (r"^must be a date YYYY-MM-DD$", "必须是日期 YYYY-MM-DD"),
+    (r"^must be at least (.*)$", r"不能小于 \1"),
+    (r"^must be at most (.*)$", r"不能大于 \1"),
+    (r"^must be between (.*) and (.*)$", r"必须在 \1 与 \2 之间"),
+)]
+
+
+def current_language() -> str:
+    """The language of this request: the cookie's choice, else Chinese."""
+    if "lang" not in g:
+        chosen = request.cookies.get(COOKIE, "")
+        g.lang = chosen if chosen in LANGUAGES else DEFAULT_LANGUAGE
+    return g.lang
+
+
+def t(key: str, **values: Any) -> str:
+    """The console text ``key`` in the current language, with ``{name}`` placeholders filled."""
+    zh, en = TEXT[key]
+    text = zh if current_language() == "zh" else en
+    return text.format(**values) if values else text
+
+
+def type_label(kind: Type) -> str:
+    """A declared type as people read it: 金额（元）, 枚举 order_state, 列表 [文本]."""
+    if kind.kind == "list" and kind.item is not None:
+        return f"{t('type.list')} [{type_label(kind.item)}]"
+    if kind.kind == "enum":
+        return f"{t('type.enum')} {kind.enum}"
+    return t(f"type.{kind.kind}") if f"type.{kind.kind}" in TEXT else kind.kind
+
+
+def field_message(message: str) -> str:
+    """A fact-validation message in the current language (the engine speaks English)."""
+    if current_language() == "en":
+        return message
+    for pattern, zh in _FIELD_MESSAGES_ZH:
+        if pattern.match(message):
+            return pattern.sub(zh, message)
+    return message
