@@ -3,8 +3,6 @@ active; a candidate file's impact on logged decisions (admin); the shadow rules'
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, abort, current_app, jsonify, request
 from marshmallow import ValidationError
 
@@ -12,8 +10,7 @@ from engine import RuleFileError, load_rule_file
 from engine.decisionlog import LogQuery
 from engine.facts import flatten_errors
 from engine.model import Domain
-from engine.replay import impact, shadow_report
-from engine.rulebook import rulebook_from_files
+from engine.replay import shadow_report
 
 from .auth import admin_required
 from .decisionlog import log_database
@@ -80,18 +77,13 @@ def impact_of_candidate():
     except ValidationError as error:
         raise InvalidRequest(flatten_errors(error.messages)) from None
     state = current_app.extensions["rulesvc"]
-    database = log_database()
-    files = state.rulebook.files()
-    files[args["file"]] = request.get_data(as_text=True)
+    log_database()  # 404 when there is no log
+    query = LogQuery(decision=args["decision"], start=args["from_"], end=args["to"], limit=args["limit"])
     try:
-        candidate = rulebook_from_files(files)
+        report = state.candidate_impact(args["file"], request.get_data(as_text=True), query, IMPACT_SECONDS)
     except RuleFileError as error:
         return jsonify(error_body("RULES_INVALID", "the candidate rules have problems; nothing was replayed",
                                   problems=[str(problem) for problem in error.problems])), 422
-    query = LogQuery(decision=args["decision"], start=args["from_"], end=args["to"], limit=args["limit"])
-    tally = impact(database, candidate, query, processes=1, deadline=time.monotonic() + IMPACT_SECONDS)
-    report = tally.as_json()
-    report["candidate"] = {"file": args["file"], "versions": sorted(d.version for d in candidate.domains.values())}
     return jsonify(report)
 
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from engine import Problem, Rulebook, RuleFileError, load_rulebook
-from engine.decisionlog import DecisionLog
+from engine.decisionlog import DecisionLog, LogQuery, LogUnavailable
 from engine.evaluation import CompiledDecision, Evaluation
 from engine.model import Counter
-from engine.replay import ShadowRunner, VersionLibrary
-from engine.rulebook import rules_signature
+from engine.replay import ShadowRunner, VersionLibrary, impact
+from engine.rulebook import rulebook_from_files, rules_signature
 from engine.store import CountingReader, Store
 
 from . import metrics
@@ -132,6 +133,21 @@ class ServiceState:
                             source=source, duration_us=duration_us, committed=committed)
         if self.shadow is not None:
             self.shadow.submit(compiled, evaluation, result, source)
+
+    def candidate_impact(self, file_name: str, text: str, query: LogQuery, seconds: float) -> dict[str, object]:
+        """The impact JSON (SPEC §11) of the active rules with ``file_name`` replaced by ``text``, replayed on
+        the logged decisions ``query`` selects, in this process, within ``seconds``. Raises
+        :class:`RuleFileError` for a broken candidate (nothing replayed) and ``LimitExceeded``."""
+        if self.decision_log is None:
+            raise LogUnavailable("the decision log is off (the service runs with --log none): nothing to replay")
+        files = self.rulebook.files()
+        files[file_name] = text
+        candidate = rulebook_from_files(files)
+        tally = impact(self.decision_log.database, candidate, query, processes=1,
+                       deadline=time.monotonic() + seconds)
+        report = tally.as_json()
+        report["candidate"] = {"file": file_name, "versions": sorted(d.version for d in candidate.domains.values())}
+        return report
 
     # --- store ---------------------------------------------------------------------------------
 

@@ -27,7 +27,8 @@ PAGES = ["/console/", "/console/rules/payout", "/console/rules/recovery", "/cons
 def app(rulebook, tmp_path, monkeypatch):
     monkeypatch.setenv("RULESVC_ADMIN_TOKEN", TOKEN)
     monkeypatch.delenv("RULESVC_SECRET_KEY", raising=False)
-    return create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/store.db")
+    return create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/store.db",
+                      log_url=f"sqlite:///{tmp_path}/log.db")
 
 
 @pytest.fixture
@@ -365,14 +366,14 @@ def test_sessions_are_shared_by_apps_with_the_same_secret(rulebook, tmp_path, mo
     """Two app instances (two hosts) accept each other's sessions when RULESVC_SECRET_KEY is shared."""
     monkeypatch.setenv("RULESVC_ADMIN_TOKEN", TOKEN)
     monkeypatch.setenv("RULESVC_SECRET_KEY", "shared-secret-for-two-hosts")
-    first = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/a.db").test_client()
-    second = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/b.db").test_client()
+    first = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/a.db", log_url="none").test_client()
+    second = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/b.db", log_url="none").test_client()
     sign_in(first)
     session = first.get_cookie("rulesvc_console", path="/console")
     second.set_cookie("rulesvc_console", session.value, path="/console")
     assert "管理员已登录" in text(second.get("/console/validate"))
     monkeypatch.setenv("RULESVC_SECRET_KEY", "another-secret")
-    third = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/c.db").test_client()
+    third = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/c.db", log_url="none").test_client()
     third.set_cookie("rulesvc_console", session.value, path="/console")
     assert "管理员已登录" not in text(third.get("/console/validate"))
 
@@ -469,7 +470,9 @@ def test_validate_from_a_file_in_force_prefills_it(client):
     assert 'value="recovery.yaml"' in html and "  campaign_close:\n" in html
 
 
-def test_impact_checks_the_candidate_and_says_replay_is_not_available(client):
+def test_impact_checks_the_candidate_and_says_replay_is_not_available_without_a_log(rulebook, tmp_path, monkeypatch):
+    monkeypatch.setenv("RULESVC_ADMIN_TOKEN", TOKEN)
+    client = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/s.db", log_url="none").test_client()
     sign_in(client)
     lowered = (RULES / "payout.yaml").read_text(encoding="utf-8").replace('value: "500.00"', 'value: "300.00"')
     html = text(client.post("/console/impact", data={"csrf_token": csrf(client), "name": "payout.yaml", "text": lowered}))
@@ -483,6 +486,21 @@ IMPACT = {"replayed": 1000, "unchanged": 960, "not_replayable": {"count": 2, "wh
           "transitions": {"allow->deny": 38, "deny->allow": 2}, "reasons_added": {"AMOUNT_OVER_LIMIT": 38},
           "reasons_removed": {}, "rules": {"payout.initiate/amount-limit": {"fired_before": 3, "fired_after": 41}},
           "values_changed": {}, "examples": {"allow->deny": ["01JEXAMPLE0000000000000001"]}}
+
+
+def test_impact_replays_the_decision_log_with_a_lowered_limit(app, client):
+    sign_in(client)
+    from .test_decision_log import payout
+
+    ids = {amount: client.post("/v1/decisions/payout.initiate", json={
+        "facts": payout(amount), "now": "2026-11-20T10:00:00+08:00"}).get_json()["decision_id"]
+        for amount in ("40.00", "350.00", "600.00")}
+    app.extensions["rulesvc"].decision_log.flush()
+    lowered = (RULES / "payout.yaml").read_text(encoding="utf-8").replace('value: "500.00"', 'value: "300.00"')
+    html = text(client.post("/console/impact", data={"csrf_token": csrf(client), "name": "payout.yaml", "text": lowered}))
+    assert "impact-unavailable" not in html and "重放 3 个决策" in html
+    assert html.count('class="bar bar-deny"') == 1
+    assert f'href="/console/log/{ids["350.00"]}"' in html and ids["40.00"] not in html
 
 
 def test_impact_renders_a_replay_report_once_the_seam_provides_one(client, monkeypatch):
@@ -519,7 +537,7 @@ def test_log_lists_committed_records_with_filters_and_csv(client):
     html = text(client.get("/console/log"))
     assert f'data-id="{allowed["decision_id"]}"' in html and f'data-id="{denied["decision_id"]}"' in html
     assert "补差价 (price_difference)" in html
-    assert 'data-testid="log-unavailable"' in html
+    assert 'data-testid="log-unavailable"' not in html
     only_denied = text(client.get("/console/log?outcome=deny&decision=payout.initiate&from=&to="))
     assert f'data-id="{denied["decision_id"]}"' in only_denied and allowed["decision_id"] not in only_denied
     by_id = text(client.get(f"/console/log?id={allowed['decision_id']}"))
@@ -540,7 +558,16 @@ def test_log_filters_are_checked(client):
     assert "筛选条件有误" in html and "outcome" in html
 
 
-def test_log_decision_shows_the_stored_result_until_explain_exists(client):
+def test_log_decision_is_explained_from_the_decision_log(app, client):
+    denied = commit(client, "order-c", "600.00")
+    app.extensions["rulesvc"].decision_log.flush()
+    html = text(client.get(f"/console/log/{denied['decision_id']}"))
+    assert 'data-testid="reproduced"' in html
+    assert "decided" in row(html, "payout.initiate/amount-limit").split()
+
+
+def test_log_decision_shows_the_stored_result_without_a_log(rulebook, tmp_path):
+    client = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/s.db", log_url="none").test_client()
     denied = commit(client, "order-c", "600.00")
     html = text(client.get(f"/console/log/{denied['decision_id']}"))
     assert 'data-testid="explain-unavailable"' in html and 'data-outcome="deny"' in html

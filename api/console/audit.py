@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine import RuleFileError
+from engine.decisionlog import LogQuery
+from engine.replay import explain
 from engine.store import DecisionRecord, RecordQuery, export_csv
 
 from ..records import reason_label
@@ -54,29 +57,43 @@ def _record_query(filters: Filters, limit: int) -> RecordQuery:
                        decision_id=filters.decision_id, limit=limit)
 
 
-# --- decision log, explanation, impact (SPEC §10, §11: not built yet) -----------------------------
+# --- decision log, explanation, impact (SPEC §10, §11) -------------------------------------------------
+
+IMPACT_SECONDS = 20.0
+IMPACT_DECISIONS = 10_000  # the latest logged decisions an impact run replays
+
 
 def decision_log_available(state: ServiceState) -> bool:
     """Whether the service keeps a decision log the pages can search."""
-    return False
+    return state.decision_log is not None
 
 
 def find_log_entries(state: ServiceState, filters: Filters, limit: int = RECORDS_SHOWN) -> list[dict[str, Any]] | None:
-    """Decision log entries (SPEC §10: ``decision_id``, ``decision``, ``evaluated_at``, ``now``, ``source``,
-    ``outcome``, ``reasons``, ``warnings``, ``obligations``, ``values``, ``ruleset_version``,
-    ``duration_us``, ``committed``…) matching ``filters``; None while there is no log."""
-    return None
+    """Decision log entries (SPEC §10) matching ``filters``, newest first; None while there is no log."""
+    if state.decision_log is None:
+        return None
+    return state.decision_log.database.query(LogQuery(
+        decision=filters.decision, start=filters.start, end=filters.end, outcome=filters.outcome,
+        code=filters.code, decision_id=filters.decision_id, limit=limit))
 
 
 def explain_decision(state: ServiceState, decision_id: str) -> dict[str, Any] | None:
-    """SPEC §10's explanation of one logged decision: ``{"decision_id", "reproduced", "logged",
-    "replayed" (a decision with its trace), "why_not"}``; None while there is no log."""
-    return None
+    """SPEC §10's explanation of one logged decision; None when there is no log or no such decision."""
+    if state.decision_log is None:
+        return None
+    entry = state.decision_log.database.entry(decision_id)
+    if entry is None:
+        return None
+    state.versions.active = state.rulebook
+    return explain(entry, state.versions)
 
 
 def impact_report(state: ServiceState, file_name: str, candidate_text: str) -> dict[str, Any] | None:
-    """SPEC §11's impact JSON for the active rules with ``file_name`` replaced by ``candidate_text``:
-    ``{"replayed", "unchanged", "not_replayable": {"count", "why"}, "transitions", "reasons_added",
-    "reasons_removed", "rules": {rule: {"fired_before", "fired_after"}}, "values_changed",
-    "examples": {transition: [decision_id, …]}}``; None while there is no log to replay."""
-    return None
+    """SPEC §11's impact JSON for the active rules with ``file_name`` replaced by ``candidate_text``, over the
+    latest logged decisions; None when there is no log (or the candidate does not load with the others)."""
+    if state.decision_log is None:
+        return None
+    try:
+        return state.candidate_impact(file_name, candidate_text, LogQuery(limit=IMPACT_DECISIONS), IMPACT_SECONDS)
+    except RuleFileError:
+        return None
