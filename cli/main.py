@@ -11,10 +11,10 @@ from typing import Any
 import click
 
 from engine import Rulebook, RuleFileError, check, load_rulebook
-from engine.calendar import CALENDAR_DIR, import_years
+from engine.calendar import CALENDAR_DIR, calendar_lines, import_years, load_calendar, package_version, package_years
 from engine.errors import InvalidFacts, UnknownDecision
 from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
-from engine.values import parse_instant
+from engine.values import MAX_YEAR, MIN_YEAR, parse_instant
 
 DEFAULT_RULES = "rules"
 DEFAULT_SCENARIOS = "tests/scenarios"
@@ -133,7 +133,9 @@ def test_command(paths: tuple[str, ...], rules_dir: str, junit_file: str | None,
         sys.exit(1)
 
 
-def _year_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+def _year_range(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
     try:
         first, _, last = value.partition("-")
         years = int(first), int(last or first)
@@ -150,21 +152,50 @@ def calendar_group() -> None:
 
 
 @calendar_group.command("import")
-@click.option("--years", required=True, callback=_year_range, help="Years to import, e.g. 2024-2026.")
+@click.option("--years", callback=_year_range,
+              help="Years to import, e.g. 2024-2026. Default: every year the installed chinese-calendar has "
+                   "after the last one in RULES/calendars/ (what a new release brings).")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False))
-def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
-    """Write one calendar file per year from the chinese-calendar package's holiday data."""
+def calendar_import_command(years: tuple[int, int] | None, rules_dir: str) -> None:
+    """Write one calendar file per year from the chinese-calendar package's holiday data.
+
+    An imported year is official from then on: it is no longer estimated (no CALENDAR_ESTIMATED)."""
+    directory = Path(rules_dir) / CALENDAR_DIR
+    if years is None:
+        calendar, _ = load_calendar(directory)
+        first, last = package_years()
+        start = max(calendar.years, default=first - 1) + 1
+        if start > last:
+            click.echo(f"nothing to import: chinese-calendar {package_version()} covers {first}-{last} and "
+                       f"{directory} already has {last}; later years stay estimated until a release has them "
+                       "(pip install -U chinesecalendar)")
+            return
+        years = (start, last)
     try:
         files = import_years(*years)
     except ValueError as error:
         click.echo(str(error), err=True)
         sys.exit(2)
-    directory = Path(rules_dir) / CALENDAR_DIR
     directory.mkdir(parents=True, exist_ok=True)
     for year, text in files.items():
         path = directory / f"cn-{year}.yaml"
         path.write_text(text, encoding="utf-8")
         click.echo(f"wrote {path}")
+
+
+@calendar_group.command("show")
+@click.argument("year", type=click.IntRange(MIN_YEAR, MAX_YEAR))
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False))
+def calendar_show_command(year: int, rules_dir: str) -> None:
+    """Print YEAR's days off and make-up workdays, and whether they are official or estimated."""
+    directory = Path(rules_dir) / CALENDAR_DIR
+    calendar, problems = load_calendar(directory)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        sys.exit(1)
+    for line in calendar_lines(calendar, year, directory):
+        click.echo(line)
 
 
 @main.command("serve")

@@ -15,6 +15,7 @@ from .errors import Problem, RuleFileError, UnknownDecision
 from .evaluation import CompiledDecision
 from .loader import load_rule_file
 from .model import Domain
+from .source import read_source
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -95,10 +96,9 @@ def _load(paths: list[str | Path]) -> tuple[list[Domain], Calendar, list[Problem
     if not files and not any(Path(path).parent.name == CALENDAR_DIR for path in paths):
         problems.append(Problem(str(paths[0] if paths else "."), 1, 1, "no rule files (*.yaml) found"))
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            problems.append(Problem(str(path), 1, 1, f"cannot read rule file: {error}"))
+        text, problem = read_source(path)
+        if text is None:
+            problems.append(problem)
             continue
         domain, file_problems = load_rule_file(str(path), text, loaded_at=loaded_at)
         problems.extend(file_problems)

@@ -7,7 +7,9 @@ semantics) and keep a side table from the value's path (``("decisions", "initiat
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 import yaml
@@ -15,6 +17,7 @@ import yaml
 from .errors import Problem
 
 Path = tuple[Any, ...]
+PathLike = str | os.PathLike[str]
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # libyaml's parser when PyYAML was built with it (same safe semantics, ~10x faster), else pure Python.
@@ -69,6 +72,39 @@ class SourceDocument:
             if offset >= start:
                 line, column = source_line, source_column + (offset - start)
         return Problem(self.file, line + 1, column + 1, message)
+
+
+def read_source(path: PathLike) -> tuple[str | None, Problem | None]:
+    """The text of a UTF-8 file, or a problem a person can act on (a GBK file: save it as UTF-8)."""
+    try:
+        raw = FilePath(path).read_bytes()
+    except OSError as error:
+        return None, Problem(str(path), 1, 1, f"cannot read the file: {error.strerror or error}")
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as error:
+        return None, _not_utf8(str(path), raw, error)
+
+
+def decode_source(file: str, raw: bytes) -> tuple[str | None, Problem | None]:
+    """:func:`read_source` for bytes already in hand (an uploaded file)."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as error:
+        return None, _not_utf8(file, raw, error)
+
+
+def _not_utf8(file: str, raw: bytes, error: UnicodeDecodeError) -> Problem:
+    before = raw[: error.start]
+    line = before.count(b"\n") + 1
+    column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", errors="replace")) + 1
+    try:
+        raw.decode("gb18030")
+        guess = "it looks like GBK/GB18030 (a Chinese Windows encoding)"
+    except UnicodeDecodeError:
+        guess = "it is in some other encoding"
+    return Problem(file, line, column, f"the file is not UTF-8 text (byte 0x{raw[error.start]:02X} here); {guess}: "
+                                       "save it as UTF-8 in your editor (e.g. 另存为 → 编码 UTF-8)")
 
 
 def load_document(file: str, text: str) -> tuple[SourceDocument | None, list[Problem]]:

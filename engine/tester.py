@@ -17,7 +17,7 @@ from .commit import commit_decision
 from .errors import InvalidFacts, Problem
 from .expressions import did_you_mean
 from .rulebook import Rulebook
-from .source import load_document
+from .source import load_document, read_source
 from .store import IdempotencyConflict, open_store
 from .structure import load_schema, structure_problems
 from .values import parse_instant
@@ -238,10 +238,9 @@ def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook) -> CaseResu
 def run(paths: Iterable[str | Path], rulebook: Rulebook) -> Report:
     report = _empty_report(rulebook)
     for path in scenario_files(paths):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            report.problems.append(Problem(str(path), 1, 1, f"cannot read scenario file: {error}"))
+        text, problem = read_source(path)
+        if text is None:
+            report.problems.append(problem)
             continue
         run_text(str(path), text, rulebook, report)
     return report
