@@ -14,6 +14,7 @@ from engine import Rulebook, RuleFileError, check, load_rulebook
 from engine.calendar import CALENDAR_DIR, calendar_lines, import_years, load_calendar, package_version, package_years
 from engine.errors import InvalidFacts, UnknownDecision
 from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
+from engine.trace import assumption_marks
 from engine.values import MAX_YEAR, MIN_YEAR, parse_instant
 
 DEFAULT_RULES = "rules"
@@ -66,6 +67,11 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
                    f"{rules} rules, {domain.version}")
     if show_compiled:
         rulebook = load_rulebook(paths)
+        # Rules that read a constant marked ASSUMPTION: values to confirm with the platform, not its rules.
+        for _, compiled in sorted(rulebook.decisions.items()):
+            for rule in compiled.decision.rules:
+                for mark in assumption_marks(rule.assumptions, compiled.decision.constants):
+                    click.echo(f"ASSUMPTION {rule.qualified_id}: {mark['constant']} = {mark['value']} ({mark['note']})")
         _print_json({name: compiled.definition for name, compiled in sorted(rulebook.decisions.items())})
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from ulid import ULID
 
 from .calendar import Calendar
-from .compiler import fact_encoder, leaves, references, ruleset_definition
+from .compiler import fact_encoder, references, ruleset_definition
 from .counters import CounterSource, NoCounters
 from .expressions import Expr
 from .facts import FactsLoader
@@ -17,6 +17,7 @@ from .loader import PLACEHOLDER
 from .matcher import Matcher
 from .model import OUTCOME_PRECEDENCE, Decision, Domain, Rule
 from .store.base import Reservation, counter_slot, to_units
+from .trace import assumption_marks, trace_conditions
 from .values import to_output, to_shanghai, to_text
 
 # Each step of the next_eligible_at search moves strictly later; a handful covers delay, window and day.
@@ -35,7 +36,7 @@ class CompiledDecision:
         self.matcher = Matcher(decision.name, self.definition)
         self.encode = fact_encoder([rule.when for rule in decision.rules], decision.name)
         self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
-            rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(leaves(rule.when))]
+            rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(trace_conditions(rule.when))]
             for rule in decision.rules
         }
         self.trace_definition = ruleset_definition(
@@ -185,6 +186,7 @@ class CompiledDecision:
                      "operands": {ref.text: to_output(evaluate(ref, values, self.calendar)) for ref in references(leaf)}}
                     for name, leaf in self.trace_leaves[rule.id]
                 ],
+                "assumptions": assumption_marks(rule.assumptions, self.decision.constants),
             })
         return trace
 

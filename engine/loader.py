@@ -19,6 +19,7 @@ from .functions import FUNCTIONS
 from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
 from .source import Path, SourceDocument, load_document
 from .structure import load_schema, structure_problems
+from .trace import assumptions_read
 from .values import BOOL, INSTANT, INT, MONEY, OBJECT, SCALAR_KINDS, STR, Type, list_of, parse_literal
 
 # Names the engine itself puts on every evaluated fact; a declaration may not take them.
@@ -223,6 +224,9 @@ class _DomainBuilder:
         derived = self._derived(base, body, scope)
         obligations = _mapping(body.get("obligations"))
         rules = self._rules(qualified, base, body, scope, obligations)
+        derived_by_name = {value.name: value for value in derived}
+        for rule in rules:
+            rule.assumptions = assumptions_read(rule.when_text, self.constants, derived_by_name)
         record = {column: expr for column, text in _mapping(body.get("record")).items()
                   if (expr := self.expression(base + ("record", column), text, scope,
                                               MONEY if column == "amount" else None)) is not None}

@@ -83,8 +83,9 @@ class CaseResult:
                     f"{c['condition']} = {str(c['value']).lower()}"
                     + (f" ({', '.join(f'{k}={v}' for k, v in c['operands'].items())})" if c["operands"] else "")
                     for c in rule["conditions"])
+                assumed = "".join(f" [ASSUMPTION {a['constant']}={a['value']}]" for a in rule.get("assumptions", ()))
                 lines.append(f"    {mark} {rule['rule']} [{rule['effect']}{' ' + rule['code'] if rule['code'] else ''}]"
-                             f" {conditions}")
+                             f" {conditions}{assumed}")
         return "\n".join(lines)
 
 
