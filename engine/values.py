@@ -18,6 +18,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 FEN = Decimal("0.01")
 # Fen stay exact integers for durable_rules (doubles) far below this bound.
 MAX_MONEY = Decimal("999999999999.99")
+MAX_INT = 2**53 - 1  # whole numbers JSON peers and durable_rules' doubles hold exactly
 _MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
 # Instants and dates outside these Shanghai years are refused (SPEC §4): since 1970 the zone's offsets are
 # whole hours (no +08:05:43 local mean time), and arithmetic far past 2999 would overflow.
