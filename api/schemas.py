@@ -19,6 +19,11 @@ def _plain_text(value: str) -> None:
         raise ValidationError(problem)
 
 
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank (spaces only)")
+
+
 class DecisionRequest(Schema):
     class Meta:
         unknown = RAISE
@@ -29,7 +34,7 @@ class DecisionRequest(Schema):
     explain = StrictBool(load_default=False, metadata={"description": "Add the trace."})
     commit = StrictBool(load_default=False, metadata={"description": "Reserve counters and record the decision."})
     idempotency_key = fields.String(load_default=None, allow_none=True,
-                                    validate=[validate.Length(min=1, max=200), _plain_text],
+                                    validate=[validate.Length(min=1, max=200), _plain_text, _not_blank],
                                     metadata={"description": "Required with commit; the same key returns the first decision."})
 
     @validates_schema

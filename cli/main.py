@@ -85,6 +85,9 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
               help="Rules directory.")
 def decide_command(decision: str, facts_file: Any, now: datetime | None, explain: bool, rules_dir: str) -> None:
     """Evaluate DECISION (e.g. payout.initiate) and print the decision JSON. Invalid facts: exit 2."""
+    if getattr(facts_file, "name", "") == "<stdin>" and sys.stdin.isatty():
+        click.echo("Reading the facts as JSON from the terminal: paste them and end with Ctrl-D "
+                   "(or give a file: --facts examples/payout-initiate.json).", err=True)
     try:
         facts = json.load(facts_file)
     except json.JSONDecodeError as error:
@@ -127,7 +130,12 @@ def test_command(paths: tuple[str, ...], rules_dir: str, junit_file: str | None,
         if not result.passed:
             click.echo(result.describe())
     if junit_file:
-        Path(junit_file).write_text(tester.junit_xml(report), encoding="utf-8")
+        try:  # the documented example writes into var/, which a fresh clone does not have yet
+            Path(junit_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(junit_file).write_text(tester.junit_xml(report), encoding="utf-8")
+        except OSError as error:
+            click.echo(f"cannot write the JUnit report {junit_file}: {error.strerror or error}", err=True)
+            sys.exit(1)
     if coverage or fail_under is not None:
         for line in tester.coverage_lines(report):
             click.echo(line)
@@ -235,6 +243,12 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
 def records_command(decision: str | None, start: datetime | None, end: datetime | None, outcome: str | None,
                     decision_id: str | None, as_csv: bool, store_url: str, records_url: str | None, rules_dir: str) -> None:
     """Print committed decision records as JSON lines, or as CSV."""
+    for url in (store_url, records_url):
+        missing = _missing_sqlite_file(url)
+        if missing:  # reading must not create directories and an empty database
+            click.echo(f"no store at {missing}: nothing was ever committed there (give --store/--records the URL "
+                       f"the service uses; `rulesvc serve` defaults to {DEFAULT_STORE_URL})", err=True)
+            sys.exit(1)
     try:
         store = open_store(store_url, records_url)
         found = store.records(RecordQuery(decision=decision, start=start, end=end, outcome=outcome,
@@ -257,6 +271,14 @@ def records_command(decision: str | None, start: datetime | None, end: datetime 
         return rulebook.decision(name).label("reason", value)
 
     click.echo(export_csv(found, label), nl=False)
+
+
+def _missing_sqlite_file(url: str | None) -> str | None:
+    """The path of an SQLite store URL whose file does not exist (None for other URLs)."""
+    if not url or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    path = url[len("sqlite:///"):]
+    return None if Path(path).exists() else path
 
 
 if __name__ == "__main__":
