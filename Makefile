@@ -1,7 +1,10 @@
-# Quick start: `make run` serves decisions on 127.0.0.1:8080; `make test` runs every check.
+# Quick start: `make run` serves decisions on 127.0.0.1:8080 (`make run PORT=9090 HOST=0.0.0.0` to choose);
+# `make test` runs every check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
 
 .PHONY: run test lint check servers clean
 
@@ -13,7 +16,7 @@ $(BIN)/rulesvc: setup.cfg pyproject.toml
 	touch $@
 
 run: $(BIN)/rulesvc
-	$(BIN)/rulesvc serve
+	$(BIN)/rulesvc serve --host $(HOST) --port $(PORT)
 
 check: $(BIN)/rulesvc
 	$(BIN)/rulesvc check rules/

@@ -215,7 +215,7 @@ def calendar_show_command(year: int, rules_dir: str) -> None:
 @main.command("serve")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(), help="Rules directory.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--store", "store_url", default=DEFAULT_STORE_URL, show_default=True,
               help="Counters and idempotency keys: sqlite:///PATH or redis://HOST:PORT/DB.")
 @click.option("--records", "records_url", default=None,
@@ -223,9 +223,13 @@ def calendar_show_command(year: int, rules_dir: str) -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int) -> None:
     """Serve decisions over HTTP with gunicorn."""
-    from .serve import serve
+    from .serve import bind_problem, serve
 
     _rules_or_exit(rules_dir)  # refuse to start on broken rules, with their problems
+    problem = bind_problem(host, port)
+    if problem:
+        click.echo(f"rulesvc serve: {problem}", err=True)
+        sys.exit(1)
     serve(rules_dir, host, port, workers, store_url, records_url)
 
 
