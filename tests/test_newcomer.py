@@ -119,3 +119,26 @@ def test_state_doc_names_the_code_the_records_endpoint_answers(tmp_path):
     state = (RULES.parent / "docs" / "state.md").read_text(encoding="utf-8")
     assert code == "INVALID_REQUEST"
     assert f"An unknown or invalid parameter gives 400 with code `{code}`" in state
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line_naming_port():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = rulesvc("serve", "--port", str(port))
+    assert result.returncode == 1
+    assert time.monotonic() - started < 30  # gunicorn alone retries, then exits without a word
+    assert result.stderr.splitlines() == [
+        f"rulesvc serve: 127.0.0.1:{port} is already in use (another rulesvc?); choose another port with --port, "
+        f"e.g. rulesvc serve --port {port + 1} (make run PORT={port + 1})"]
+
+
+def test_make_run_passes_port_and_host_to_serve():
+    result = subprocess.run(["make", "-n", "run", "PORT=9090", "HOST=0.0.0.0"], capture_output=True, text=True,
+                            cwd=RULES.parent, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert ".venv/bin/rulesvc serve --host 0.0.0.0 --port 9090" in result.stdout.splitlines()
