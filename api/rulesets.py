@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 
 from engine import load_rule_file
 from engine.model import Domain
+from engine.source import decode_source
 
 from .auth import admin_required
 from .errors import error_body
@@ -38,8 +39,8 @@ def one_ruleset(domain: str):
 def validate():
     """Check a rule file sent as YAML text; nothing is activated."""
     name = request.args.get("file", "rules.yaml")
-    text = request.get_data(as_text=True)
-    _, problems = load_rule_file(name, text)
+    text, problem = decode_source(name, request.get_data())  # a GBK upload: "save it as UTF-8"
+    problems = [problem] if text is None else load_rule_file(name, text)[1]
     return jsonify({"valid": not problems, "problems": [
         {"file": p.file, "line": p.line, "column": p.column, "message": p.message, "text": str(p)} for p in problems]})
 

@@ -142,3 +142,15 @@ def test_make_run_passes_port_and_host_to_serve():
                             cwd=RULES.parent, timeout=60)
     assert result.returncode == 0, result.stderr
     assert ".venv/bin/rulesvc serve --host 0.0.0.0 --port 9090" in result.stdout.splitlines()
+
+
+def test_a_gbk_upload_is_told_to_be_saved_as_utf8(tmp_path):
+    client = create_app(RULES, store_url=f"sqlite:///{tmp_path}/store.db").test_client()
+    gbk = (RULES / "allowance.yaml").read_text(encoding="utf-8").encode("gb18030")
+    report = client.post("/v1/rulesets/validate?file=allowance.yaml", data=gbk).get_json()
+    assert report["valid"] is False
+    assert [problem["line"] for problem in report["problems"]] == [3]
+    assert "save it as UTF-8" in report["problems"][0]["message"]
+    scenario = (SCENARIOS / "allowance-expire.yaml").read_text(encoding="utf-8").encode("gb18030")
+    answer = client.post("/v1/scenarios/run?file=s.yaml", data=scenario)
+    assert answer.status_code == 400 and "save it as UTF-8" in answer.get_json()["error"]["problems"][0]
