@@ -1,7 +1,10 @@
-# Quick start: `make run` serves decisions on 127.0.0.1:8080; `make test` runs every check.
+# Quick start: `make run` serves decisions on 127.0.0.1:8080 (`make run PORT=9090 HOST=0.0.0.0` to choose);
+# `make test` runs every check.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
 
 .PHONY: run test lint check servers clean
 
@@ -17,9 +20,9 @@ $(BIN)/rulesvc: setup.cfg pyproject.toml
 run: $(BIN)/rulesvc
 	@if [ -z "$$RULESVC_ADMIN_TOKEN" ]; then \
 		RULESVC_ADMIN_TOKEN=$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(18))'); \
-		echo "Console: http://127.0.0.1:8080/console/ (admin token for this run: $$RULESVC_ADMIN_TOKEN)"; \
+		echo "Console: http://$(HOST):$(PORT)/console/ (admin token for this run: $$RULESVC_ADMIN_TOKEN)"; \
 		export RULESVC_ADMIN_TOKEN; \
-	fi; exec $(BIN)/rulesvc serve
+	fi; exec $(BIN)/rulesvc serve --host $(HOST) --port $(PORT)
 
 check: $(BIN)/rulesvc
 	$(BIN)/rulesvc check rules/

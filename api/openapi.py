@@ -1,12 +1,27 @@
 """The OpenAPI document, generated with apispec from the marshmallow schemas — including, for every
-decision, the facts schema generated from its rule file — and rebuilt when the rules change."""
+decision, the facts schema generated from its rule file — and rebuilt when the rules change.
+
+It is written for client generators as much as for people: every operation has an ``operationId``,
+every answer a typed schema, integer bounds are ``minimum``/``maximum``, an optional object is that
+object or null (never "any object"), and instants are ``format: date-time``.
+
+To document an endpoint, describe its JSON with a marshmallow schema in ``api/schemas.py`` and add one
+:class:`Endpoint` to ``ENDPOINTS`` below, e.g.::
+
+    Endpoint("get", "/v1/decisions/log", "list_decision_log", "log", "Logged decisions",
+             ok=schemas.LogEntries, query=(query("decision"), query("from", fmt="date-time")), errors=(400,)),
+"""
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema
 
 from engine import Rulebook
 from engine.facts import Date, Instant, Money, StrictBool, StrictInt, StrictStr, TimeOfDay
@@ -14,122 +29,225 @@ from engine.facts import Date, Instant, Money, StrictBool, StrictInt, StrictStr,
 from . import schemas
 
 TITLE = "rulesvc"
-_ERRORS = {
-    "400": "Invalid facts or request: every field path with its messages",
-    "404": "Unknown decision",
-    "409": "Idempotency key reused with different facts",
-    "413": "Body over the size limit",
-    "503": "Store unavailable; nothing was written",
+YAML_TYPES = ("application/yaml",)  # the media type documented for YAML bodies
+# Every error answer is an Error body; an endpoint lists the statuses it can answer.
+ERRORS = {
+    400: "Invalid facts or request: every field path with its messages",
+    401: "No or wrong admin token",
+    403: "Admin endpoints are disabled (no RULESVC_ADMIN_TOKEN)",
+    404: "Unknown decision or domain",
+    409: "Idempotency key reused with different facts",
+    413: "Body over the size limit",
+    422: "Refused: every FILE:LINE:COL problem; the running rules stay active",
+    503: "Store unavailable; nothing was written",
 }
+DECISION_ERRORS = (400, 404, 409, 413, 503)
 
 
-def build_spec(rulebook: Rulebook) -> dict[str, Any]:
-    plugin = MarshmallowPlugin()
-    spec = APISpec(title=TITLE, version=rulebook.version[:80] or "0", openapi_version="3.0.3", plugins=[plugin],
-                   info={"description": "Merchant money-flow policies in YAML, matched by durable_rules. "
-                                        "Each decision's facts are documented from its rule file."})
-    converter = plugin.converter
-    converter.add_attribute_function(_describe_custom_fields)
-    for name in ("DecisionRequest", "BatchRequest", "DecisionResult", "Error", "Ruleset", "ValidationReport"):
-        spec.components.schema(name, schema=getattr(schemas, name))
-    error_responses = {code: _json(text, "Error") for code, text in _ERRORS.items()}
-
-    spec.path(path="/v1/decisions/{decision}", operations={"post": {
-        "tags": ["decisions"], "summary": "Evaluate a decision (any; see the per-decision paths for facts)",
-        "parameters": [_path_parameter("decision", "DOMAIN.NAME, e.g. payout.initiate")],
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/DecisionRequest"}}}},
-        "responses": {"200": _json("The decision", "DecisionResult"), **error_responses}}})
-    for name, compiled in sorted(rulebook.decisions.items()):
-        facts_name = f"{name}.facts"
-        spec.components.schema(facts_name, schema=compiled.facts.schema_class)
-        request = {"type": "object", "required": ["facts"], "additionalProperties": False, "properties": {
-            "facts": {"$ref": f"#/components/schemas/{facts_name}"},
-            "now": {"type": "string", "format": "date-time", "nullable": True},
-            "explain": {"type": "boolean"}, "commit": {"type": "boolean"},
-            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "nullable": True}}}
-        spec.path(path=f"/v1/decisions/{name}", operations={"post": {
-            "tags": [compiled.domain.name], "summary": compiled.decision.description or name,
-            "description": f"Rule file: {compiled.domain.file}. Source: {compiled.decision.source}",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
-            "responses": {"200": _json("The decision", "DecisionResult"), **error_responses}}})
-        spec.path(path=f"/v1/decisions/{name}/batch", operations={"post": {
-            "tags": [compiled.domain.name], "summary": f"Evaluate {name} for many fact sets, in order",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["items"], "additionalProperties": False, "properties": {"items": {
-                    "type": "array", "minItems": 1, "maxItems": schemas.MAX_BATCH_ITEMS, "items": {
-                        "type": "object", "required": ["facts"], "additionalProperties": False, "properties": {
-                            "facts": {"$ref": f"#/components/schemas/{facts_name}"},
-                            "now": {"type": "string", "format": "date-time", "nullable": True}}}}}}}}},
-            "responses": {"200": {"description": "One result per item: a decision or an error",
-                                  "content": {"application/json": {"schema": {"type": "object"}}}},
-                          **error_responses}}})
-    _static_paths(spec)
-    return spec.to_dict()
+def query(name: str, *, enum: list[str] | None = None, fmt: str | None = None, kind: str = "string",
+          minimum: int | None = None, maximum: int | None = None, description: str = "") -> dict[str, Any]:
+    """An optional query parameter."""
+    schema: dict[str, Any] = {"type": kind}
+    for key, value in (("enum", enum), ("format", fmt), ("minimum", minimum), ("maximum", maximum)):
+        if value is not None:
+            schema[key] = value
+    parameter = {"in": "query", "name": name, "required": False, "schema": schema}
+    return {**parameter, "description": description} if description else parameter
 
 
-def _static_paths(spec: APISpec) -> None:
-    spec.path(path="/v1/decisions/records", operations={"get": {
-        "tags": ["records"], "summary": "Committed decision records (JSON, or CSV with format=csv)",
-        "parameters": [_query("decision"), _query("outcome", enum=schemas.OUTCOMES), _query("id"),
-                       _query("from", fmt="date-time"), _query("to", fmt="date-time"),
-                       _query("format", enum=["json", "csv"]), _query("limit", kind="integer")],
-        "responses": {"200": {"description": "Records", "content": {
-            "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},
-            "400": _json("Invalid query", "Error"), "503": _json("Store unavailable", "Error")}}})
-    spec.path(path="/v1/rulesets", operations={"get": {
-        "tags": ["rulesets"], "summary": "Active rule files",
-        "responses": {"200": {"description": "Rulesets", "content": {"application/json": {"schema": {"type": "object"}}}}}}})
-    spec.path(path="/v1/rulesets/{domain}", operations={"get": {
-        "tags": ["rulesets"], "summary": "One active rule file", "parameters": [_path_parameter("domain", "payout")],
-        "responses": {"200": _json("Ruleset", "Ruleset"), "404": _json("Unknown domain", "Error")}}})
-    spec.path(path="/v1/rulesets/validate", operations={"post": {
-        "tags": ["rulesets"], "summary": "Validate a rule file (YAML text); nothing is activated",
-        "requestBody": {"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}},
-        "responses": {"200": _json("Validation report", "ValidationReport")}}})
-    spec.path(path="/v1/rulesets/reload", operations={"post": {
-        "tags": ["rulesets"], "summary": "Reload rule files from disk, atomically (admin)",
-        "security": [{"admin": []}],
-        "responses": {"200": {"description": "Reloaded"}, "401": _json("No or wrong token", "Error"),
-                      "403": _json("Admin endpoints disabled", "Error"),
-                      "422": _json("Refused: problems listed, the running rules stay active", "Error")}}})
-    spec.path(path="/v1/scenarios/run", operations={"post": {
-        "tags": ["scenarios"], "summary": "Run a QA scenario file (YAML text) against the active rules",
-        "parameters": [_query("file")],
-        "requestBody": {"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}},
-        "responses": {"200": {"description": "Per-case results and rule coverage",
-                              "content": {"application/json": {"schema": {"type": "object"}}}},
-                      "400": _json("The scenario file has problems (FILE:LINE:COL)", "Error")}}})
-    spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer",
-                                              "description": "The token in RULESVC_ADMIN_TOKEN"})
-    for path, summary in (("/healthz", "Liveness"), ("/readyz", "Readiness"), ("/metrics", "Prometheus metrics")):
-        spec.path(path=path, operations={"get": {"tags": ["operations"], "summary": summary,
-                                                 "responses": {"200": {"description": "OK"}}}})
-
-
-def _json(description: str, schema: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
-
-
-def _path_parameter(name: str, example: str) -> dict[str, Any]:
+def path_parameter(name: str, example: str) -> dict[str, Any]:
     return {"in": "path", "name": name, "required": True, "schema": {"type": "string"}, "example": example}
 
 
-def _query(name: str, *, enum: list[str] | None = None, fmt: str | None = None, kind: str = "string") -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": kind}
-    if enum:
-        schema["enum"] = enum
-    if fmt:
-        schema["format"] = fmt
-    return {"in": "query", "name": name, "required": False, "schema": schema}
+FILE_NAME = query("file", description="The file name the problems are reported under (FILE:LINE:COL), "
+                                      "e.g. payout.yaml")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One documented operation. ``ok`` is the 200 body's schema; ``body`` is ``"yaml"`` for a YAML text
+    body or a schema for a JSON one; ``errors`` are the statuses it may answer with an Error body."""
+
+    method: str
+    path: str
+    operation_id: str
+    tag: str
+    summary: str
+    ok: type[Schema] | None = None
+    query: tuple[dict[str, Any], ...] = ()
+    body: str | type[Schema] | None = None
+    errors: tuple[int, ...] = ()
+    admin: bool = False
+    also: tuple[tuple[str, dict[str, Any]], ...] = ()  # other 200 media types: (type, schema)
+    ok_text: str = ""  # a 200 that is text (e.g. Prometheus), when there is no ``ok`` schema
+
+
+ENDPOINTS = (
+    Endpoint("get", "/v1/decisions/records", "list_decision_records", "records",
+             "Committed decision records (JSON, or CSV with format=csv)", ok=schemas.RecordList,
+             query=(query("decision"), query("outcome", enum=schemas.OUTCOMES), query("id"),
+                    query("from", fmt="date-time"), query("to", fmt="date-time"), query("format", enum=["json", "csv"]),
+                    query("limit", kind="integer", minimum=1, maximum=100_000)),
+             errors=(400, 503), also=(("text/csv", {"type": "string"}),)),
+    Endpoint("get", "/v1/rulesets", "list_rulesets", "rulesets", "Active rule files", ok=schemas.RulesetList),
+    Endpoint("get", "/v1/rulesets/{domain}", "get_ruleset", "rulesets", "One active rule file", ok=schemas.Ruleset,
+             errors=(404,)),
+    Endpoint("post", "/v1/rulesets/validate", "validate_ruleset", "rulesets",
+             "Validate a rule file (YAML text); nothing is activated", ok=schemas.ValidationReport,
+             query=(FILE_NAME,), body="yaml", errors=(413,)),
+    Endpoint("post", "/v1/rulesets/reload", "reload_rulesets", "rulesets",
+             "Reload rule files from disk, atomically (admin)", ok=schemas.ReloadResult, errors=(401, 403, 422),
+             admin=True),
+    Endpoint("post", "/v1/scenarios/run", "run_scenarios", "scenarios",
+             "Run a QA scenario file (YAML text) against the active rules", ok=schemas.ScenarioRun,
+             query=(FILE_NAME,), body="yaml", errors=(400, 413)),
+    Endpoint("get", "/healthz", "healthz", "operations", "Liveness", ok=schemas.Health),
+    Endpoint("get", "/readyz", "readyz", "operations", "Readiness: the active rules", ok=schemas.Readiness),
+    Endpoint("get", "/metrics", "metrics", "operations", "Prometheus metrics", ok_text="text/plain"),
+)
+
+
+def build_spec(rulebook: Rulebook) -> dict[str, Any]:
+    plugin = MarshmallowPlugin(schema_name_resolver=_schema_name)
+    spec = APISpec(title=TITLE, version=_document_version(rulebook), openapi_version="3.0.3", plugins=[plugin],
+                   info={"description": "Merchant money-flow policies in YAML, matched by durable_rules. "
+                                        "Each decision's facts are documented from its rule file.",
+                         "x-ruleset-versions": {name: domain.version for name, domain in sorted(rulebook.domains.items())}})
+    plugin.converter.add_attribute_function(_describe_custom_fields)
+    spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer",
+                                              "description": "The token in RULESVC_ADMIN_TOKEN"})
+    for name in ("DecisionRequest", "BatchRequest", "DecisionResult", "Error"):
+        spec.components.schema(name, schema=getattr(schemas, name))
+    spec.path(path="/v1/decisions/{decision}", operations={"post": {
+        "operationId": "decide", "tags": ["decisions"],
+        "summary": "Evaluate a decision (any; see the per-decision paths for facts)",
+        "parameters": [path_parameter("decision", "DOMAIN.NAME, e.g. payout.initiate")],
+        "requestBody": _json_body("DecisionRequest"), "responses": _responses(spec, schemas.DecisionResult,
+                                                                             DECISION_ERRORS)}})
+    for name, compiled in sorted(rulebook.decisions.items()):
+        _decision_paths(spec, name, compiled)
+    for endpoint in ENDPOINTS:
+        _add(spec, endpoint)
+    return _with_null_branches_closed(spec.to_dict())
+
+
+def _decision_paths(spec: APISpec, name: str, compiled: Any) -> None:
+    facts_name = f"{name}.facts"
+    spec.components.schema(facts_name, schema=compiled.facts.schema_class)
+    facts = {"$ref": f"#/components/schemas/{facts_name}"}
+    now = {"type": "string", "format": "date-time", "nullable": True,
+           "description": "Evaluate as of this instant (RFC 3339 with offset); default: the server clock."}
+    request = {"type": "object", "required": ["facts"], "additionalProperties": False, "properties": {
+        "facts": facts, "now": now, "explain": {"type": "boolean"}, "commit": {"type": "boolean"},
+        "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S", "nullable": True}}}
+    operation = "decide_" + name.replace(".", "_")
+    spec.path(path=f"/v1/decisions/{name}", operations={"post": {
+        "operationId": operation, "tags": [compiled.domain.name], "summary": compiled.decision.description or name,
+        "description": f"Rule file: {compiled.domain.file}. Source: {compiled.decision.source}",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
+        "responses": _responses(spec, schemas.DecisionResult, DECISION_ERRORS)}})
+    item = {"type": "object", "required": ["facts"], "additionalProperties": False,
+            "properties": {"facts": facts, "now": now}}
+    batch = {"type": "object", "required": ["items"], "additionalProperties": False, "properties": {"items": {
+        "type": "array", "minItems": 1, "maxItems": schemas.MAX_BATCH_ITEMS, "items": item}}}
+    results = {"type": "object", "required": ["results"], "properties": {"results": {
+        "type": "array", "description": "One per item, in order: a decision, or an error for an invalid item",
+        "items": {"anyOf": [{"$ref": "#/components/schemas/DecisionResult"}, {"$ref": "#/components/schemas/Error"}]}}}}
+    spec.path(path=f"/v1/decisions/{name}/batch", operations={"post": {
+        "operationId": f"{operation}_batch", "tags": [compiled.domain.name],
+        "summary": f"Evaluate {name} for many fact sets, in order",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": batch}}},
+        "responses": {"200": {"description": "One result per item", "content": {"application/json": {"schema": results}}},
+                      **_error_responses((400, 404, 413))}}})
+
+
+def _add(spec: APISpec, endpoint: Endpoint) -> None:
+    operation: dict[str, Any] = {"operationId": endpoint.operation_id, "tags": [endpoint.tag],
+                                 "summary": endpoint.summary}
+    parameters = [path_parameter(part[1:-1], "payout") for part in endpoint.path.split("/") if part.startswith("{")]
+    if parameters or endpoint.query:
+        operation["parameters"] = [*parameters, *endpoint.query]
+    if endpoint.body == "yaml":
+        operation["requestBody"] = {"required": True, "content": {
+            media: {"schema": {"type": "string", "description": "YAML text"}} for media in YAML_TYPES}}
+    elif endpoint.body is not None:
+        operation["requestBody"] = _json_body(_component(spec, endpoint.body))
+    if endpoint.admin:
+        operation["security"] = [{"admin": []}]
+    if endpoint.ok is not None:
+        operation["responses"] = _responses(spec, endpoint.ok, endpoint.errors)
+        for media, schema in endpoint.also:
+            operation["responses"]["200"]["content"][media] = {"schema": schema}
+    else:
+        operation["responses"] = {"200": {"description": "OK", "content": {endpoint.ok_text: {"schema": {
+            "type": "string"}}}}, **_error_responses(endpoint.errors)}
+    spec.path(path=endpoint.path, operations={endpoint.method: operation})
+
+
+def _responses(spec: APISpec, ok: type[Schema], errors: tuple[int, ...]) -> dict[str, Any]:
+    name = _component(spec, ok)
+    return {"200": {"description": ok.__doc__.strip().splitlines()[0] if ok.__doc__ else name,
+                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}},
+            **_error_responses(errors)}
+
+
+def _error_responses(errors: tuple[int, ...]) -> dict[str, Any]:
+    return {str(status): {"description": ERRORS[status], "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}} for status in errors}
+
+
+def _json_body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
+
+
+def _component(spec: APISpec, schema: type[Schema]) -> str:
+    """The component name of a response schema (its class name), registered once."""
+    name = schema.__name__
+    if name not in spec.components.schemas:
+        spec.components.schema(name, schema=schema)
+    return name
+
+
+def _schema_name(schema: Any) -> str:
+    """Nested response schemas are components named after their class."""
+    cls = schema if isinstance(schema, type) else type(schema)
+    return cls.__name__
+
+
+def _document_version(rulebook: Rulebook) -> str:
+    """The service's version and a digest of the active rules: whole, and a valid PEP 440 version
+    (a generated client's package takes it); the domains' own versions are in ``x-ruleset-versions``."""
+    try:
+        package = metadata.version("rulesvc")
+    except metadata.PackageNotFoundError:
+        package = "0"
+    return f"{package}+rules.{hashlib.sha256(rulebook.version.encode()).hexdigest()}"
+
+
+def _with_null_branches_closed(document: dict[str, Any]) -> dict[str, Any]:
+    """apispec writes an optional object (OpenAPI 3.0) as ``anyOf: [{type: object, nullable: true}, $ref]``,
+    whose first branch accepts any object; keep the object's shape: ``anyOf: [$ref, null]``."""
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            branches = node.get("anyOf")
+            if isinstance(branches, list) and {"type": "object", "nullable": True} in branches:
+                node["anyOf"] = [branch for branch in branches if branch != {"type": "object", "nullable": True}]
+                node["anyOf"].append({"type": "object", "nullable": True, "enum": [None]})
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+    visit(document)
+    return document
 
 
 _CUSTOM_FIELDS: dict[type, dict[str, Any]] = {
     Money: {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$",
             "description": "CNY, at most two decimals; a JSON number is accepted too"},
-    Instant: {"type": "string", "format": "date-time", "description": "ISO 8601 with an offset"},
-    Date: {"type": "string", "format": "date"},
+    Instant: {"type": "string", "format": "date-time",
+              "description": "RFC 3339 with an offset, 1970–2999, e.g. 2026-11-20T10:00:00+08:00"},
+    Date: {"type": "string", "format": "date", "pattern": r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
     TimeOfDay: {"type": "string", "pattern": r"^\d{2}:\d{2}(:\d{2})?$"},
     StrictBool: {"type": "boolean"},
     StrictInt: {"type": "integer"},
@@ -143,5 +261,13 @@ def _describe_custom_fields(self: Any, field: Any, ret: dict[str, Any], **kwargs
             merged = dict(properties)
             if "description" in ret and "description" in merged:
                 merged["description"] = f"{ret['description']} ({merged['description']})"
+            # apispec writes the bounds of fields it does not know as numbers as x-minimum/x-maximum
+            for bound, words in (("minimum", "at least"), ("maximum", "at most")):
+                if f"x-{bound}" not in ret:
+                    continue
+                if field_class is StrictInt:
+                    merged[bound] = ret.pop(f"x-{bound}")
+                elif field_class is Money:  # a string: the bound is said in words
+                    merged["description"] = f"{merged['description']}; {words} {ret.pop(f'x-{bound}')}"
             return {key: value for key, value in merged.items() if key not in ret or key == "description"}
     return {}

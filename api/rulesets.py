@@ -11,6 +11,7 @@ from engine.decisionlog import LogQuery
 from engine.facts import flatten_errors
 from engine.model import Domain
 from engine.replay import shadow_report
+from engine.source import decode_source
 
 from .auth import admin_required
 from .decisionlog import log_database
@@ -99,8 +100,8 @@ def one_ruleset(domain: str):
 def validate():
     """Check a rule file sent as YAML text; nothing is activated."""
     name = request.args.get("file", "rules.yaml")
-    text = request.get_data(as_text=True)
-    _, problems = load_rule_file(name, text)
+    text, problem = decode_source(name, request.get_data())  # a GBK upload: "save it as UTF-8"
+    problems = [problem] if text is None else load_rule_file(name, text)[1]
     return jsonify({"valid": not problems, "problems": [
         {"file": p.file, "line": p.line, "column": p.column, "message": p.message, "text": str(p)} for p in problems]})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from engine import tester
+from engine.source import decode_source
 
 from .errors import error_body
 
@@ -14,7 +15,9 @@ blueprint = Blueprint("scenarios", __name__, url_prefix="/v1/scenarios")
 @blueprint.post("/run")
 def run_scenarios():
     name = request.args.get("file", "scenario.yaml")
-    report = tester.run_text(name, request.get_data(as_text=True), current_app.extensions["rulesvc"].rulebook)
+    text, problem = decode_source(name, request.get_data())
+    report = tester.run_text(name, text, current_app.extensions["rulesvc"].rulebook) if text is not None \
+        else tester.Report(problems=[problem])
     if report.problems:
         return jsonify(error_body("INVALID_SCENARIO", "the scenario file has problems",
                                   problems=[str(problem) for problem in report.problems])), 400

@@ -19,17 +19,22 @@ def _plain_text(value: str) -> None:
         raise ValidationError(problem)
 
 
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("must not be blank (spaces only)")
+
+
 class DecisionRequest(Schema):
     class Meta:
         unknown = RAISE
 
     facts = fields.Raw(required=True, metadata={"description": "The facts the decision declares."})
     now = Instant(load_default=None, allow_none=True,
-                  metadata={"description": "Evaluate as of this instant (ISO 8601 with offset); default: the server clock."})
+                  metadata={"description": "Evaluate as of this instant; default: the server clock."})
     explain = StrictBool(load_default=False, metadata={"description": "Add the trace."})
     commit = StrictBool(load_default=False, metadata={"description": "Reserve counters and record the decision."})
     idempotency_key = fields.String(load_default=None, allow_none=True,
-                                    validate=[validate.Length(min=1, max=200), _plain_text],
+                                    validate=[validate.Length(min=1, max=200), _plain_text, _not_blank],
                                     metadata={"description": "Required with commit; the same key returns the first decision."})
 
     @validates_schema
@@ -95,64 +100,185 @@ class ImpactQuery(Schema):
 
 
 # --- responses (documentation) -------------------------------------------------------------------
+# These describe the JSON the endpoints answer, for the OpenAPI document (api/openapi.py) and the
+# clients generated from it; nothing loads with them.
+
+DATE_TIME = {"format": "date-time"}
+
 
 class Message(Schema):
-    zh = fields.String()
-    en = fields.String()
+    zh = fields.String(required=True)
+    en = fields.String(required=True)
 
 
 class Reason(Schema):
-    code = fields.String()
-    rule = fields.String(metadata={"example": "recovery.contact/sms-window"})
-    message = fields.Nested(Message)
+    code = fields.String(required=True)
+    rule = fields.String(required=True, metadata={"example": "recovery.contact/sms-window"})
+    message = fields.Nested(Message, required=True)
 
 
 class RulesetRef(Schema):
-    domain = fields.String()
-    version = fields.String(metadata={"example": "sha256:…"})
+    domain = fields.String(required=True)
+    version = fields.String(required=True, metadata={"example": "sha256:…"})
+
+
+class TraceCondition(Schema):
+    condition = fields.String(required=True, metadata={"description": "As written; a negation stays one."})
+    value = fields.Boolean(required=True)
+    operands = fields.Dict(required=True, metadata={"description": "Each name the condition reads, with its value."})
+
+
+class Assumption(Schema):
+    constant = fields.String(required=True)
+    value = fields.Raw(required=True)
+    note = fields.String(required=True)
+
+
+class TraceEntry(Schema):
+    rule = fields.String(required=True)
+    effect = fields.String(required=True, validate=validate.OneOf(["deny", "defer", "review", "warn", "oblige"]))
+    code = fields.String(required=True, allow_none=True)
+    when = fields.String(required=True)
+    fired = fields.Boolean(required=True)
+    conditions = fields.List(fields.Nested(TraceCondition), required=True)
+    assumptions = fields.List(fields.Nested(Assumption), required=True, metadata={
+        "description": "Constants marked ASSUMPTION that the condition reads: values to confirm, not platform rules."})
 
 
 class DecisionResult(Schema):
-    decision_id = fields.String()
-    decision = fields.String()
-    outcome = fields.String(validate=validate.OneOf(OUTCOMES))
-    reasons = fields.List(fields.Nested(Reason))
-    warnings = fields.List(fields.Nested(Reason))
-    obligations = fields.Dict()
-    values = fields.Dict()
-    next_eligible_at = fields.String(allow_none=True)
-    ruleset = fields.Nested(RulesetRef)
-    evaluated_at = fields.String()
-    trace = fields.List(fields.Dict(), metadata={"description": "Only with explain."})
+    """The decision: outcome, reasons, warnings, obligations, values, next_eligible_at."""
+
+    decision_id = fields.String(required=True)
+    decision = fields.String(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    reasons = fields.List(fields.Nested(Reason), required=True)
+    warnings = fields.List(fields.Nested(Reason), required=True)
+    obligations = fields.Dict(required=True)
+    values = fields.Dict(required=True)
+    next_eligible_at = fields.String(required=True, allow_none=True, metadata={
+        **DATE_TIME, "description": "With defer: the earliest instant every deferring rule is satisfied."})
+    ruleset = fields.Nested(RulesetRef, required=True)
+    evaluated_at = fields.String(required=True, metadata=DATE_TIME)
+    trace = fields.List(fields.Nested(TraceEntry), metadata={"description": "Only with explain."})
 
 
 class ErrorDetail(Schema):
-    code = fields.String()
-    message = fields.String()
-    fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.List(fields.String()))
-    problems = fields.List(fields.String())
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.List(fields.String()),
+                          metadata={"description": "Each field path with its messages (invalid facts or query)."})
+    problems = fields.List(fields.String(), metadata={"description": "FILE:LINE:COL: message lines."})
+    known = fields.List(fields.String(), metadata={"description": "The known decisions (unknown decision)."})
+    active_version = fields.String(metadata={"description": "The rules still serving (refused reload)."})
 
 
 class Error(Schema):
-    error = fields.Nested(ErrorDetail)
+    """An error answer: a code, a message and, where they apply, field errors or problems."""
+
+    error = fields.Nested(ErrorDetail, required=True)
 
 
 class Ruleset(Schema):
-    domain = fields.String()
-    decisions = fields.List(fields.String())
-    version = fields.String()
-    file = fields.String()
-    loaded_at = fields.String()
+    """One active rule file."""
+
+    domain = fields.String(required=True)
+    decisions = fields.List(fields.String(), required=True)
+    version = fields.String(required=True)
+    file = fields.String(required=True)
+    loaded_at = fields.String(required=True, metadata=DATE_TIME)
+
+
+class ReloadState(Schema):
+    ok = fields.Boolean(required=True)
+    at = fields.String(required=True, metadata=DATE_TIME)
+    problems = fields.List(fields.String(), required=True)
+
+
+class RulesetList(Schema):
+    """The active rules: per domain its decisions, version and file; the last reload's result."""
+
+    version = fields.String(required=True, metadata={"description": "domain=version for every active domain."})
+    last_reload = fields.Nested(ReloadState, required=True)
+    rulesets = fields.List(fields.Nested(Ruleset), required=True)
+
+
+class ReloadResult(Schema):
+    """The rules were reloaded; their new version."""
+
+    reloaded = fields.Boolean(required=True)
+    version = fields.String(required=True)
 
 
 class Problem(Schema):
-    file = fields.String()
-    line = fields.Integer()
-    column = fields.Integer()
-    message = fields.String()
-    text = fields.String(metadata={"description": "FILE:LINE:COL: message"})
+    file = fields.String(required=True)
+    line = fields.Integer(required=True)
+    column = fields.Integer(required=True)
+    message = fields.String(required=True)
+    text = fields.String(required=True, metadata={"description": "FILE:LINE:COL: message"})
 
 
 class ValidationReport(Schema):
-    valid = fields.Boolean()
-    problems = fields.List(fields.Nested(Problem))
+    """Whether the rule file is valid, and every problem with its line and column."""
+
+    valid = fields.Boolean(required=True)
+    problems = fields.List(fields.Nested(Problem), required=True)
+
+
+class Record(Schema):
+    decision_id = fields.String(required=True, metadata={"description": "打款单号 for payouts"})
+    decision = fields.String(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    reason_codes = fields.List(fields.String(), required=True)
+    ruleset_version = fields.String(required=True)
+    evaluated_at = fields.String(required=True, metadata=DATE_TIME)
+    committed = fields.Boolean(required=True)
+    idempotency_key = fields.String(required=True, allow_none=True)
+    order_id = fields.String(required=True, allow_none=True)
+    customer_account = fields.String(required=True, allow_none=True)
+    store_id = fields.String(required=True, allow_none=True)
+    amount = fields.String(required=True, allow_none=True, metadata={"description": "CNY, two decimals"})
+    reason = fields.String(required=True, allow_none=True)
+
+
+class RecordList(Schema):
+    """Committed decision records, oldest first."""
+
+    records = fields.List(fields.Nested(Record), required=True)
+
+
+class CaseReport(Schema):
+    case = fields.String(required=True)
+    line = fields.Integer(required=True)
+    passed = fields.Boolean(required=True)
+    failures = fields.List(fields.String(), required=True)
+    report = fields.String(required=True, allow_none=True, metadata={"description": "Expected vs actual and the trace."})
+
+
+class RuleCoverage(Schema):
+    fired = fields.Integer(required=True)
+    not_fired = fields.Integer(required=True)
+
+
+class ScenarioRun(Schema):
+    """Per-case results and rule coverage."""
+
+    summary = fields.String(required=True, metadata={"example": "12 passed, 0 failed"})
+    passed = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    results = fields.List(fields.Nested(CaseReport), required=True)
+    coverage = fields.Dict(keys=fields.String(), values=fields.Nested(RuleCoverage), required=True,
+                           metadata={"description": "Per rule: cases where it fired and where it did not."})
+
+
+class Health(Schema):
+    """The process is alive."""
+
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class Readiness(Schema):
+    """The service is ready, with its active rules."""
+
+    status = fields.String(required=True, metadata={"example": "ready"})
+    version = fields.String(required=True)
+    decisions = fields.Integer(required=True)

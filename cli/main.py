@@ -12,11 +12,12 @@ from typing import Any
 import click
 
 from engine import Rulebook, RuleFileError, check, load_rulebook
-from engine.calendar import CALENDAR_DIR, import_years
+from engine.calendar import CALENDAR_DIR, calendar_lines, import_years, load_calendar, package_version, package_years
 from engine.decisionlog import DEFAULT_LOG_URL, open_log
 from engine.errors import InvalidFacts, UnknownDecision
 from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
-from engine.values import parse_instant
+from engine.trace import assumption_marks
+from engine.values import MAX_YEAR, MIN_YEAR, parse_instant
 
 from . import changes
 
@@ -70,6 +71,11 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
                    f"{rules} rules, {domain.version}")
     if show_compiled:
         rulebook = load_rulebook(paths)
+        # Rules that read a constant marked ASSUMPTION: values to confirm with the platform, not its rules.
+        for _, compiled in sorted(rulebook.decisions.items()):
+            for rule in compiled.decision.rules:
+                for mark in assumption_marks(rule.assumptions, compiled.decision.constants):
+                    click.echo(f"ASSUMPTION {rule.qualified_id}: {mark['constant']} = {mark['value']} ({mark['note']})")
         _print_json({name: compiled.definition for name, compiled in sorted(rulebook.decisions.items())})
 
 
@@ -86,6 +92,9 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
 def decide_command(decision: str, facts_file: Any, now: datetime | None, explain: bool, rules_dir: str,
                    log_url: str | None) -> None:
     """Evaluate DECISION (e.g. payout.initiate) and print the decision JSON. Invalid facts: exit 2."""
+    if getattr(facts_file, "name", "") == "<stdin>" and sys.stdin.isatty():
+        click.echo("Reading the facts as JSON from the terminal: paste them and end with Ctrl-D "
+                   "(or give a file: --facts examples/payout-initiate.json).", err=True)
     try:
         facts = json.load(facts_file)
     except json.JSONDecodeError as error:
@@ -149,7 +158,12 @@ def test_command(paths: tuple[str, ...], rules_dir: str, junit_file: str | None,
         if not result.passed:
             click.echo(result.describe())
     if junit_file:
-        Path(junit_file).write_text(tester.junit_xml(report), encoding="utf-8")
+        try:  # the documented example writes into var/, which a fresh clone does not have yet
+            Path(junit_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(junit_file).write_text(tester.junit_xml(report), encoding="utf-8")
+        except OSError as error:
+            click.echo(f"cannot write the JUnit report {junit_file}: {error.strerror or error}", err=True)
+            sys.exit(1)
     if coverage or fail_under is not None:
         for line in tester.coverage_lines(report):
             click.echo(line)
@@ -161,7 +175,9 @@ def test_command(paths: tuple[str, ...], rules_dir: str, junit_file: str | None,
         sys.exit(1)
 
 
-def _year_range(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+def _year_range(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
     try:
         first, _, last = value.partition("-")
         years = int(first), int(last or first)
@@ -178,16 +194,30 @@ def calendar_group() -> None:
 
 
 @calendar_group.command("import")
-@click.option("--years", required=True, callback=_year_range, help="Years to import, e.g. 2024-2026.")
+@click.option("--years", callback=_year_range,
+              help="Years to import, e.g. 2024-2026. Default: every year the installed chinese-calendar has "
+                   "after the last one in RULES/calendars/ (what a new release brings).")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False))
-def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
-    """Write one calendar file per year from the chinese-calendar package's holiday data."""
+def calendar_import_command(years: tuple[int, int] | None, rules_dir: str) -> None:
+    """Write one calendar file per year from the chinese-calendar package's holiday data.
+
+    An imported year is official from then on: it is no longer estimated (no CALENDAR_ESTIMATED)."""
+    directory = Path(rules_dir) / CALENDAR_DIR
+    if years is None:
+        calendar, _ = load_calendar(directory)
+        first, last = package_years()
+        start = max(calendar.years, default=first - 1) + 1
+        if start > last:
+            click.echo(f"nothing to import: chinese-calendar {package_version()} covers {first}-{last} and "
+                       f"{directory} already has {last}; later years stay estimated until a release has them "
+                       "(pip install -U chinesecalendar)")
+            return
+        years = (start, last)
     try:
         files = import_years(*years)
     except ValueError as error:
         click.echo(str(error), err=True)
         sys.exit(2)
-    directory = Path(rules_dir) / CALENDAR_DIR
     directory.mkdir(parents=True, exist_ok=True)
     for year, text in files.items():
         path = directory / f"cn-{year}.yaml"
@@ -195,10 +225,25 @@ def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
         click.echo(f"wrote {path}")
 
 
+@calendar_group.command("show")
+@click.argument("year", type=click.IntRange(MIN_YEAR, MAX_YEAR))
+@click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(file_okay=False))
+def calendar_show_command(year: int, rules_dir: str) -> None:
+    """Print YEAR's days off and make-up workdays, and whether they are official or estimated."""
+    directory = Path(rules_dir) / CALENDAR_DIR
+    calendar, problems = load_calendar(directory)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        sys.exit(1)
+    for line in calendar_lines(calendar, year, directory):
+        click.echo(line)
+
+
 @main.command("serve")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(), help="Rules directory.")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--store", "store_url", default=DEFAULT_STORE_URL, show_default=True,
               help="Counters and idempotency keys: sqlite:///PATH or redis://HOST:PORT/DB.")
 @click.option("--records", "records_url", default=None,
@@ -213,11 +258,15 @@ def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
 def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int,
                   log_url: str, log_sample: float, shadow_dir: str | None) -> None:
     """Serve decisions over HTTP with gunicorn."""
-    from .serve import serve
+    from .serve import bind_problem, serve
 
     _rules_or_exit(rules_dir)  # refuse to start on broken rules, with their problems
     if shadow_dir is not None and log_url == "none":
         raise click.UsageError("--shadow needs a decision log (its runs are compared and kept there); drop --log none")
+    problem = bind_problem(host, port)
+    if problem:
+        click.echo(f"rulesvc serve: {problem}", err=True)
+        sys.exit(1)
     serve(rules_dir, host, port, workers, store_url, records_url, log_url=log_url, log_sample=log_sample,
           shadow_dir=shadow_dir)
 
@@ -236,6 +285,12 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
 def records_command(decision: str | None, start: datetime | None, end: datetime | None, outcome: str | None,
                     decision_id: str | None, as_csv: bool, store_url: str, records_url: str | None, rules_dir: str) -> None:
     """Print committed decision records as JSON lines, or as CSV."""
+    for url in (store_url, records_url):
+        missing = _missing_sqlite_file(url)
+        if missing:  # reading must not create directories and an empty database
+            click.echo(f"no store at {missing}: nothing was ever committed there (give --store/--records the URL "
+                       f"the service uses; `rulesvc serve` defaults to {DEFAULT_STORE_URL})", err=True)
+            sys.exit(1)
     try:
         store = open_store(store_url, records_url)
         found = store.records(RecordQuery(decision=decision, start=start, end=end, outcome=outcome,
@@ -258,6 +313,14 @@ def records_command(decision: str | None, start: datetime | None, end: datetime 
         return rulebook.decision(name).label("reason", value)
 
     click.echo(export_csv(found, label), nl=False)
+
+
+def _missing_sqlite_file(url: str | None) -> str | None:
+    """The path of an SQLite store URL whose file does not exist (None for other URLs)."""
+    if not url or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return None
+    path = url[len("sqlite:///"):]
+    return None if Path(path).exists() else path
 
 
 for _command in changes.COMMANDS:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import socket
 import tempfile
 from typing import Any
 
@@ -72,6 +74,28 @@ def _child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why gunicorn could not listen on ``host:port``, in one line naming ``--port``; None when it can.
+
+    (gunicorn itself retries for five seconds and exits with no hint.) The probe binds as gunicorn
+    does, with SO_REUSEADDR, so a port left in TIME_WAIT by a previous run is not refused.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as error:
+        return f"cannot serve on {host}: {error}; choose the address with --host (make run HOST=…)"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return (f"{host}:{port} is already in use (another rulesvc?); choose another port with --port, "
+                        f"e.g. rulesvc serve --port {port + 1} (make run PORT={port + 1})")
+            return f"cannot listen on {host}:{port}: {error.strerror}; choose another with --host/--port"
+    return None
 
 
 def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, records_url: str | None, *,

@@ -15,7 +15,7 @@ from time import perf_counter
 from typing import Any
 
 from .calendar import Calendar
-from .compiler import fact_encoder, leaves, references, ruleset_definition
+from .compiler import fact_encoder, references, ruleset_definition
 from .counters import CounterSource, NoCounters, counter_label
 from .decisionlog.masking import sensitive_paths
 from .errors import InvalidFacts
@@ -30,6 +30,7 @@ from .loader import PLACEHOLDER
 from .matcher import Matcher
 from .model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule
 from .store.base import Reservation, counter_slot, to_units
+from .trace import assumption_marks, trace_conditions
 from .values import to_output, to_shanghai, to_text
 from .verdict import Verdict
 
@@ -101,7 +102,7 @@ class CompiledDecision:
         self._moving_counter_plan = [plan for plan in self._counter_plan if plan[0].name in moving]
         self._moving_derived_plan = [plan for plan in self._derived_plan if plan[0] in moving]
         self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
-            rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(leaves(rule.when))]
+            rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(trace_conditions(rule.when))]
             for rule in decision.rules
         }
         self.trace_definition = ruleset_definition(
@@ -339,6 +340,7 @@ class CompiledDecision:
                      "operands": {ref.text: to_output(evaluate(ref, values, self.calendar)) for ref in references(leaf)}}
                     for name, leaf in self.trace_leaves[rule.id]
                 ],
+                "assumptions": assumption_marks(rule.assumptions, self.decision.constants),
             })
         return trace
 

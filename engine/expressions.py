@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from .functions import FUNCTIONS, MATCHABLE_FUNCTIONS, SignatureError
+from .hints import expression_syntax_hint, huge_number_message
 from .model import Constant, FieldSpec, Table
 from .values import (
     BOOL,
     INSTANT,
     INT,
+    MAX_INT,
     MONEY,
     NULL,
     ORDERED_KINDS,
@@ -168,7 +171,13 @@ def parse(text: str, scope: Scope, expected: Type | None = None) -> Expr:
     flat = text.replace("\n", " ")
     try:
         tree = ast.parse(flat.strip() and flat, mode="eval")
-    except SyntaxError as error:
+    except (SyntaxError, ValueError) as error:  # ValueError: an integer past Python's digit limit
+        hint = expression_syntax_hint(flat)
+        if hint is not None:
+            raise ExpressionError(*hint) from None
+        if not isinstance(error, SyntaxError) or "digits" in error.msg:
+            number = max(re.findall(r"[0-9]+", flat), key=len, default="")
+            raise ExpressionError(max(flat.find(number), 0), huge_number_message(len(number), MAX_INT)) from None
         offset = max((error.offset or 1) - 1, 0)
         raise ExpressionError(offset, f"syntax error in expression: {error.msg}") from None
     checker = _Checker(flat, scope)
@@ -219,6 +228,8 @@ class _Checker:
         if isinstance(value, bool):
             kind = BOOL
         elif isinstance(value, int):
+            if abs(value) > MAX_INT:
+                raise self.fail(node, huge_number_message(len(str(abs(value))), MAX_INT))
             kind = INT
         elif isinstance(value, float):
             value, kind = Decimal(repr(value)), MONEY

@@ -13,7 +13,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from .errors import InvalidFacts
 from .model import MISSING, FieldSpec
-from .values import parse_date, parse_instant, parse_money, parse_time
+from .values import MAX_INT, parse_date, parse_instant, parse_money, parse_time
 
 
 class _Parsed(fields.Field):
@@ -63,7 +63,6 @@ class StrictInt(fields.Field):
 
 
 MAX_TEXT = 2000
-MAX_INT = 2**53 - 1  # integers JSON peers and durable_rules' doubles hold exactly
 
 
 def text_problem(value: str) -> str | None:

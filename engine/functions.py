@@ -116,6 +116,22 @@ def _check_missing(types: list[Type]) -> Type:
     return list_of(Type("str"))
 
 
+def _check_differing(types: list[Type]) -> Type:
+    if not types or len(types) % 2:
+        raise SignatureError("differing() takes pairs of facts: differing(report.order_no, subscription.order_no, …)")
+    for position in range(0, len(types), 2):
+        first, second = types[position], types[position + 1]
+        if not first.comparable_with(second) or "list" in (first.kind, second.kind):
+            raise SignatureError(f"differing() pair {position // 2 + 1} compares {first} with {second}")
+    return list_of(Type("str"))
+
+
+def _differing(*pairs: tuple[str, Any]) -> list[str]:
+    """The path of the first fact of each pair when both facts are present and not equal."""
+    return [first_path for (first_path, first), (_, second) in zip(pairs[::2], pairs[1::2], strict=True)
+            if first is not None and second is not None and first != second]
+
+
 def _check_prorate(types: list[Type]) -> Type:
     _arity(types, 3, "prorate")
     for position, kind in enumerate(types, start=1):
@@ -180,6 +196,9 @@ FUNCTIONS: dict[str, Function] = {
         Function("missing", "the paths of the named facts that are absent, null or empty (e.g. for a report)",
                  _check_missing, lambda *pairs: [path for path, value in pairs if value in (None, "", [])],
                  null_in_null_out=False, by_reference=True),
+        Function("differing", "the paths of the first fact of each pair (a, b, c, d…) that is present, "
+                              "like its partner, and differs from it (e.g. a report against the order)",
+                 _check_differing, _differing, null_in_null_out=False, by_reference=True),
         Function("prorate", "amount × part / whole, rounded half-up to the fen",
                  _check_prorate, _prorate),
         Function("pluck", "the values of one field of each object of a list (absent ones skipped)",
@@ -212,7 +231,7 @@ FUNCTIONS: dict[str, Function] = {
                  _signature("add_working_days", "date", "int", result=DATE),
                  lambda calendar, day, n: calendar.add_working_days(day, n), uses_calendar=True),
         Function("calendar_estimated", "true when days after the first date up to the second lie outside "
-                                       "the calendar data (counted Monday-Friday)",
+                                       "the official calendar data (estimated: weekends and statutory holidays)",
                  _signature("calendar_estimated", "date", "date", result=BOOL),
                  lambda calendar, start, end: calendar.estimated_between(start, end), uses_calendar=True),
     )

@@ -17,8 +17,9 @@ from .errors import Problem
 from .expressions import Call, Expr, ExpressionError, Ref, Scope, did_you_mean, parse, walk
 from .functions import FUNCTIONS
 from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
-from .source import Path, SourceDocument, load_document
+from .source import Path, Reported, SourceDocument, UnquotedDecimal, load_document
 from .structure import load_schema, structure_problems
+from .trace import assumptions_read
 from .values import BOOL, INSTANT, INT, MONEY, OBJECT, SCALAR_KINDS, STR, Type, list_of, parse_literal
 
 # Names the engine itself puts on every evaluated fact; a declaration may not take them.
@@ -34,7 +35,7 @@ def rule_file_schema() -> dict[str, Any]:
 
 def load_rule_file(file: str, text: str, *, loaded_at: datetime | None = None) -> tuple[Domain | None, list[Problem]]:
     """Validate one rule file. Returns the domain only when there are no problems."""
-    document, problems = load_document(file, text)
+    document, problems = load_document(file, text, quoted_decimals=True)
     if document is None:
         return None, problems
     if not isinstance(document.data, dict):
@@ -57,6 +58,8 @@ class _DomainBuilder:
         self.problems.append(self.document.problem(path, message, key=key))
 
     def expression(self, path: Path, text: Any, scope: Scope, expected: Type | None = None) -> Expr | None:
+        if isinstance(text, Reported):  # its problem is reported already
+            return None
         if isinstance(text, bool):
             text = "true" if text else "false"
         if isinstance(text, int):
@@ -224,6 +227,9 @@ class _DomainBuilder:
         derived = self._derived(base, body, scope)
         obligations = _mapping(body.get("obligations"))
         rules = self._rules(qualified, base, body, scope, obligations)
+        derived_by_name = {value.name: value for value in derived}
+        for rule in rules:
+            rule.assumptions = assumptions_read(rule.when_text, self.constants, derived_by_name)
         record = {column: expr for column, text in _mapping(body.get("record")).items()
                   if (expr := self.expression(base + ("record", column), text, scope,
                                               MONEY if column == "amount" else None)) is not None}
@@ -454,6 +460,8 @@ def _mapping(value: Any) -> dict[Any, Any]:
 
 
 def _infer_type(value: Any) -> Type | None:
+    if isinstance(value, UnquotedDecimal):  # reported already; typed as the money it was meant to be
+        return MONEY
     if isinstance(value, bool):
         return BOOL
     if isinstance(value, int):

@@ -95,6 +95,7 @@ class Rule:
     obligations: dict[str, Any] = field(default_factory=dict)  # name -> literal or Expr
     until: Expr | None = None
     description: str = ""
+    assumptions: tuple[str, ...] = ()  # constants marked ASSUMPTION that the condition reads
 
 
 @dataclass

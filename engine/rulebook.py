@@ -17,6 +17,7 @@ from .errors import Problem, RuleFileError, UnknownDecision
 from .evaluation import CompiledDecision
 from .loader import load_rule_file
 from .model import Domain
+from .source import read_source
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -55,14 +56,14 @@ class Rulebook:
         """The text of every file this rulebook was loaded from, by name relative to its rules
         directory (``payout.yaml``, ``calendars/cn-2026.yaml``): enough to load it again anywhere."""
         files = {os.path.basename(domain.file): domain.text for domain in self.domains.values()}
-        files.update({f"{CALENDAR_DIR}/{name}": text for name, text in self.calendar.sources.items()})
+        files.update({f"{CALENDAR_DIR}/{name}": text for name, text in self.calendar.texts.items()})
         return files
 
     def domain_files(self, domain: Domain) -> dict[str, str]:
         """The files a domain's version covers: its rule file, and the calendars if it counts working days."""
         files = {os.path.basename(domain.file): domain.text}
         if domain.uses_calendar:
-            files.update({f"{CALENDAR_DIR}/{name}": text for name, text in self.calendar.sources.items()})
+            files.update({f"{CALENDAR_DIR}/{name}": text for name, text in self.calendar.texts.items()})
         return files
 
     def decide(self, name: str, facts: Any, *, now: datetime | None = None, explain: bool = False,
@@ -160,10 +161,9 @@ def _load(paths: list[str | Path]) -> tuple[list[Domain], Calendar, list[Problem
     if not files and not any(Path(path).parent.name == CALENDAR_DIR for path in paths):
         problems.append(Problem(str(paths[0] if paths else "."), 1, 1, "no rule files (*.yaml) found"))
     for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            problems.append(Problem(str(path), 1, 1, f"cannot read rule file: {error}"))
+        text, problem = read_source(path)
+        if text is None:
+            problems.append(problem)
             continue
         domain, file_problems = load_rule_file(str(path), text, loaded_at=loaded_at)
         problems.extend(file_problems)

@@ -7,14 +7,20 @@ semantics) and keep a side table from the value's path (``("decisions", "initiat
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path as FilePath
 from typing import Any
 
 import yaml
 
 from .errors import Problem
+from .hints import huge_number_message, yaml_syntax_message
+from .values import MAX_INT
 
 Path = tuple[Any, ...]
+PathLike = str | os.PathLike[str]
 
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # libyaml's parser when PyYAML was built with it (same safe semantics, ~10x faster), else pure Python.
@@ -71,21 +77,60 @@ class SourceDocument:
         return Problem(self.file, line + 1, column + 1, message)
 
 
-def load_document(file: str, text: str) -> tuple[SourceDocument | None, list[Problem]]:
-    """Parse ``text`` safely; on a syntax error return no document and the error's position."""
+def read_source(path: PathLike) -> tuple[str | None, Problem | None]:
+    """The text of a UTF-8 file, or a problem a person can act on (a GBK file: save it as UTF-8)."""
+    try:
+        raw = FilePath(path).read_bytes()
+    except OSError as error:
+        return None, Problem(str(path), 1, 1, f"cannot read the file: {error.strerror or error}")
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as error:
+        return None, _not_utf8(str(path), raw, error)
+
+
+def decode_source(file: str, raw: bytes) -> tuple[str | None, Problem | None]:
+    """:func:`read_source` for bytes already in hand (an uploaded file)."""
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as error:
+        return None, _not_utf8(file, raw, error)
+
+
+def _not_utf8(file: str, raw: bytes, error: UnicodeDecodeError) -> Problem:
+    before = raw[: error.start]
+    line = before.count(b"\n") + 1
+    column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", errors="replace")) + 1
+    try:
+        raw.decode("gb18030")
+        guess = "it looks like GBK/GB18030 (a Chinese Windows encoding)"
+    except UnicodeDecodeError:
+        guess = "it is in some other encoding"
+    return Problem(file, line, column, f"the file is not UTF-8 text (byte 0x{raw[error.start]:02X} here); {guess}: "
+                                       "save it as UTF-8 in your editor (e.g. 另存为 → 编码 UTF-8)")
+
+
+def load_document(file: str, text: str, *, quoted_decimals: bool = False) -> tuple[SourceDocument | None, list[Problem]]:
+    """Parse ``text`` safely; on a syntax error return no document and the error's position.
+
+    Besides syntax, a scalar YAML reads as something else than it looks is a problem: ``yes``/``no``/
+    ``on``/``off`` (YAML 1.1 booleans) and whole numbers too large to compare exactly; with
+    ``quoted_decimals`` (rule files, where money is text) so is an unquoted ``99.90``.
+    """
     try:
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = " ".join(part for part in (error.context, error.problem) if part)
-        return None, [Problem(file, line, column, f"YAML syntax error: {message}")]
+        if mark is None:
+            return None, [Problem(file, 1, 1, f"YAML syntax error: {error.problem or error.context}")]
+        message = yaml_syntax_message(error.problem, error.context, mark.line, mark.column, text.splitlines())
+        return None, [Problem(file, mark.line + 1, mark.column + 1, message)]
     except yaml.YAMLError as error:  # e.g. a control character the reader refuses
         return None, [Problem(file, 1, 1, "YAML syntax error: " + " ".join(str(error).split()))]
     document = SourceDocument(file=file, text=text, data=None)
     problems: list[Problem] = []
     if node is not None:
-        builder = _Builder(document, problems)
+        builder = _Builder(document, problems, quoted_decimals)
         try:
             document.data = builder.build(node, ())
         except (RecursionError, _TooLarge):
@@ -100,10 +145,22 @@ class _TooLarge(Exception):
     pass
 
 
+class Reported(str):
+    """The text of a scalar already reported as a problem, kept as written; later checks skip it."""
+
+
+class UnquotedDecimal(Reported):
+    """An unquoted decimal (``99.90``) in a rule file: reported, and typed as the money it means."""
+
+
+_YAML11_BOOLEAN = re.compile(r"yes|no|on|off|y|n", re.IGNORECASE)
+
+
 class _Builder:
-    def __init__(self, document: SourceDocument, problems: list[Problem]):
+    def __init__(self, document: SourceDocument, problems: list[Problem], quoted_decimals: bool = False):
         self.document = document
         self.problems = problems
+        self.quoted_decimals = quoted_decimals
         self.lines = document.text.splitlines()
         self.constructor = yaml.SafeLoader("")
         self.open_nodes: set[int] = set()
@@ -123,9 +180,27 @@ class _Builder:
                 return self._collection(node, path)
             finally:
                 self.open_nodes.discard(id(node))
-        value = self.scalar(node)
+        value = self._checked(node, self.scalar(node), in_list=bool(path) and isinstance(path[-1], int))
         if isinstance(value, str):
             self.document._values[path] = self._string_scalar(node)
+        return value
+
+    def _checked(self, node: yaml.Node, value: Any, *, in_list: bool) -> Any:
+        """Report a scalar that YAML reads otherwise than it looks; what to keep in its place."""
+        if node.style:  # quoted or a block scalar: the text as written (libyaml marks plain as "", PyYAML None)
+            return value
+        if isinstance(value, bool) and _YAML11_BOOLEAN.fullmatch(node.value):
+            self.problems.append(self._at(node, f"YAML reads {node.value} as the boolean {str(value).lower()}: write "
+                                                f"'{node.value}' in quotes for the text, or {str(value).lower()}"))
+            # In a list (an enum's values) the text is the likelier intent: keep it, so nothing else complains.
+            return node.value if in_list else value
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            self.problems.append(self._at(node, huge_number_message(len(node.value.lstrip("+-")), MAX_INT)))
+            return 0
+        if isinstance(value, float) and self.quoted_decimals:
+            self.problems.append(self._at(node, f"write {node.value} in quotes (\"{node.value}\"): money and other "
+                                                "decimals are text in rule files (YAML would read a binary fraction)"))
+            return UnquotedDecimal(node.value)
         return value
 
     def _collection(self, node: yaml.CollectionNode, path: Path) -> Any:
@@ -153,8 +228,15 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError:  # a tag safe_load does not know, e.g. !!python/name
+            if node.tag.startswith("!("):  # !(x > 0): a negation written as in C
+                self.problems.append(self._at(node, f"YAML reads {node.tag} as a tag; write a negation as not (…), "
+                                                    "e.g. when: not (x > 0)"))
+                return Reported(f"{node.tag} {node.value}")
             self.problems.append(self._at(node, f"unsupported YAML tag {node.tag}; write plain values"))
             return None
+        except ValueError:  # an integer past Python's digit limit for text conversion
+            self.problems.append(self._at(node, huge_number_message(len(node.value.lstrip("+-")), MAX_INT)))
+            return 0
 
     def _at(self, node: yaml.Node, message: str) -> Problem:
         return Problem(self.document.file, node.start_mark.line + 1, node.start_mark.column + 1, message)

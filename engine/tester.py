@@ -17,7 +17,7 @@ from .commit import commit_decision
 from .errors import InvalidFacts, Problem
 from .expressions import did_you_mean
 from .rulebook import Rulebook
-from .source import load_document
+from .source import SourceDocument, load_document, read_source
 from .store import IdempotencyConflict, open_store
 from .structure import load_schema, structure_problems
 from .values import parse_instant
@@ -83,8 +83,9 @@ class CaseResult:
                     f"{c['condition']} = {str(c['value']).lower()}"
                     + (f" ({', '.join(f'{k}={v}' for k, v in c['operands'].items())})" if c["operands"] else "")
                     for c in rule["conditions"])
+                assumed = "".join(f" [ASSUMPTION {a['constant']}={a['value']}]" for a in rule.get("assumptions", ()))
                 lines.append(f"    {mark} {rule['rule']} [{rule['effect']}{' ' + rule['code'] if rule['code'] else ''}]"
-                             f" {conditions}")
+                             f" {conditions}{assumed}")
         return "\n".join(lines)
 
 
@@ -92,8 +93,18 @@ class CaseResult:
 class Report:
     results: list[CaseResult] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    # rule id -> [cases where it fired, cases where it did not]
+    # rule id -> [cases where it fired, cases where it did not], over the decisions below
     coverage: dict[str, list[int]] = field(default_factory=dict)
+    decisions: list[str] = field(default_factory=list)  # whose rules the coverage counts
+    whole_suite: bool = False  # every decision of the rules counts (a suite directory was run)
+
+    def cover(self, compiled: Any) -> None:
+        """Count the rules of this decision in the coverage (once)."""
+        if compiled.name in self.decisions:
+            return
+        self.decisions.append(compiled.name)
+        for rule in compiled.decision.rules:
+            self.coverage.setdefault(rule.qualified_id, [0, 0])
 
     @property
     def passed(self) -> int:
@@ -131,41 +142,51 @@ def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_scenario_file(file: str, text: str, rulebook: Rulebook) -> tuple[ScenarioFile | None, list[Problem]]:
-    """Check a scenario file against its schema and against the rules; cases with defaults merged."""
+    """Check a scenario file against its schema and against the rules; cases with defaults merged.
+
+    Every problem is reported in one pass: a case the schema refuses is left out of the later checks,
+    the others are still checked (their instants, their codes against the decision's rules).
+    """
     document, problems = load_document(file, text)
     if document is None:
         return None, problems
     if not isinstance(document.data, dict):
         return None, problems + [document.problem((), "a scenario file is a mapping with decision and cases")]
     problems += structure_problems(document, _VALIDATOR)
-    if problems:
-        return None, problems
     data = document.data
-    decision = data["decision"]
-    if decision not in rulebook.decisions:
-        return None, [document.problem(("decision",), f"unknown decision {decision!r}"
-                                                      f"{did_you_mean(decision, list(rulebook.decisions))}")]
-    compiled = rulebook.decisions[decision]
-    known_codes = sorted({rule.code for rule in compiled.decision.rules if rule.code})
-    defaults = data.get("defaults") or {}
+    broken = {tuple(error.absolute_path)[:2] for error in _VALIDATOR.iter_errors(data)}
+    decision = data.get("decision")
+    compiled = None
+    if isinstance(decision, str) and ("decision",) not in broken:
+        compiled = rulebook.decisions.get(decision)
+        if compiled is None:
+            problems.append(document.problem(("decision",), f"unknown decision {decision!r}"
+                                                            f"{did_you_mean(decision, list(rulebook.decisions))}"))
+    known_codes = sorted({rule.code for rule in compiled.decision.rules if rule.code}) if compiled else None
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    # A bad defaults.now is one problem, at its own line, not one per case that inherits it.
+    if _instant_problem(document, ("defaults", "now"), defaults.get("now"), problems):
+        defaults = {key: value for key, value in defaults.items() if key != "now"}
     cases = []
-    for index, raw_case in enumerate(data["cases"]):
+    raw_cases = data.get("cases") if isinstance(data.get("cases"), list) else []
+    for index, raw_case in enumerate(raw_cases):
         case_path = ("cases", index)
-        base = _merge(defaults, {key: raw_case[key] for key in ("now", "facts") if key in raw_case})
+        if case_path in broken or not isinstance(raw_case, dict):
+            continue  # the schema problems say what is wrong with it
+        case_now_bad = _instant_problem(document, case_path + ("now",), raw_case.get("now"), problems)
+        base = _merge(defaults, {key: raw_case[key] for key in ("now", "facts") if key in raw_case and not
+                                 (key == "now" and case_now_bad)})
         raw_steps = raw_case.get("steps") or [{"expect": raw_case.get("expect")}]
         steps = []
         for step_index, raw_step in enumerate(raw_steps):
             step_path = case_path + (("steps", step_index) if "steps" in raw_case else ())
-            merged = _merge(base, {key: raw_step[key] for key in ("now", "facts") if key in raw_step})
-            now = None
-            if merged.get("now") is not None:
-                try:
-                    now = parse_instant(merged["now"])
-                except ValueError as error:
-                    where = step_path + ("now",) if "now" in raw_step else case_path
-                    problems.append(document.problem(where, f"now {error}"))
+            step_now_bad = "steps" in raw_case and _instant_problem(document, step_path + ("now",),
+                                                                    raw_step.get("now"), problems)
+            merged = _merge(base, {key: raw_step[key] for key in ("now", "facts") if key in raw_step
+                                   and not (key == "now" and step_now_bad)})
+            now = parse_instant(merged["now"]) if isinstance(merged.get("now"), str) else None
             expect = raw_step["expect"]
-            for key in _CODE_KEYS:
+            for key in _CODE_KEYS if known_codes is not None else ():
                 for position, code in enumerate(expect.get(key, [])):
                     if code not in known_codes:
                         problems.append(document.problem(
@@ -180,7 +201,23 @@ def load_scenario_file(file: str, text: str, rulebook: Rulebook) -> tuple[Scenar
                               idempotency_key=raw_step.get("idempotency_key")))
         cases.append(Case(name=raw_case["name"], line=document.position(case_path)[0], steps=steps,
                           uses_store="steps" in raw_case))
-    return (ScenarioFile(file, decision, cases) if not problems else None), problems
+    return (ScenarioFile(file, decision, cases) if not problems else None), sorted(problems, key=_position)
+
+
+def _position(problem: Problem) -> tuple[int, int]:
+    return problem.line, problem.column
+
+
+def _instant_problem(document: SourceDocument, path: tuple[Any, ...], raw: Any, problems: list[Problem]) -> bool:
+    """Report a ``now`` written at ``path`` that is not an instant; True when it was bad."""
+    if not isinstance(raw, str):
+        return False
+    try:
+        parse_instant(raw)
+    except ValueError as error:
+        problems.append(document.problem(path, f"now {error}"))
+        return True
+    return False
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -236,23 +273,30 @@ def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook) -> CaseResu
 
 
 def run(paths: Iterable[str | Path], rulebook: Rulebook) -> Report:
-    report = _empty_report(rulebook)
+    """Run scenario files. Coverage counts the rules of the decisions the files exercise; a directory
+    (a suite) counts every decision's rules, so a decision without scenarios shows as not covered."""
+    paths = list(paths)
+    report = Report()
+    if any(Path(path).is_dir() for path in paths):
+        report.whole_suite = True
+        for name in sorted(rulebook.decisions):
+            report.cover(rulebook.decisions[name])
     for path in scenario_files(paths):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            report.problems.append(Problem(str(path), 1, 1, f"cannot read scenario file: {error}"))
+        text, problem = read_source(path)
+        if text is None:
+            report.problems.append(problem)
             continue
         run_text(str(path), text, rulebook, report)
     return report
 
 
 def run_text(file: str, text: str, rulebook: Rulebook, report: Report | None = None) -> Report:
-    report = report or _empty_report(rulebook)
+    report = report or Report()
     scenario, problems = load_scenario_file(file, text, rulebook)
     report.problems += problems
     if scenario is None:
         return report
+    report.cover(rulebook.decision(scenario.decision))
     for case in scenario.cases:
         result = run_case(scenario, case, rulebook)
         report.results.append(result)
@@ -260,14 +304,6 @@ def run_text(file: str, text: str, rulebook: Rulebook, report: Report | None = N
             report.coverage.setdefault(rule, [0, 0])[0] += 1
         for rule in result.not_fired:
             report.coverage.setdefault(rule, [0, 0])[1] += 1
-    return report
-
-
-def _empty_report(rulebook: Rulebook) -> Report:
-    report = Report()
-    for name in sorted(rulebook.decisions):
-        for rule in rulebook.decisions[name].decision.rules:
-            report.coverage[rule.qualified_id] = [0, 0]
     return report
 
 
@@ -364,7 +400,10 @@ def junit_xml(report: Report) -> str:
 
 
 def coverage_lines(report: Report) -> list[str]:
-    lines = [f"rule coverage: {report.coverage_percent:.1f}% of {len(report.coverage)} rules fired in some case"]
+    scope = (f"all {len(report.decisions)} decisions" if report.whole_suite
+             else f"decision{'s' if len(report.decisions) != 1 else ''} {', '.join(report.decisions) or 'none'}")
+    lines = [f"rule coverage: {report.coverage_percent:.1f}% of {len(report.coverage)} rules fired in some case "
+             f"({scope})"]
     width = max((len(rule) for rule in report.coverage), default=10)
     for rule, (fired, not_fired) in report.coverage.items():
         lines.append(f"  {rule:<{width}}  fired in {fired:>3}  not fired in {not_fired:>3}")

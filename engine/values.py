@@ -18,9 +18,15 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 FEN = Decimal("0.01")
 # Fen stay exact integers for durable_rules (doubles) far below this bound.
 MAX_MONEY = Decimal("999999999999.99")
+MAX_INT = 2**53 - 1  # whole numbers JSON peers and durable_rules' doubles hold exactly
 _MONEY_TEXT = re.compile(r"[0-9]+(\.[0-9]{1,2})?")
-# Instants and dates outside these years are refused: arithmetic on them must not overflow.
-MIN_YEAR, MAX_YEAR = 1900, 2999
+# Instants and dates outside these Shanghai years are refused (SPEC §4): since 1970 the zone's offsets are
+# whole hours (no +08:05:43 local mean time), and arithmetic far past 2999 would overflow.
+MIN_YEAR, MAX_YEAR = 1970, 2999
+# The strict formats of SPEC §4: a date is exactly YYYY-MM-DD; an instant is RFC 3339 (seconds and a
+# fraction of up to six digits optional, Z or ±HH:MM). No week dates, ordinal dates or basic forms.
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_INSTANT_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})")
 
 SCALAR_KINDS = ("bool", "int", "money", "str", "instant", "date", "time", "duration")
 ORDERED_KINDS = ("int", "money", "instant", "date", "time", "duration")
@@ -93,34 +99,40 @@ def round_fen(amount: Decimal) -> Decimal:
 # --- time --------------------------------------------------------------------------------------
 
 def parse_instant(raw: Any) -> datetime:
-    """An ISO 8601 instant that carries its offset; a local time without one is refused."""
+    """An RFC 3339 instant with its offset (``2026-11-20T10:00:00+08:00``, ``…Z``), 1970–2999 in Shanghai."""
     if not isinstance(raw, str):
-        raise ValueError("must be an ISO 8601 timestamp string with an offset")
+        raise ValueError("must be an RFC 3339 timestamp string with an offset, e.g. 2026-11-20T10:00:00+08:00")
+    if not _INSTANT_TEXT.fullmatch(raw):
+        if _INSTANT_TEXT.fullmatch(raw.strip()):
+            raise ValueError("must not have spaces around it")
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9:.]+", raw):
+            raise ValueError("must carry a UTC offset (e.g. +08:00 or Z)")
+        raise ValueError("must be an RFC 3339 timestamp such as 2026-11-20T10:00:00+08:00 "
+                         "(YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z or ±HH:MM)")
     try:
-        instant = datetime.fromisoformat(raw.strip())
+        instant = datetime.fromisoformat(raw)
     except ValueError:
-        raise ValueError("must be an ISO 8601 timestamp such as 2026-11-20T10:00:00+08:00") from None
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError("must carry a UTC offset (e.g. +08:00 or Z)")
-    _check_year(instant.year)
+        raise ValueError("is not a real moment (check the month, day, hour and offset)") from None
+    # (the year as written first: converting year 1 or 9999 to Shanghai time could overflow)
+    if not MIN_YEAR - 1 <= instant.year <= MAX_YEAR + 1 or not MIN_YEAR <= to_shanghai(instant).year <= MAX_YEAR:
+        raise ValueError(f"must be between {MIN_YEAR}-01-01 and {MAX_YEAR}-12-31 (Asia/Shanghai)")
     return instant
 
 
-def _check_year(year: int) -> None:
-    if not MIN_YEAR <= year <= MAX_YEAR:
-        raise ValueError(f"must be between the years {MIN_YEAR} and {MAX_YEAR}")
-
-
 def parse_date(raw: Any) -> date:
+    """A Shanghai date written exactly ``YYYY-MM-DD``, 1970–2999."""
     if isinstance(raw, date) and not isinstance(raw, datetime):
         return raw
     if not isinstance(raw, str):
         raise ValueError("must be a date string YYYY-MM-DD")
+    if not _DATE_TEXT.fullmatch(raw):
+        raise ValueError("must be a date written YYYY-MM-DD, e.g. 2026-11-16")
     try:
-        day = date.fromisoformat(raw.strip())
+        day = date.fromisoformat(raw)
     except ValueError:
-        raise ValueError("must be a date YYYY-MM-DD") from None
-    _check_year(day.year)
+        raise ValueError("is not a date that exists (check the month and the day)") from None
+    if not MIN_YEAR <= day.year <= MAX_YEAR:
+        raise ValueError(f"must be between {MIN_YEAR}-01-01 and {MAX_YEAR}-12-31")
     return day
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -53,11 +53,113 @@ def test_add_working_days(calendar, start, count, end):
     assert calendar.add_working_days(start, count) == end
 
 
-def test_past_the_data_counts_monday_to_friday(calendar):
+def test_past_the_data_weekends_and_statutory_holidays_are_days_off(calendar):
     assert max(calendar.years) == 2026
-    assert calendar.add_working_days(date(2026, 12, 30), 3) == date(2027, 1, 4)  # 31 Dec, 1 Jan (estimated), 4 Jan
-    assert calendar.estimated_between(date(2026, 12, 30), date(2027, 1, 4))
+    # 31 Dec, (1 Jan 元旦 estimated off, weekend), 4 Jan, 5 Jan
+    assert calendar.add_working_days(date(2026, 12, 30), 3) == date(2027, 1, 5)
+    assert calendar.add_working_days(date(2026, 12, 4), 20) == date(2027, 1, 4)  # JD: not 2027-01-01
+    assert calendar.estimated_between(date(2026, 12, 30), date(2027, 1, 5))
     assert not calendar.estimated_between(date(2026, 11, 16), date(2026, 11, 23))
+
+
+# The law's days off in 2027 (全国年节及纪念日放假办法 as amended 2024), lunar dates and 清明 computed:
+# 春节 2027-02-06 is 正月初一 (除夕 02-05 … 初三 02-08), 清明 04-05, 端午 06-09, 中秋 09-15.
+ESTIMATED_2027 = {
+    date(2027, 1, 1): "New Year's Day",
+    date(2027, 2, 5): "Spring Festival", date(2027, 2, 6): "Spring Festival",
+    date(2027, 2, 7): "Spring Festival", date(2027, 2, 8): "Spring Festival",
+    date(2027, 4, 5): "Tomb-sweeping Day",
+    date(2027, 5, 1): "Labour Day", date(2027, 5, 2): "Labour Day",
+    date(2027, 6, 9): "Dragon Boat Festival",
+    date(2027, 9, 15): "Mid-autumn Festival",
+    date(2027, 10, 1): "National Day", date(2027, 10, 2): "National Day", date(2027, 10, 3): "National Day",
+}
+
+
+def test_an_estimated_year_has_the_statutory_holidays(calendar):
+    assert 2027 not in calendar.years
+    assert calendar.estimated_holidays(2027) == ESTIMATED_2027
+    assert not calendar.is_working_day(date(2027, 2, 8))  # 初三, a Monday
+    assert calendar.is_working_day(date(2027, 2, 9))
+    assert not calendar.is_working_day(date(2027, 4, 5))  # 清明, a Monday
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_the_estimate_agrees_with_the_official_years_under_the_same_law(calendar, year):
+    """Every day the estimate takes off in a year the law (as amended 2024) governed is an official holiday."""
+    estimated = {day for holiday in calendar.statutory for day in holiday.days(year)}
+    assert len(estimated) == 13
+    assert estimated <= set(calendar.holidays)
+
+
+def test_the_estimate_reaches_the_last_accepted_year(calendar):
+    holidays = calendar.estimated_holidays(2999)
+    assert len(holidays) == 13 and all(day.year == 2999 for day in holidays)
+
+
+def _rulesvc_cli(*args: str):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_calendar_show_marks_estimated_and_official_years():
+    estimated = _rulesvc_cli("calendar", "show", "2027", "--rules", str(RULES))
+    assert estimated.exit_code == 0
+    lines = estimated.output.splitlines()
+    assert lines[0].startswith("2027: estimated — no ") and "CALENDAR_ESTIMATED" in lines[0]
+    assert "  2027-01-01 Fri  New Year's Day  (estimated)" in lines
+    assert "  2027-02-05 Fri  Spring Festival  (estimated)" in lines
+    assert "make-up workdays on weekends: not known yet" in lines
+    official = _rulesvc_cli("calendar", "show", "2026", "--rules", str(RULES))
+    lines = official.output.splitlines()
+    assert lines[0] == f"2026: official — {CALENDARS / 'cn-2026.yaml'}"
+    assert "  2026-10-10 Sat  National Day  (official)" in lines  # a make-up workday
+    assert lines[-1] == "working days: 248"  # as chinese_calendar.get_workdays counts 2026
+
+
+def test_import_brings_a_new_release_year_and_the_estimate_steps_aside(tmp_path, monkeypatch):
+    """A chinese-calendar release with 2027 (here a fixture year) → `calendar import` writes cn-2027.yaml,
+    and 2027 is official from then on: the JD rebate of 2026-12-04 counts the official days, no warning."""
+    import shutil
+
+    import chinese_calendar
+
+    from engine import load_rulebook
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    holidays = dict(chinese_calendar.holidays)
+    workdays = dict(chinese_calendar.workdays)
+    for day in (date(2027, 1, 1), date(2027, 1, 2), date(2027, 1, 3), date(2027, 1, 4)):  # a fixture 元旦 of 4 days
+        holidays[day] = chinese_calendar.Holiday.new_years_day.value
+    workdays[date(2027, 1, 9)] = chinese_calendar.Holiday.new_years_day.value  # and a make-up Saturday
+    monkeypatch.setattr(chinese_calendar, "holidays", holidays)
+    monkeypatch.setattr(chinese_calendar, "workdays", workdays)
+
+    imported = _rulesvc_cli("calendar", "import", "--rules", str(rules))
+    assert imported.exit_code == 0, imported.output
+    assert imported.output == f"wrote {rules / 'calendars' / 'cn-2027.yaml'}\n"
+    shown = _rulesvc_cli("calendar", "show", "2027", "--rules", str(rules)).output.splitlines()
+    assert shown[0] == f"2027: official — {rules / 'calendars' / 'cn-2027.yaml'}"
+    assert "  2027-01-09 Sat  New Year's Day  (official)" in shown
+
+    facts = {"platform": "jd", "subscription": {"confirmed": True, "ordered_at": "2026-12-04", "order_no": "J-1"},
+             "report": {"shop_name": "s", "order_no": "J-1", "ordered_at": "2026-12-04", "amount": "1.00",
+                        "contact_phone": "1"},
+             "payee": {"account_type": "bank", "bank_name": "b", "account_no": "1", "account_name": "n"}}
+    now = datetime.fromisoformat("2026-12-20T10:00:00+08:00")
+    before = load_rulebook([RULES]).decide("rebate.apply", facts, now=now)
+    assert before["values"]["eligible_from"] == "2027-01-05"
+    assert [w["code"] for w in before["warnings"]] == ["CALENDAR_ESTIMATED"]
+    after = load_rulebook([rules]).decide("rebate.apply", facts, now=now)
+    # Dec 7…31 are 19 working days; 1–4 Jan off (fixture); 5 Jan is the 20th → from 6 Jan, official
+    assert after["values"]["eligible_from"] == "2027-01-06"
+    assert after["warnings"] == []
+    again = _rulesvc_cli("calendar", "import", "--rules", str(rules))
+    assert again.output.startswith("nothing to import: chinese-calendar")
 
 
 @pytest.mark.parametrize(("start", "months", "end"), [
@@ -111,6 +213,6 @@ def test_repeated_key_in_one_section_is_reported(tmp_path):
 def test_malformed_calendar_date_is_reported_at_its_line(tmp_path):
     text = "year: 2026\nholidays:\n  2026-10-01: National Day\n  2026-13-01: Nonsense\n  2025-10-01: Wrong year\n"
     assert _calendar_problems(tmp_path, text) == [
-        "calendars/cn-2026.yaml:4:3: '2026-13-01' must be a date YYYY-MM-DD",
+        "calendars/cn-2026.yaml:4:3: '2026-13-01' is not a date that exists (check the month and the day)",
         "calendars/cn-2026.yaml:5:3: 2025-10-01 is not in 2026",
     ]

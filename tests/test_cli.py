@@ -52,6 +52,12 @@ def test_check_show_compiled_prints_durable_rules_rulesets():
     result = rulesvc("check", "--show-compiled", "rules/")
     assert result.returncode == 0
     compiled = json.loads(result.stdout[result.stdout.index("{"):])
+    marked = [line for line in result.stdout.splitlines() if line.startswith("ASSUMPTION ")]
+    assert [line.split(":")[0] for line in marked] == [
+        "ASSUMPTION payout.initiate/amount-limit", "ASSUMPTION payout.initiate/order-payout-count",
+        "ASSUMPTION payout.initiate/payout-window", "ASSUMPTION recovery.campaign_create/delay-bounds",
+        "ASSUMPTION recovery.campaign_create/delay-bounds"]
+    assert "max_payout_amount = 500.00 (ASSUMPTION to confirm with JD" in marked[0]
     assert compiled["payout.initiate"]["order-state"] == {"all": [{"m": {"$and": [
         {"$decision": "payout.initiate"},
         {"$or": [{"order.state": "wait_pay"}, {"order.state": "locked"}, {"order.state": "cancelling"},

@@ -261,7 +261,7 @@ def test_money_is_strict_and_bounded(lab, amount, message):
 def test_instants_outside_the_supported_years_are_refused(lab, instant):
     with pytest.raises(InvalidFacts) as raised:
         judge(lab, seen_at=instant)
-    assert raised.value.fields == {"item.seen_at": ["must be between the years 1900 and 2999"]}
+    assert raised.value.fields == {"item.seen_at": ["must be between 1970-01-01 and 2999-12-31 (Asia/Shanghai)"]}
 
 
 def test_a_non_object_where_an_object_is_declared_is_reported_at_its_path(lab):

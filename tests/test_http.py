@@ -202,6 +202,46 @@ def test_openapi_documents_every_decisions_facts(client):
     assert client.get("/docs/nothing.js").status_code == 404
 
 
+def test_openapi_is_ready_for_client_generators(client):
+    """Issue 14: what openapi-python-client and friends need (tests/test_generated_client.py uses one)."""
+    import json
+
+    document = client.get("/openapi.json").get_json()
+    operations = [(path, method, operation) for path, methods in document["paths"].items()
+                  for method, operation in methods.items()]
+    assert len(operations) >= 30
+    ids = [operation.get("operationId") for _, _, operation in operations]
+    assert None not in ids and len(set(ids)) == len(ids)
+    assert document["paths"]["/v1/decisions/payout.initiate"]["post"]["operationId"] == "decide_payout_initiate"
+    text = json.dumps(document)
+    assert "x-minimum" not in text and "x-maximum" not in text
+    delay = document["components"]["schemas"]["recovery.contact.campaign"]["properties"]["unpaid_minutes"]
+    assert (delay["type"], delay["minimum"], delay["maximum"]) == ("integer", 0, 525600)
+    # an optional object is that object or null, never "any object"
+    used_today = document["components"]["schemas"]["payout.initiate.actor"]["properties"]["used_today"]
+    assert used_today["anyOf"] == [{"$ref": "#/components/schemas/payout.initiate.actor.used_today"},
+                                   {"type": "object", "nullable": True, "enum": [None]}]
+    assert '{"type": "object", "nullable": true}' not in text
+    result = document["components"]["schemas"]["DecisionResult"]["properties"]
+    assert result["next_eligible_at"]["format"] == "date-time" and result["next_eligible_at"]["nullable"] is True
+    assert result["evaluated_at"]["format"] == "date-time"
+    for path in ("/v1/rulesets/validate", "/v1/scenarios/run"):
+        parameters = document["paths"][path]["post"]["parameters"]
+        assert [p["name"] for p in parameters] == ["file"] and "FILE:LINE:COL" in parameters[0]["description"]
+    for path, method, operation in operations:  # every 200 is typed
+        content = operation["responses"]["200"]["content"]
+        for media, body in content.items():
+            assert body["schema"] != {"type": "object"}, (path, method, media)
+    reload_ok = document["paths"]["/v1/rulesets/reload"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert reload_ok["schema"] == {"$ref": "#/components/schemas/ReloadResult"}
+    scenario_ok = document["paths"]["/v1/scenarios/run"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert scenario_ok["schema"] == {"$ref": "#/components/schemas/ScenarioRun"}
+    version = document["info"]["version"]
+    assert version.startswith("0.1.0+rules.") and len(version.split("+rules.")[1]) == 64  # a whole sha256
+    domains = client.get("/v1/rulesets").get_json()["rulesets"]
+    assert document["info"]["x-ruleset-versions"] == {entry["domain"]: entry["version"] for entry in domains}
+
+
 def test_scenarios_run_over_http(client):
     text = (RULES.parent / "tests" / "scenarios" / "recovery-contact.yaml").read_bytes()
     body = client.post("/v1/scenarios/run?file=recovery-contact.yaml", data=text).get_json()
@@ -211,7 +251,7 @@ def test_scenarios_run_over_http(client):
     broken = text.replace(b"expect: {outcome: allow, values", b"expct: {outcome: allow, values")
     response = client.post("/v1/scenarios/run?file=x.yaml", data=broken)
     assert response.status_code == 400
-    assert "unknown key 'expct'" in response.get_json()["error"]["problems"][0]
+    assert any("unknown key 'expct'" in problem for problem in response.get_json()["error"]["problems"])
     failing = text.replace(b'settlement_amount: "95.00"', b'settlement_amount: "96.00"')
     result = client.post("/v1/scenarios/run", data=failing).get_json()
     assert result["failed"] == text.count(b'settlement_amount: "95.00"') >= 1

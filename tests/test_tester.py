@@ -67,7 +67,7 @@ def test_a_failing_case_is_named_with_expected_and_actual_and_the_trace(rulebook
     ("reasons: [STORE_NOT_COVERED]", "reasons: [STORE_NOT_COVERD]",
      "s.yaml:15:39: allowance.withdraw has no rule with code 'STORE_NOT_COVERD' (did you mean 'STORE_NOT_COVERED'?)"),
     ('  now: "2026-11-20T10:00:00+08:00"', '  now: "2026-11-20T10:00:00"',
-     "s.yaml:8:5: now must carry a UTC offset (e.g. +08:00 or Z)"),
+     "s.yaml:3:8: now must carry a UTC offset (e.g. +08:00 or Z)"),
     ("    expect: {outcome: deny", "    expect: {outcome: denied",
      "s.yaml:15:23: cases[1].expect.outcome: 'denied' is not one of allow, deny, defer, review (did you mean 'deny'?)"),
 ])
@@ -75,6 +75,26 @@ def test_malformed_scenario_files_are_reported_at_their_line(rulebook, old, new,
     assert old in BASE
     report = run(rulebook, BASE.replace(old, new))
     assert expected in [str(problem) for problem in report.problems]
+    assert report.results == []
+
+
+def test_every_problem_of_a_scenario_file_is_reported_in_one_pass(rulebook):
+    text = (BASE.replace('  now: "2026-11-20T10:00:00+08:00"', '  now: "2026-W47-5T10:00:00+08:00"')
+            .replace("  - name: null sets null", "  - nmae: null sets null")
+            .replace("expect: {error: {fields: [allowance.principal]}}",
+                     'now: "20261120T100000+0800"\n    expect: {outcome: allow, reasons: [NOTHING_TO_WITHDRAWW]}'))
+    report = run(rulebook, text)
+    assert [str(problem) for problem in report.problems] == [
+        # the bad default once, at its own line, though three cases inherit it
+        "s.yaml:3:8: now must be an RFC 3339 timestamp such as 2026-11-20T10:00:00+08:00 "
+        "(YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z or ±HH:MM)",
+        "s.yaml:13:5: unknown key 'nmae' in cases[1] (did you mean 'name'?)",
+        "s.yaml:13:5: cases[1]: missing required key 'name'",
+        "s.yaml:18:10: now must be an RFC 3339 timestamp such as 2026-11-20T10:00:00+08:00 "
+        "(YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z or ±HH:MM)",
+        "s.yaml:19:40: allowance.withdraw has no rule with code 'NOTHING_TO_WITHDRAWW' "
+        "(did you mean 'NOTHING_TO_WITHDRAW'?)",
+    ]
     assert report.results == []
 
 

@@ -190,6 +190,9 @@ REBATE: dict[str, Any] = {
 
 
 def rebate(rulebook, now: str, **changes):
+    ordered_at = changes.get("subscription", {}).get("ordered_at")
+    if ordered_at and "report" not in changes:  # the 报备 describes the platform's order
+        changes["report"] = {"ordered_at": ordered_at}
     return rulebook.decide("rebate.apply", merged(REBATE, changes), now=at(now))
 
 
@@ -208,6 +211,7 @@ def test_rebate_eligible_from(rulebook, platform, ordered_at, eligible_from):
     result = rebate(rulebook, "2026-11-20T10:00:00+08:00", platform=platform,
                     subscription={"ordered_at": ordered_at})
     assert result["values"]["eligible_from"] == eligible_from
+    assert result["outcome"] in ("allow", "defer")
 
 
 def test_rebate_before_the_wait_defers_to_midnight_shanghai(rulebook):
@@ -262,7 +266,24 @@ def test_rebate_period_past_the_calendar_data_is_estimated(rulebook):
     result = rebate(rulebook, "2026-12-20T10:00:00+08:00", platform="jd", subscription={"ordered_at": "2026-12-20"})
     assert result["outcome"] == "defer"
     assert codes(result, "warnings") == ["CALENDAR_ESTIMATED"]
-    assert result["values"]["eligible_from"] == "2027-01-16"  # Monday to Friday, no 2027 holidays known
+    assert result["values"]["eligible_from"] == "2027-01-19"  # 2027-01-01 (元旦, estimated) is a day off
+
+
+def test_rebate_across_the_year_skips_the_estimated_new_year(rulebook):
+    """JD ordered 2026-12-04: 19 working days to 12-31, 元旦 2027-01-01 off, the 20th is Monday 01-04."""
+    result = rebate(rulebook, "2026-12-20T10:00:00+08:00", platform="jd", subscription={"ordered_at": "2026-12-04"})
+    assert result["values"]["eligible_from"] == "2027-01-05"
+    assert result["next_eligible_at"] == "2027-01-05T00:00:00+08:00"
+    assert codes(result, "warnings") == ["CALENDAR_ESTIMATED"]
+
+
+def test_a_report_that_differs_from_the_platforms_order_is_denied(rulebook):
+    result = rebate(rulebook, "2026-11-20T10:00:00+08:00", subscription={"ordered_at": "2026-10-01"},
+                    report={"ordered_at": "2026-11-16"})
+    assert result["outcome"] == "deny"
+    assert codes(result) == ["REPORT_MISMATCH"]
+    assert result["values"]["mismatched"] == ["report.ordered_at"]
+    assert "report.ordered_at" in result["reasons"][0]["message"]["en"]
 
 
 def test_rebate_version_covers_the_calendar(rulebook):

@@ -204,3 +204,115 @@ def test_the_published_schema_is_a_valid_json_schema():
     import jsonschema
 
     jsonschema.Draft202012Validator.check_schema(rule_file_schema())
+
+
+# --- messages in words (issue 14): what a person typed wrong, not what the parser could not read ----------
+
+def _with(old: str, new: str) -> str:
+    assert old in VALID
+    return VALID.replace(old, new)
+
+
+def test_a_key_indented_less_than_its_siblings_says_so(tmp_path):
+    text = _with("        effect: deny\n        code: TOO_MUCH", "       effect: deny\n        code: TOO_MUCH")
+    assert problems_for(tmp_path, text) == [
+        "shop.yaml:30:8: YAML syntax error: this line is indented 7 spaces but line 29 above it 8: keys of one "
+        "mapping must line up exactly; indent it like the keys it belongs with (the YAML parser says: while "
+        "parsing a block collection did not find expected '-' indicator)"]
+
+
+def test_a_key_indented_more_than_the_value_above_says_what_to_indent(tmp_path):
+    text = _with("        effect: deny\n        code: TOO_MUCH", "          effect: deny\n        code: TOO_MUCH")
+    assert problems_for(tmp_path, text) == [
+        "shop.yaml:30:17: YAML syntax error: this line is indented more than 'when:' on line 29, so YAML reads "
+        "it as the rest of that value; indent it 8 spaces to line it up with 'when:' (or, if the value on line 29 "
+        "contains ': ', put that value in quotes)"]
+
+
+def test_a_value_with_a_colon_is_told_to_be_quoted(tmp_path):
+    text = _with("    zh: 渠道不符", "    zh: 注意: 渠道不符")
+    assert problems_for(tmp_path, text) == [
+        "shop.yaml:12:11: YAML syntax error: this value contains ': ', which YAML reads as another key; put the "
+        "whole value in quotes (e.g. zh: \"注意: …\")"]
+
+
+@pytest.mark.parametrize(("written", "column", "instead"), [
+    ("store.channel = 'pop'", 29, "'=' sets a value in programming languages; did you mean '=='?"),
+    ("store.channel != 'pop' && payout.amount > 0", 38, "'&&' is not an operator here; did you mean 'and'?"),
+    ("store.channel != 'pop' || payout.amount > 0", 38, "'||' is not an operator here; did you mean 'or'?"),
+    ("store.channel === 'pop'", 29, "'===' is not an operator here; did you mean '=='?"),
+])
+def test_operators_of_other_languages_get_a_did_you_mean(tmp_path, written, column, instead):
+    text = _with("when: store.channel != 'pop'", f"when: {written}")
+    assert problems_for(tmp_path, text) == [f"shop.yaml:34:{column}: syntax error in expression: {instead}"]
+
+
+def test_a_negation_written_with_a_bang_is_explained(tmp_path):
+    text = _with("when: store.channel != 'pop'", "when: !(store.channel == 'pop')")
+    problems = problems_for(tmp_path, text)
+    assert len(problems) == 1 and problems[0].startswith("shop.yaml:34:")
+    assert "YAML reads !(store.channel as a tag; write a negation as not (…), e.g. when: not (x > 0)" in problems[0]
+
+
+def test_a_full_width_space_in_a_condition_is_named(tmp_path):
+    text = _with("when: store.channel != 'pop'", "when: store.channel\u3000!= 'pop'")
+    assert problems_for(tmp_path, text) == [
+        "shop.yaml:34:28: a full-width space (U+3000 IDEOGRAPHIC SPACE, 全角空格) here: rule files need the "
+        "ASCII space (switch the input method to half-width)"]
+
+
+def test_a_full_width_parenthesis_in_a_condition_is_named(tmp_path):
+    text = _with("when: store.channel != 'pop'", "when: not （store.channel == 'pop')")
+    assert problems_for(tmp_path, text) == [
+        "shop.yaml:34:19: '（' (U+FF08 FULLWIDTH LEFT PARENTHESIS) here: rule files need the ASCII '(' "
+        "(switch the input method to half-width)"]
+
+
+def test_a_full_width_space_in_the_indentation_is_named(tmp_path):
+    text = _with("        effect: deny\n        code: WRONG_CHANNEL", "\u3000      effect: deny\n        code: WRONG_CHANNEL")
+    problems = problems_for(tmp_path, text)
+    assert len(problems) == 1
+    assert ("YAML syntax error: a full-width space (U+3000 IDEOGRAPHIC SPACE, 全角空格) in the indentation of "
+            "line 35 (column 1); indent with normal spaces") in problems[0]
+
+
+def test_a_gbk_file_is_told_to_be_saved_as_utf8(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_bytes(VALID.encode("gb18030"))
+    _, problems = check([path])
+    assert [str(problem).replace(str(tmp_path) + "/", "") for problem in problems] == [
+        "shop.yaml:9:9: the file is not UTF-8 text (byte 0xBD here); it looks like GBK/GB18030 (a Chinese "
+        "Windows encoding): save it as UTF-8 in your editor (e.g. 另存为 → 编码 UTF-8)"]
+
+
+def test_unquoted_money_is_pointed_at_and_told_to_be_quoted(tmp_path):
+    text = _with('max_amount: {type: money, value: "500.00"}', "max_amount: {type: money, value: 99.90}")
+    assert problems_for(tmp_path, text) == [
+        'shop.yaml:6:36: write 99.90 in quotes ("99.90"): money and other decimals are text in rule files '
+        "(YAML would read a binary fraction)"]
+    untyped = _with('max_amount: {type: money, value: "500.00"}', "max_amount: 99.90")
+    assert problems_for(tmp_path, untyped) == [  # and nothing else: it is taken as the money it means
+        'shop.yaml:6:15: write 99.90 in quotes ("99.90"): money and other decimals are text in rule files '
+        "(YAML would read a binary fraction)"]
+
+
+def test_yaml_11_booleans_are_reported_as_read(tmp_path):
+    enum = _with("channel: [pop, self_operated]", "channel: [pop, self_operated, no]")
+    assert problems_for(tmp_path, enum) == [
+        "shop.yaml:4:33: YAML reads no as the boolean false: write 'no' in quotes for the text, or false"]
+    when = _with("when: store.channel != 'pop'", "when: yes")
+    assert problems_for(tmp_path, when) == [
+        "shop.yaml:34:15: YAML reads yes as the boolean true: write 'yes' in quotes for the text, or true"]
+
+
+@pytest.mark.parametrize("digits", [30, 5000])
+def test_huge_integers_are_refused_without_pythons_advice(tmp_path, digits):
+    constant = _with('max_amount: {type: money, value: "500.00"}', f"max_amount: {'9' * digits}")
+    problems = problems_for(tmp_path, constant)
+    assert problems[0] == (f"shop.yaml:6:15: this number ({digits} digits) is too large: whole numbers in rule "
+                           "files are at most 9007199254740991 (the largest the matcher compares exactly)")
+    expression = _with("when: payout.amount > max_amount", f"when: payout.amount > {'9' * digits}")
+    problems = problems_for(tmp_path, expression)
+    assert problems == [f"shop.yaml:29:31: this number ({digits} digits) is too large: whole numbers in rule files "
+                        "are at most 9007199254740991 (the largest the matcher compares exactly)"]
+    assert not any("set_int_max_str_digits" in problem or "C int" in problem for problem in problems)

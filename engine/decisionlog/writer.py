@@ -85,11 +85,9 @@ class DecisionLog:
         """Store every domain version of ``rulebook`` that the log does not know yet, with its files' text."""
         now = datetime.now(UTC)
         for domain in rulebook.domains.values():
-            files = {os.path.basename(domain.file): domain.text}
-            if domain.uses_calendar:
-                files.update({f"calendars/{name}": text for name, text in rulebook.calendar.sources.items()})
+            name = os.path.basename(domain.file)
             try:
-                self.database.keep_version(domain.version, domain.name, os.path.basename(domain.file), files, now)
+                self.database.keep_version(domain.version, domain.name, name, rulebook.domain_files(domain), now)
             except LogUnavailable as error:
                 log.warning("ruleset version %s not kept: %s", domain.version, error)
 

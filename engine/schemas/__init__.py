@@ -1,0 +1,1 @@
+"""The JSON Schemas of rule files and scenario files, shipped as package data and published for editors."""
