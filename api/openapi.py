@@ -35,11 +35,11 @@ ERRORS = {
     400: "Invalid facts or request: every field path with its messages",
     401: "No or wrong admin token",
     403: "Admin endpoints are disabled (no RULESVC_ADMIN_TOKEN)",
-    404: "Unknown decision or domain",
+    404: "Unknown decision, domain, version or logged decision; or the decision log is off",
     409: "Idempotency key reused with different facts",
     413: "Body over the size limit",
-    422: "Refused: every FILE:LINE:COL problem; the running rules stay active",
-    503: "Store unavailable; nothing was written",
+    422: "Refused: every FILE:LINE:COL problem (the running rules stay active), or a limit exceeded",
+    503: "Store or decision log unavailable; nothing was written",
 }
 DECISION_ERRORS = (400, 404, 409, 413, 503)
 
@@ -53,6 +53,12 @@ def query(name: str, *, enum: list[str] | None = None, fmt: str | None = None, k
             schema[key] = value
     parameter = {"in": "query", "name": name, "required": False, "schema": schema}
     return {**parameter, "description": description} if description else parameter
+
+
+PATH_EXAMPLES = {"domain": "payout", "decision_id": "01M7ZVQDJC0SVSE542E53XQ5AG",
+                 "version": "sha256:2dd55c56a7710bbc726547e90eb594e3160c0c198657b4aeafd6c4961c2f0ff0"}
+LOG_FILTERS = (query("decision"), query("from", fmt="date-time", description="Logged at or after this instant"),
+               query("to", fmt="date-time", description="Logged before this instant"))
 
 
 def path_parameter(name: str, example: str) -> dict[str, Any]:
@@ -80,6 +86,7 @@ class Endpoint:
     admin: bool = False
     also: tuple[tuple[str, dict[str, Any]], ...] = ()  # other 200 media types: (type, schema)
     ok_text: str = ""  # a 200 that is text (e.g. Prometheus), when there is no ``ok`` schema
+    many: bool = False  # the 200 body is a JSON list of ``ok``
 
 
 ENDPOINTS = (
@@ -101,6 +108,26 @@ ENDPOINTS = (
     Endpoint("post", "/v1/scenarios/run", "run_scenarios", "scenarios",
              "Run a QA scenario file (YAML text) against the active rules", ok=schemas.ScenarioRun,
              query=(FILE_NAME,), body="yaml", errors=(400, 413)),
+    Endpoint("get", "/v1/decisions/log", "list_decision_log", "decision log",
+             "Logged decisions, newest first (a JSON list)", ok=schemas.LogEntry, many=True,
+             query=(*LOG_FILTERS, query("outcome", enum=schemas.OUTCOMES), query("code"), query("id"),
+                    query("limit", kind="integer", minimum=1, maximum=10_000),
+                    query("shadow", kind="boolean", description="true: the shadow runs instead of the decisions")),
+             errors=(400, 404, 503)),
+    Endpoint("get", "/v1/decisions/log/{decision_id}/explain", "explain_logged_decision", "decision log",
+             "Replay a logged decision on the rules it was made with: reproduced or why not, with the trace",
+             ok=schemas.Explanation, errors=(404, 503)),
+    Endpoint("get", "/v1/rulesets/versions", "list_ruleset_versions", "rulesets",
+             "Every ruleset version that was ever active", ok=schemas.RulesetVersionList, errors=(404, 503)),
+    Endpoint("get", "/v1/rulesets/versions/{version}", "get_ruleset_version", "rulesets",
+             "One kept ruleset version with its files' text", ok=schemas.KeptVersion, errors=(404, 503)),
+    Endpoint("post", "/v1/rulesets/impact", "impact_of_candidate", "rulesets",
+             "Replay logged decisions on the active rules with one file replaced (admin)", ok=schemas.ImpactReport,
+             query=({**query("file", description="The rule file the body replaces, e.g. payout.yaml"), "required": True},
+                    *LOG_FILTERS, query("limit", kind="integer", minimum=1, maximum=100_000)),
+             body="yaml", errors=(400, 401, 403, 404, 413, 422, 503), admin=True),
+    Endpoint("get", "/v1/rulesets/shadow", "shadow_report", "rulesets",
+             "The shadow rules' runs so far, in the impact form", ok=schemas.ImpactReport, errors=(404, 503)),
     Endpoint("get", "/healthz", "healthz", "operations", "Liveness", ok=schemas.Health),
     Endpoint("get", "/readyz", "readyz", "operations", "Readiness: the active rules", ok=schemas.Readiness),
     Endpoint("get", "/metrics", "metrics", "operations", "Prometheus metrics", ok_text="text/plain"),
@@ -164,7 +191,8 @@ def _decision_paths(spec: APISpec, name: str, compiled: Any) -> None:
 def _add(spec: APISpec, endpoint: Endpoint) -> None:
     operation: dict[str, Any] = {"operationId": endpoint.operation_id, "tags": [endpoint.tag],
                                  "summary": endpoint.summary}
-    parameters = [path_parameter(part[1:-1], "payout") for part in endpoint.path.split("/") if part.startswith("{")]
+    parameters = [path_parameter(part[1:-1], PATH_EXAMPLES.get(part[1:-1], "payout"))
+                  for part in endpoint.path.split("/") if part.startswith("{")]
     if parameters or endpoint.query:
         operation["parameters"] = [*parameters, *endpoint.query]
     if endpoint.body == "yaml":
@@ -175,7 +203,7 @@ def _add(spec: APISpec, endpoint: Endpoint) -> None:
     if endpoint.admin:
         operation["security"] = [{"admin": []}]
     if endpoint.ok is not None:
-        operation["responses"] = _responses(spec, endpoint.ok, endpoint.errors)
+        operation["responses"] = _responses(spec, endpoint.ok, endpoint.errors, many=endpoint.many)
         for media, schema in endpoint.also:
             operation["responses"]["200"]["content"][media] = {"schema": schema}
     else:
@@ -184,10 +212,11 @@ def _add(spec: APISpec, endpoint: Endpoint) -> None:
     spec.path(path=endpoint.path, operations={endpoint.method: operation})
 
 
-def _responses(spec: APISpec, ok: type[Schema], errors: tuple[int, ...]) -> dict[str, Any]:
+def _responses(spec: APISpec, ok: type[Schema], errors: tuple[int, ...], many: bool = False) -> dict[str, Any]:
     name = _component(spec, ok)
+    schema: dict[str, Any] = {"$ref": f"#/components/schemas/{name}"}
     return {"200": {"description": ok.__doc__.strip().splitlines()[0] if ok.__doc__ else name,
-                    "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}},
+                    "content": {"application/json": {"schema": {"type": "array", "items": schema} if many else schema}}},
             **_error_responses(errors)}
 
 

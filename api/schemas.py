@@ -282,3 +282,100 @@ class Readiness(Schema):
     status = fields.String(required=True, metadata={"example": "ready"})
     version = fields.String(required=True)
     decisions = fields.Integer(required=True)
+
+
+# --- the decision log, versions, impact and shadow (SPEC §10, §11) ------------------------------------
+
+class ShadowRun(Schema):
+    of = fields.String(required=True, metadata={"description": "The decision this shadow run shadowed."})
+    candidate = fields.String(required=True, allow_none=True, metadata={"description": "The candidate's version."})
+    agreed = fields.Boolean(required=True)
+    before = fields.Dict(required=True, metadata={"description": "The service's decision: outcome, codes, values…"})
+    not_replayable = fields.String(metadata={"description": "Why the candidate could not decide it."})
+
+
+class LogEntry(Schema):
+    """One logged decision (SPEC §10): sensitive facts appear as hmac:<hex>."""
+
+    decision_id = fields.String(required=True)
+    decision = fields.String(required=True)
+    evaluated_at = fields.String(required=True, metadata={**DATE_TIME, "description": "When the service decided."})
+    now = fields.String(required=True, metadata={**DATE_TIME, "description": "The instant decided as of."})
+    source = fields.String(required=True, validate=validate.OneOf(["http", "batch", "commit", "cli"]))
+    facts = fields.Dict(required=True, metadata={"description": "As validated; sensitive ones masked."})
+    masked = fields.List(fields.String(), required=True, metadata={"description": "The fact paths kept as an HMAC."})
+    counters = fields.Dict(required=True, metadata={"description": "The stored counts the decision read."})
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
+    reasons = fields.List(fields.String(), required=True)
+    warnings = fields.List(fields.String(), required=True)
+    rules_fired = fields.List(fields.String(), required=True)
+    obligations = fields.Dict(required=True)
+    values = fields.Dict(required=True)
+    next_eligible_at = fields.String(required=True, allow_none=True, metadata=DATE_TIME)
+    ruleset_version = fields.String(required=True)
+    duration_us = fields.Integer(required=True)
+    committed = fields.Boolean(required=True)
+    shadow = fields.Nested(ShadowRun, required=True, allow_none=True)
+
+
+class Explanation(Schema):
+    """A logged decision replayed on the rules it was made with: whether it reproduces, with the trace."""
+
+    decision_id = fields.String(required=True)
+    reproduced = fields.Boolean(required=True)
+    logged = fields.Nested(LogEntry, required=True)
+    replayed = fields.Nested(DecisionResult, required=True, allow_none=True)
+    why_not = fields.String(required=True, allow_none=True)
+    differences = fields.List(fields.String(), required=True)
+
+
+class RulesetVersion(Schema):
+    version = fields.String(required=True)
+    domain = fields.String(required=True)
+    file = fields.String(required=True)
+    first_active_at = fields.String(required=True, metadata=DATE_TIME)
+    active = fields.Boolean(required=True)
+
+
+class RulesetVersionList(Schema):
+    """Every ruleset version that was ever active, oldest first."""
+
+    versions = fields.List(fields.Nested(RulesetVersion), required=True)
+
+
+class KeptVersion(Schema):
+    """One kept ruleset version with the text of its files."""
+
+    version = fields.String(required=True)
+    domain = fields.String(required=True)
+    file = fields.String(required=True)
+    first_active_at = fields.String(required=True, metadata=DATE_TIME)
+    files = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+
+
+class NotReplayable(Schema):
+    count = fields.Integer(required=True)
+    why = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
+class RuleFiring(Schema):
+    fired_before = fields.Integer(required=True)
+    fired_after = fields.Integer(required=True)
+
+
+class ImpactReport(Schema):
+    """Logged decisions replayed on candidate rules (SPEC §11): what changes."""
+
+    replayed = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True)
+    changed = fields.Integer(required=True)
+    not_replayable = fields.Nested(NotReplayable, required=True)
+    transitions = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True,
+                              metadata={"description": "before->after outcome: how many."})
+    reasons_added = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    reasons_removed = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    rules = fields.Dict(keys=fields.String(), values=fields.Nested(RuleFiring), required=True)
+    values_changed = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    examples = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), required=True,
+                           metadata={"description": "Per transition, the first decision ids (explain them)."})
+    candidate = fields.Dict(required=True)
