@@ -8,7 +8,6 @@ and stored counters it was made on) and :meth:`CompiledDecision.result` renders 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
@@ -21,6 +20,7 @@ from .decisionlog.masking import sensitive_paths
 from .errors import InvalidFacts
 from .expressions import Expr, names_read
 from .facts import FactsLoader
+from .fastpath.deriver import build_derivers, build_messages
 from .fastpath.encoder import build_encoder, condition_fields, field_names
 from .fastpath.matcher import FlatMatcher
 from .fastpath.reader import Unusual, build_reader
@@ -59,6 +59,7 @@ class Evaluation:
     outcome: str
     next_eligible_at: datetime | None
     counters: dict[str, Any]  # the stored counts read, in output form, by counter_label()
+    reference: bool = False  # made on the reference path (its result renders messages the reference way too)
 
 
 class CompiledDecision:
@@ -98,9 +99,8 @@ class CompiledDecision:
                                [(name, evaluator(expr)) for name, expr in derived.fields.items()])
                               for derived in decision.derived]
         # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.
-        moving = _moving_with_now(decision)
-        self._moving_counter_plan = [plan for plan in self._counter_plan if plan[0].name in moving]
-        self._moving_derived_plan = [plan for plan in self._derived_plan if plan[0] in moving]
+        self._derive, self._derive_moving, self.deriver_source = build_derivers(decision, _moving_with_now(decision))
+        self._messages, self.messages_source = build_messages(decision, decision.rules)
         self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
             rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(trace_conditions(rule.when))]
             for rule in decision.rules
@@ -190,17 +190,17 @@ class CompiledDecision:
         (on the reference path's matcher with ``reference``)."""
         source = counters or _NO_COUNTERS
         counters_read: dict[str, Any] = {}
-        match = self._match_reference if reference else self._match
-        values = self._values(facts, now, now, source, counters_read)
-        fired = match(values)
+        if reference:
+            values = self._values(facts, now, now, source, counters_read)
+            fired = self._match_reference(values)
+        else:
+            values = self._derive(dict(facts), now, now, source, counters_read, self.calendar)
+            fired = self.fast_matcher.fired(self.fast_encode(values))
         outcome = _outcome(self.decision.rules, fired)
         next_eligible_at = None
         if outcome == "defer":
-            next_eligible_at = self._next_eligible_at(facts, now, fired, values, source, counters_read, match)
-        return Evaluation(facts, now, values, fired, outcome, next_eligible_at, counters_read)
-
-    def _match(self, values: dict[str, Any]) -> set[str]:
-        return self.fast_matcher.fired(self.fast_encode(values))
+            next_eligible_at = self._next_eligible_at(facts, now, fired, values, source, counters_read, reference)
+        return Evaluation(facts, now, values, fired, outcome, next_eligible_at, counters_read, reference)
 
     def _match_reference(self, values: dict[str, Any]) -> set[str]:
         return self.matcher.fired(self.encode(values))
@@ -213,8 +213,9 @@ class CompiledDecision:
             "decision_id": decision_id or new_id(),
             "decision": self.name,
             "outcome": outcome,
-            "reasons": [self._reason(rule, values) for rule in fired_rules if rule.effect == outcome],
-            "warnings": [self._reason(rule, values) for rule in fired_rules if rule.effect == "warn"],
+            "reasons": [self._reason(rule, values, evaluation.reference) for rule in fired_rules if rule.effect == outcome],
+            "warnings": [self._reason(rule, values, evaluation.reference) for rule in fired_rules
+                         if rule.effect == "warn"],
             "obligations": self._obligations(fired_rules, outcome, values),
             "values": {name: to_output(values.get(name)) for name in self.outputs},
             "next_eligible_at": to_output(evaluation.next_eligible_at),
@@ -259,15 +260,14 @@ class CompiledDecision:
     def _values(self, facts: dict[str, Any], asked_at: datetime, at: datetime, source: CounterSource,
                 counters_read: dict[str, Any]) -> dict[str, Any]:
         """Facts plus ``now``, counters and derived values, as they are at instant ``at``; every stored
-        count read is noted in ``counters_read`` (the decision log keeps them for replays)."""
-        return self._compute(dict(facts), asked_at, at, source, counters_read, self._counter_plan, self._derived_plan)
-
-    def _compute(self, values: dict[str, Any], asked_at: datetime, at: datetime, source: CounterSource,
-                 counters_read: dict[str, Any], counter_plan: list[Any], derived_plan: list[Any]) -> dict[str, Any]:
+        count read is noted in ``counters_read`` (the decision log keeps them for replays). This is
+        the reference path's, through the interpreter's closures; the fast path runs the same steps as
+        generated code (engine/fastpath/deriver.py)."""
+        values = dict(facts)
         values["now"] = at
         calendar = self.calendar
         same_day = asked_at is at or to_shanghai(asked_at).date() == to_shanghai(at).date()
-        for counter, key_parts, fact in counter_plan:
+        for counter, key_parts, fact in self._counter_plan:
             # A caller's figure for "today" says nothing about another day.
             supplied = None
             if fact is not None and (counter.reset == "never" or same_day):
@@ -277,7 +277,7 @@ class CompiledDecision:
                 supplied = source.read(self.name, counter, key, at)
                 counters_read[counter_label(counter, asked_at, at)] = to_output(supplied)
             values[counter.name] = supplied
-        for name, expression, fields in derived_plan:
+        for name, expression, fields in self._derived_plan:
             if expression is None:
                 values[name] = {field: compute(values, calendar) for field, compute in fields}
             else:
@@ -285,8 +285,7 @@ class CompiledDecision:
         return values
 
     def _next_eligible_at(self, facts: dict[str, Any], now: datetime, fired: set[str], values: dict[str, Any],
-                          source: CounterSource, counters_read: dict[str, Any],
-                          match: Callable[[dict[str, Any]], set[str]]) -> datetime | None:
+                          source: CounterSource, counters_read: dict[str, Any], reference: bool) -> datetime | None:
         """The earliest instant at which no timing (defer) rule holds back any more.
 
         Each deferring rule says from when it stops holding (``until``); the latest of those is a
@@ -303,12 +302,12 @@ class CompiledDecision:
             if candidate is None or candidate <= at:
                 return None  # a rule that cannot say when it will stop holding
             at = candidate
-            if match == self._match:  # only what moves with `now` is computed again
-                values = self._compute(dict(values), now, at, source, counters_read, self._moving_counter_plan,
-                                       self._moving_derived_plan)
-            else:  # the reference path computes everything again
+            if reference:  # the reference path computes everything again
                 values = self._values(facts, now, at, source, counters_read)
-            fired = match(values)
+                fired = self._match_reference(values)
+            else:  # only what moves with `now` is computed again
+                values = self._derive_moving(dict(values), now, at, source, counters_read, self.calendar)
+                fired = self.fast_matcher.fired(self.fast_encode(values))
         return None
 
     def _obligations(self, fired_rules: list[Rule], outcome: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -319,10 +318,13 @@ class CompiledDecision:
                     obligations[name] = evaluate(value, values, self.calendar) if isinstance(value, Expr) else value
         return to_output(obligations)
 
-    def _reason(self, rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
+    def _reason(self, rule: Rule, values: dict[str, Any], reference: bool = False) -> dict[str, Any]:
         calendar = self.calendar
-        message = {lang: "".join([part if type(part) is str else to_text(part(values, calendar)) for part in parts])
-                   for lang, parts in self._templates[rule.id].items()}
+        if reference:
+            message = {lang: "".join([part if type(part) is str else to_text(part(values, calendar)) for part in parts])
+                       for lang, parts in self._templates[rule.id].items()}
+        else:
+            message = {lang: render(values, calendar) for lang, render in self._messages.get(rule.id, {}).items()}
         return {"code": rule.code, "rule": rule.qualified_id, "message": message}
 
     def _trace(self, fired: set[str], fact: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:

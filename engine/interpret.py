@@ -15,7 +15,7 @@ from typing import Any
 
 from .calendar import Calendar
 from .expressions import Arith, Call, Compare, Expr, ListLit, Lit, Logic, Lookup, Not, Ref
-from .functions import FUNCTIONS
+from .functions import FUNCTIONS, Function
 from .values import round_fen
 
 Evaluator = Callable[[Mapping[str, Any], "Calendar | None"], Any]
@@ -56,7 +56,7 @@ def _compile(expr: Expr) -> Evaluator:
         return lambda values, calendar: rows.get(key(values, calendar), {}).get(column)
     if isinstance(expr, Arith):
         left, right = _compile(expr.left), _compile(expr.right)
-        return lambda values, calendar: _arith(expr, left(values, calendar), right(values, calendar))
+        return lambda values, calendar: arith(expr, left(values, calendar), right(values, calendar))
     if isinstance(expr, Call):
         return _compile_call(expr)
     if isinstance(expr, Not):
@@ -73,7 +73,7 @@ def _compile(expr: Expr) -> Evaluator:
         return lambda values, calendar: any([operand(values, calendar) for operand in operands])
     if isinstance(expr, Compare):
         left, right, op = _compile(expr.left), _compile(expr.right), expr.op
-        return lambda values, calendar: _compare(op, left(values, calendar), right(values, calendar))
+        return lambda values, calendar: compare(op, left(values, calendar), right(values, calendar))
     raise TypeError(f"cannot evaluate {type(expr).__name__}")
 
 
@@ -83,18 +83,23 @@ def _compile_call(expr: Call) -> Evaluator:
     paths = [getattr(arg, "path", "") for arg in expr.args]
 
     def call(values: Mapping[str, Any], calendar: Calendar | None) -> Any:
-        args = [argument(values, calendar) for argument in arguments]
-        if function.by_reference:
-            return function.call(*zip(paths, args, strict=True))
-        if function.null_in_null_out and None in args:
-            return None
-        try:
-            if function.uses_calendar:
-                return function.call(calendar or Calendar(), *args)
-            return function.call(*args)
-        except OverflowError:
-            return None  # past the representable calendar (validated facts stay far from it)
+        return apply_function(function, paths, [argument(values, calendar) for argument in arguments], calendar)
     return call
+
+
+def apply_function(function: Function, paths: list[str], args: list[Any], calendar: Calendar | None) -> Any:
+    """A rule-language function applied to evaluated arguments (``paths``: the argument names, for
+    functions that take facts by reference): null in, null out; past the calendar, null."""
+    if function.by_reference:
+        return function.call(*zip(paths, args, strict=True))
+    if function.null_in_null_out and None in args:
+        return None
+    try:
+        if function.uses_calendar:
+            return function.call(calendar or Calendar(), *args)
+        return function.call(*args)
+    except OverflowError:
+        return None  # past the representable calendar (validated facts stay far from it)
 
 
 def _lookup_parts(values: Mapping[str, Any], parts: list[str]) -> Any:
@@ -108,7 +113,8 @@ def _lookup_parts(values: Mapping[str, Any], parts: list[str]) -> Any:
     return current
 
 
-def _arith(expr: Arith, left: Any, right: Any) -> Any:
+def arith(expr: Arith, left: Any, right: Any) -> Any:
+    """``left op right`` as ``expr`` says (its operator and type): null in, null out; money to the fen."""
     if left is None or right is None:
         return None
     try:
@@ -133,7 +139,8 @@ def _arith_values(expr: Arith, left: Any, right: Any) -> Any:
     return result
 
 
-def _compare(op: str, left: Any, right: Any) -> bool:
+def compare(op: str, left: Any, right: Any) -> bool:
+    """A comparison of evaluated operands: with a null operand only ``==``/``!=`` can hold."""
     if op == "in":
         return right is not None and left in right
     if op == "not in":

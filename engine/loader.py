@@ -15,6 +15,7 @@ from typing import Any
 from .compiler import check_matchable
 from .errors import Problem
 from .expressions import Call, Expr, ExpressionError, Ref, Scope, did_you_mean, parse, walk
+from .fastpath.encoder import MAX_FIELDS, condition_fields, field_names
 from .functions import FUNCTIONS
 from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
 from .source import Path, Reported, SourceDocument, UnquotedDecimal, load_document
@@ -230,6 +231,11 @@ class _DomainBuilder:
         derived_by_name = {value.name: value for value in derived}
         for rule in rules:
             rule.assumptions = assumptions_read(rule.when_text, self.constants, derived_by_name)
+        fields = field_names(condition_fields([rule.when for rule in rules])).short
+        if len(fields) > MAX_FIELDS:
+            self.problem(base + ("rules",), f"the conditions of {qualified} read {len(fields)} facts and values "
+                                            f"(list lengths included); durable_rules matches at most {MAX_FIELDS}",
+                         key=True)
         record = {column: expr for column, text in _mapping(body.get("record")).items()
                   if (expr := self.expression(base + ("record", column), text, scope,
                                               MONEY if column == "amount" else None)) is not None}

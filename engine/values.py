@@ -199,51 +199,63 @@ def parse_literal(kind: str, raw: Any) -> Any:
 
 def to_matcher(value: Any) -> Any:
     """The exact form durable_rules compares: integer fen, epoch ms, day ordinal, duration ms."""
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+    convert = _MATCHER_FORMS.get(type(value))
+    if convert is not None:
+        return convert(value)
+    if value is None or isinstance(value, (bool, int, str)):
         return value
-    if isinstance(value, Decimal):
-        return int(value * 100)
-    if isinstance(value, datetime):
-        return epoch_ms(value)
-    if isinstance(value, date):
-        return value.toordinal()
-    if isinstance(value, time):
-        return value.hour * 3600 + value.minute * 60 + value.second
-    if isinstance(value, timedelta):
-        return (value.days * 86_400 + value.seconds) * 1000 + value.microseconds // 1000
-    if isinstance(value, list):
-        return [to_matcher(item) for item in value]
-    if isinstance(value, dict):
-        return {key: to_matcher(item) for key, item in value.items() if item is not None}
+    for kind, convert in _MATCHER_FORMS.items():  # a subclass of a known type
+        if isinstance(value, kind):
+            return convert(value)
     raise TypeError(f"no matcher form for {type(value).__name__}")
+
+
+_MATCHER_FORMS: dict[type, Any] = {
+    bool: lambda value: value, int: lambda value: value, str: lambda value: value,
+    Decimal: lambda value: int(value * 100),
+    datetime: epoch_ms,
+    date: date.toordinal,
+    time: lambda value: value.hour * 3600 + value.minute * 60 + value.second,
+    timedelta: lambda value: (value.days * 86_400 + value.seconds) * 1000 + value.microseconds // 1000,
+    list: lambda value: [to_matcher(item) for item in value],
+    dict: lambda value: {key: to_matcher(item) for key, item in value.items() if item is not None},
+}
 
 
 def to_output(value: Any) -> Any:
     """The JSON form of a value in a result: money as "0.00", instants in Shanghai time."""
-    if isinstance(value, Decimal):
-        return str(round_fen(value))
-    if isinstance(value, datetime):
-        return to_shanghai(value).isoformat()
-    if isinstance(value, (date, time)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, list):
-        return [to_output(item) for item in value]
-    if isinstance(value, dict):
-        return {key: to_output(item) for key, item in value.items()}
+    convert = _OUTPUT_FORMS.get(type(value))
+    if convert is not None:
+        return convert(value)
+    for kind, convert in _OUTPUT_FORMS.items():  # a subclass of a known type (not bool: JSON has it)
+        if isinstance(value, kind) and not isinstance(value, bool):
+            return convert(value)
     return value
+
+
+_OUTPUT_FORMS: dict[type, Any] = {
+    Decimal: lambda value: str(round_fen(value)),
+    datetime: lambda value: value.astimezone(SHANGHAI).isoformat(),
+    date: date.isoformat,
+    time: time.isoformat,
+    timedelta: timedelta.total_seconds,
+    list: lambda value: [to_output(item) for item in value],
+    dict: lambda value: {key: to_output(item) for key, item in value.items()},
+}
 
 
 def to_text(value: Any) -> str:
     """How a value reads inside a human message."""
     if value is None:
         return "—"
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, list):
+    if kind is list:
         return ", ".join(to_text(item) for item in value)
-    if isinstance(value, time) and not value.second and not value.microsecond:
+    if kind is time and not value.second and not value.microsecond:
         return value.strftime("%H:%M")  # "09:00", as policy texts write it
     output = to_output(value)
     return output if isinstance(output, str) else str(output)

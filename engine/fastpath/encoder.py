@@ -18,6 +18,10 @@ from .codegen import Source
 Encoder = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+# durable_rules refuses a fact of more than 255 properties; the fast path adds "id" and the decision marker.
+MAX_FIELDS = 253
+
+
 def condition_fields(conditions: list[Expr]) -> dict[str, Type]:
     """The names the conditions read, with their static types (``len(x)`` reads ``x`` too)."""
     fields: dict[str, Type] = {}
