@@ -55,7 +55,8 @@ def main() -> None:
 
 @main.command("check")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--show-compiled", is_flag=True, help="Print the durable_rules rulesets generated from each decision.")
+@click.option("--show-compiled", is_flag=True,
+              help="Print the durable_rules rulesets generated from each decision, with the names of the matched fact.")
 def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
     """Validate rule files (default: rules/). Prints FILE:LINE:COL: message per problem; exit 1 if any."""
     paths = paths or (DEFAULT_RULES,)
@@ -76,7 +77,11 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
             for rule in compiled.decision.rules:
                 for mark in assumption_marks(rule.assumptions, compiled.decision.constants):
                     click.echo(f"ASSUMPTION {rule.qualified_id}: {mark['constant']} = {mark['value']} ({mark['note']})")
-        _print_json({name: compiled.definition for name, compiled in sorted(rulebook.decisions.items())})
+        _print_json({name: {
+            "ruleset": compiled.fast_definition,
+            "fields": compiled.field_names.short,  # the fact's short property names: what each one holds
+            "reference_ruleset": compiled.definition,
+        } for name, compiled in sorted(rulebook.decisions.items())})
 
 
 @main.command("decide")

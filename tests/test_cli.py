@@ -58,10 +58,15 @@ def test_check_show_compiled_prints_durable_rules_rulesets():
         "ASSUMPTION payout.initiate/payout-window", "ASSUMPTION recovery.campaign_create/delay-bounds",
         "ASSUMPTION recovery.campaign_create/delay-bounds"]
     assert "max_payout_amount = 500.00 (ASSUMPTION to confirm with JD" in marked[0]
-    assert compiled["payout.initiate"]["order-state"] == {"all": [{"m": {"$and": [
+    payout = compiled["payout.initiate"]
+    assert payout["reference_ruleset"]["order-state"] == {"all": [{"m": {"$and": [
         {"$decision": "payout.initiate"},
         {"$or": [{"order.state": "wait_pay"}, {"order.state": "locked"}, {"order.state": "cancelling"},
                  {"order.state": "cancelled"}]}]}}]}
+    state = payout["fields"]["order.state"]  # the served ruleset matches a flat fact with short names
+    assert payout["ruleset"]["order-state"] == {"all": [{"m": {"$and": [
+        {"$decision": "payout.initiate"},
+        {"$or": [{state: "wait_pay"}, {state: "locked"}, {state: "cancelling"}, {state: "cancelled"}]}]}}]}
 
 
 def test_decide_prints_the_decision(tmp_path):
