@@ -68,9 +68,15 @@ def zen_input(fact_set: FactSet) -> dict[str, Any]:
 
 
 def durable_fact(compiled: CompiledDecision, fact_set: FactSet) -> dict[str, Any]:
-    """The fact ours asserts into durable_rules for this fact set."""
+    """The fact ours' reference path asserts into durable_rules for this fact set (nested)."""
     _, evaluation = compiled.run(fact_set.facts, now=fact_set.now)
     return compiled.encode(evaluation.values)
+
+
+def fast_durable_fact(compiled: CompiledDecision, fact_set: FactSet) -> dict[str, Any]:
+    """The fact ours' fast path asserts into durable_rules for this fact set (flat, short names)."""
+    _, evaluation = compiled.run(fact_set.facts, now=fact_set.now)
+    return compiled.fast_encode(evaluation.values)
 
 
 # --- the Python floor's records --------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""In-process decisions per second: ours, zen-engine, raw durable_rules and the Python floor.
+"""In-process decisions per second: ours one at a time and through the engine's batch API, zen-engine,
+durable_rules alone (the fastest correct use, and our reference matcher) and the Python floor.
 
 Every contender is first run once on every fact set of the mix and must reach ours' verdict
 (outcome, reason codes, warning codes, obligations); any disagreement stops the harness. Then the
@@ -16,20 +17,26 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import durable_rules_engine
+import orjson
 import zen
 
 from engine.evaluation import CompiledDecision
+from engine.fastpath.matcher import FACTS_PER_STATE
 from engine.model import OUTCOME_PRECEDENCE
 from engine.rulebook import Rulebook, load_rulebook
 
-from .conversions import RECORD_BUILDERS, durable_fact, zen_input
+from .conversions import RECORD_BUILDERS, durable_fact, fast_durable_fact, zen_input
 from .factsets import DECISIONS, FactSet, fact_sets
 from .floor import FLOORS
 from .jdm_graphs import RULES, graph_path, graph_text
 from .paths import RULES_DIR
 
-CONTENDERS = ("ours", "zen", "raw_durable", "python_floor")
-RATE_KEYS = {"ours": "ours_per_s", "zen": "zen_per_s", "raw_durable": "raw_durable_per_s", "python_floor": "python_floor_per_s"}
+CONTENDERS = ("ours", "ours_batch", "zen", "raw_durable_fast", "raw_durable", "python_floor")
+RATE_KEYS = {"ours": "ours_per_s", "ours_batch": "ours_batch_per_s", "zen": "zen_per_s",
+             "raw_durable_fast": "raw_durable_fast_per_s", "raw_durable": "raw_durable_per_s",
+             "python_floor": "python_floor_per_s"}
+BATCH_SIZE = 500  # items per call of the engine's batch API
 
 # (outcome, reason codes, warning codes, obligations set to true)
 Verdict = tuple[str, frozenset[str], frozenset[str], frozenset[str]]
@@ -47,6 +54,7 @@ class Contender:
     inputs: list[Any]
     call: Callable[[Any], Any]
     verdict: Callable[[Any], Verdict]
+    per_input: int = 1  # decisions per input (a batch)
 
 
 def load_rules() -> Rulebook:
@@ -100,10 +108,53 @@ def zen_contender(decision: str, mix: list[FactSet]) -> Contender:
                      zen_verdict)
 
 
+def ours_batch(compiled: CompiledDecision, mix: list[FactSet]) -> Contender:
+    """The engine's batch API, ``BATCH_SIZE`` items a call; its verdicts are checked item by item."""
+    items = [(fact_set.facts, fact_set.now) for fact_set in mix]
+    chunks = [items[start:start + BATCH_SIZE] for start in range(0, len(items), BATCH_SIZE)]
+    return Contender("ours_batch", chunks, compiled.run_many, lambda made: ours_verdict(made.result),
+                     per_input=BATCH_SIZE)
+
+
 def raw_durable(compiled: CompiledDecision, mix: list[FactSet]) -> Contender:
+    """Our reference path's use of durable_rules: the nested fact, asserted and retracted, one at a time."""
     fired = compiled.matcher.fired
     return Contender("raw_durable", [durable_fact(compiled, fact_set) for fact_set in mix],
                      lambda fact: fired(dict(fact)), lambda rules: fired_verdict(compiled, rules))
+
+
+class FastestDurable:
+    """The fastest correct use of durable_rules the bench can build on the facts ours asserts: the flat
+    fact serialised beforehand (with its id), asserted on the served ruleset, the fired rules' names read
+    from the action messages, no retract — the state is deleted every FACTS_PER_STATE facts (ids repeat
+    across passes only after their state is gone, so none is refused)."""
+
+    def __init__(self, compiled: CompiledDecision, mix: list[FactSet]):
+        self.handle = durable_rules_engine.create_ruleset(f"bench-{compiled.name}-{id(self)}",
+                                                         json.dumps(compiled.fast_definition))
+        self.payloads = [orjson.dumps({**fast_durable_fact(compiled, fact_set), "id": index}).decode()
+                         for index, fact_set in enumerate(mix)]
+        self.stored = 0
+
+    def __call__(self, payload: str) -> set[str]:
+        status, state = durable_rules_engine.assert_fact(self.handle, payload)
+        fired: set[str] = set()
+        if status == 0:
+            started = durable_rules_engine.start_action_for_state(self.handle, state)
+            message = started[1] if started else None
+            while message:
+                fired.add(message[2:message.index('"', 2)])
+                message = durable_rules_engine.complete_and_start_action(self.handle, state)
+        self.stored += 1
+        if self.stored == FACTS_PER_STATE:
+            durable_rules_engine.delete_state(self.handle, "0")
+            self.stored = 0
+        return fired
+
+
+def raw_durable_fast(compiled: CompiledDecision, mix: list[FactSet]) -> Contender:
+    fastest = FastestDurable(compiled, mix)
+    return Contender("raw_durable_fast", fastest.payloads, fastest, lambda rules: fired_verdict(compiled, rules))
 
 
 def python_floor(decision: str, mix: list[FactSet]) -> Contender:
@@ -112,8 +163,8 @@ def python_floor(decision: str, mix: list[FactSet]) -> Contender:
 
 
 def contenders(compiled: CompiledDecision, mix: list[FactSet]) -> list[Contender]:
-    return [ours(compiled, mix), zen_contender(compiled.name, mix), raw_durable(compiled, mix),
-            python_floor(compiled.name, mix)]
+    return [ours(compiled, mix), ours_batch(compiled, mix), zen_contender(compiled.name, mix),
+            raw_durable_fast(compiled, mix), raw_durable(compiled, mix), python_floor(compiled.name, mix)]
 
 
 # --- checks -----------------------------------------------------------------------------------------
@@ -129,6 +180,26 @@ def check_jdm_graph(compiled: CompiledDecision) -> None:
         raise Disagreement(f"{decision}: the JDM rules {translated} no longer match the rule file's {expected}")
 
 
+def reference_reader_share(compiled: CompiledDecision, mix: list[FactSet]) -> float:
+    """The share of the mix the fast reader leaves to the reference reader (unusual shapes)."""
+    from engine.fastpath.reader import Unusual
+
+    left = 0
+    for fact_set in mix:
+        try:
+            compiled.read_facts(fact_set.facts)
+        except Unusual:
+            left += 1
+    return left / len(mix)
+
+
+def _answers(contender: Contender) -> list[Verdict]:
+    """The contender's verdict on every fact set of the mix, in order."""
+    if contender.per_input == 1:
+        return [contender.verdict(contender.call(item)) for item in contender.inputs]
+    return [contender.verdict(answer) for chunk in contender.inputs for answer in contender.call(chunk)]
+
+
 def _describe(fact_set: FactSet, verdicts: dict[str, Verdict]) -> str:
     lines = [f"  now={fact_set.now.isoformat()} facts={fact_set.facts}"]
     lines += [f"    {name}: {verdict[0]} reasons={sorted(verdict[1])} warnings={sorted(verdict[2])} "
@@ -140,8 +211,9 @@ def check_agreement(decision: str, mix: list[FactSet], field: list[Contender]) -
     """Every contender's verdict on every fact set; raises :class:`Disagreement`. Returns ours' outcomes."""
     outcomes: Counter[str] = Counter()
     problems = []
+    answers = {contender.name: _answers(contender) for contender in field}
     for index, fact_set in enumerate(mix):
-        verdicts = {contender.name: contender.verdict(contender.call(contender.inputs[index])) for contender in field}
+        verdicts = {name: found[index] for name, found in answers.items()}
         outcomes[verdicts["ours"][0]] += 1
         if len(set(verdicts.values())) > 1:
             problems.append(_describe(fact_set, verdicts))
@@ -161,7 +233,7 @@ def decisions_per_second(contender: Contender, seconds: float) -> float:
     while True:
         for item in inputs:
             call(item)
-        done += len(inputs)
+        done += sum(len(item) for item in inputs) if contender.per_input > 1 else len(inputs)
         elapsed = time.perf_counter() - started
         if elapsed >= seconds:
             return done / elapsed
@@ -185,25 +257,29 @@ def mixed_rate(rates: list[float]) -> float:
 
 
 def ratios(rates: dict[str, float]) -> dict[str, float]:
-    return {"ours_per_zen": rates["ours"] / rates["zen"], "ours_per_raw_durable": rates["ours"] / rates["raw_durable"],
+    return {"ours_per_zen": rates["ours"] / rates["zen"], "ours_batch_per_zen": rates["ours_batch"] / rates["zen"],
+            "ours_per_raw_durable_fast": rates["ours"] / rates["raw_durable_fast"],
+            "ours_per_raw_durable": rates["ours"] / rates["raw_durable"],
             "ours_per_python_floor": rates["ours"] / rates["python_floor"],
-            "raw_durable_per_zen": rates["raw_durable"] / rates["zen"]}
+            "raw_durable_fast_per_zen": rates["raw_durable_fast"] / rates["zen"]}
 
 
 def run_inproc(mix_size: int, seed: int, rounds: int, seconds: float, rulebook: Rulebook | None = None) -> dict[str, Any]:
     rulebook = rulebook or load_rules()
-    fields, outcomes = {}, {}
+    fields, outcomes, reads = {}, {}, {}
     for decision in DECISIONS:
         compiled = rulebook.decision(decision)
         check_jdm_graph(compiled)
         mix = fact_sets(decision, mix_size, seed)
         fields[decision] = contenders(compiled, mix)
         outcomes[decision] = check_agreement(decision, mix, fields[decision])
+        reads[decision] = reference_reader_share(compiled, mix)
     rates = timed_rates(fields, rounds, seconds)
     overall = {name: mixed_rate([rates[decision][name] for decision in DECISIONS]) for name in CONTENDERS}
     per_decision = {
         decision: {**{RATE_KEYS[name]: rates[decision][name] for name in CONTENDERS}, "ratios": ratios(rates[decision]),
-                   "fact_sets": mix_size, "outcomes": dict(outcomes[decision])}
+                   "fact_sets": mix_size, "outcomes": dict(outcomes[decision]),
+                   "reference_reader_share": reads[decision]}
         for decision in DECISIONS
     }
     return {**{RATE_KEYS[name]: overall[name] for name in CONTENDERS}, "ratios": ratios(overall),

@@ -20,7 +20,7 @@ from .decisionlog.masking import sensitive_paths
 from .errors import InvalidFacts
 from .expressions import Expr, names_read
 from .facts import FactsLoader
-from .fastpath.deriver import build_derivers, build_messages
+from .fastpath.deriver import build_derivers, build_messages, build_outputs
 from .fastpath.encoder import build_encoder, condition_fields, field_names
 from .fastpath.matcher import FlatMatcher
 from .fastpath.reader import Unusual, build_reader
@@ -99,8 +99,13 @@ class CompiledDecision:
                                [(name, evaluator(expr)) for name, expr in derived.fields.items()])
                               for derived in decision.derived]
         # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.
-        self._derive, self._derive_moving, self.deriver_source = build_derivers(decision, _moving_with_now(decision))
+        self._derive, self._derive_moving, self.deriver_source = build_derivers(
+            decision, _moving_with_now(decision), fields, self.field_names)
         self._messages, self.messages_source = build_messages(decision, decision.rules)
+        self._outputs, self.outputs_source = build_outputs(decision)
+        self._ruleset_ref = {"domain": domain.name, "version": domain.version}
+        self._effects = {rule.id: rule.effect for rule in decision.rules}
+        self._default_obligations = to_output(decision.obligations)
         self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
             rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(trace_conditions(rule.when))]
             for rule in decision.rules
@@ -194,12 +199,20 @@ class CompiledDecision:
             values = self._values(facts, now, now, source, counters_read)
             fired = self._match_reference(values)
         else:
-            values = self._derive(dict(facts), now, now, source, counters_read, self.calendar)
-            fired = self.fast_matcher.fired(self.fast_encode(values))
-        outcome = _outcome(self.decision.rules, fired)
+            try:
+                values, fact = self._derive(dict(facts), now, now, source, counters_read, self.calendar)
+            except OverflowError:  # past the representable calendar: the reference path's nulls decide
+                values = self._values(facts, now, now, source, counters_read)
+                fact = self.fast_encode(values)
+            fired = self.fast_matcher.fired(fact)
+        outcome = "allow"
+        if fired:
+            effects = {self._effects[rule] for rule in fired}
+            outcome = next((outcome for effect, outcome in OUTCOME_PRECEDENCE if effect in effects), "allow")
         next_eligible_at = None
         if outcome == "defer":
-            next_eligible_at = self._next_eligible_at(facts, now, fired, values, source, counters_read, reference)
+            next_eligible_at = self._next_eligible_at(facts, now, fired, values, None if reference else fact, source,
+                                                      counters_read)
         return Evaluation(facts, now, values, fired, outcome, next_eligible_at, counters_read, reference)
 
     def _match_reference(self, values: dict[str, Any]) -> set[str]:
@@ -207,19 +220,21 @@ class CompiledDecision:
 
     def result(self, evaluation: Evaluation, *, decision_id: str | None = None, explain: bool = False) -> dict[str, Any]:
         """The SPEC §4 decision document of an evaluation (with the trace when ``explain``)."""
-        values, outcome = evaluation.values, evaluation.outcome
-        fired_rules = [rule for rule in self.decision.rules if rule.id in evaluation.fired]
+        values, outcome, reference = evaluation.values, evaluation.outcome, evaluation.reference
+        fired = evaluation.fired
+        fired_rules = [rule for rule in self.decision.rules if rule.id in fired] if fired else []
+        next_eligible_at = evaluation.next_eligible_at
         result = {
             "decision_id": decision_id or new_id(),
             "decision": self.name,
             "outcome": outcome,
-            "reasons": [self._reason(rule, values, evaluation.reference) for rule in fired_rules if rule.effect == outcome],
-            "warnings": [self._reason(rule, values, evaluation.reference) for rule in fired_rules
-                         if rule.effect == "warn"],
+            "reasons": [self._reason(rule, values, reference) for rule in fired_rules if rule.effect == outcome],
+            "warnings": [self._reason(rule, values, reference) for rule in fired_rules if rule.effect == "warn"],
             "obligations": self._obligations(fired_rules, outcome, values),
-            "values": {name: to_output(values.get(name)) for name in self.outputs},
-            "next_eligible_at": to_output(evaluation.next_eligible_at),
-            "ruleset": {"domain": self.domain.name, "version": self.domain.version},
+            "values": ({name: to_output(values.get(name)) for name in self.outputs} if reference
+                       else self._outputs(values)),
+            "next_eligible_at": None if next_eligible_at is None else to_output(next_eligible_at),
+            "ruleset": dict(self._ruleset_ref),
             "evaluated_at": to_output(evaluation.now),
         }
         if explain:
@@ -285,12 +300,14 @@ class CompiledDecision:
         return values
 
     def _next_eligible_at(self, facts: dict[str, Any], now: datetime, fired: set[str], values: dict[str, Any],
-                          source: CounterSource, counters_read: dict[str, Any], reference: bool) -> datetime | None:
+                          fact: dict[str, Any] | None, source: CounterSource,
+                          counters_read: dict[str, Any]) -> datetime | None:
         """The earliest instant at which no timing (defer) rule holds back any more.
 
         Each deferring rule says from when it stops holding (``until``); the latest of those is a
         candidate, and the rules are matched again as of that instant, since there another one may
         hold (a delay ending at 20:20 falls outside a 09:00-20:00 window: next candidate 09:00).
+        The fast path (``fact`` given) computes again only what moves with ``now``.
         """
         at = now
         for _ in range(MAX_SOLVER_STEPS):
@@ -302,15 +319,21 @@ class CompiledDecision:
             if candidate is None or candidate <= at:
                 return None  # a rule that cannot say when it will stop holding
             at = candidate
-            if reference:  # the reference path computes everything again
+            if fact is None:  # the reference path computes everything again
                 values = self._values(facts, now, at, source, counters_read)
                 fired = self._match_reference(values)
-            else:  # only what moves with `now` is computed again
-                values = self._derive_moving(dict(values), now, at, source, counters_read, self.calendar)
-                fired = self.fast_matcher.fired(self.fast_encode(values))
+            else:
+                try:
+                    values, fact = self._derive_moving(dict(values), fact, now, at, source, counters_read, self.calendar)
+                except OverflowError:
+                    values = self._values(facts, now, at, source, counters_read)
+                    fact = self.fast_encode(values)
+                fired = self.fast_matcher.fired(fact)
         return None
 
     def _obligations(self, fired_rules: list[Rule], outcome: str, values: dict[str, Any]) -> dict[str, Any]:
+        if outcome == "deny" or not any(rule.effect == "oblige" for rule in fired_rules):
+            return dict(self._default_obligations)  # nothing is owed on a refusal
         obligations = dict(self.decision.obligations)
         for rule in fired_rules if outcome != "deny" else ():  # nothing is owed on a refusal
             if rule.effect == "oblige":
@@ -324,7 +347,10 @@ class CompiledDecision:
             message = {lang: "".join([part if type(part) is str else to_text(part(values, calendar)) for part in parts])
                        for lang, parts in self._templates[rule.id].items()}
         else:
-            message = {lang: render(values, calendar) for lang, render in self._messages.get(rule.id, {}).items()}
+            try:
+                message = {lang: render(values, calendar) for lang, render in self._messages.get(rule.id, {}).items()}
+            except OverflowError:
+                return self._reason(rule, values, reference=True)
         return {"code": rule.code, "rule": rule.qualified_id, "message": message}
 
     def _trace(self, fired: set[str], fact: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -360,15 +386,6 @@ def _moving_with_now(decision: Decision) -> set[str]:
         if set().union(*(names_read(expr) for expr in expressions)) & moving:
             moving.add(derived.name)
     return moving
-
-
-def _outcome(rules: list[Rule], fired: set[str]) -> str:
-    """Outcome precedence: any deny, else any review, else any defer, else allow."""
-    effects = {rule.effect for rule in rules if rule.id in fired}
-    for effect, outcome in OUTCOME_PRECEDENCE:
-        if effect in effects:
-            return outcome
-    return "allow"
 
 
 def _template(text: str, placeholders: dict[str, Expr]) -> list[Any]:

@@ -113,8 +113,11 @@ def parse_instant(raw: Any) -> datetime:
         instant = datetime.fromisoformat(raw)
     except ValueError:
         raise ValueError("is not a real moment (check the month, day, hour and offset)") from None
-    # (the year as written first: converting year 1 or 9999 to Shanghai time could overflow)
-    if not MIN_YEAR - 1 <= instant.year <= MAX_YEAR + 1 or not MIN_YEAR <= to_shanghai(instant).year <= MAX_YEAR:
+    # (the year as written first: converting year 1 or 9999 to Shanghai time could overflow; an instant
+    # a year inside the range is inside it in Shanghai too, no conversion needed)
+    year = instant.year
+    if not MIN_YEAR < year < MAX_YEAR and (
+            not MIN_YEAR - 1 <= year <= MAX_YEAR + 1 or not MIN_YEAR <= to_shanghai(instant).year <= MAX_YEAR):
         raise ValueError(f"must be between {MIN_YEAR}-01-01 and {MAX_YEAR}-12-31 (Asia/Shanghai)")
     return instant
 

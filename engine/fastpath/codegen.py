@@ -16,6 +16,7 @@ class Source:
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.constants: dict[str, Any] = {}
+        self.code: Any = None  # the expression generator of the function being written, if any
         self._counter = 0
 
     def name(self, prefix: str) -> str:

@@ -1,42 +1,59 @@
-"""The fast path's derivation: counters and derived values as one generated function per decision.
+"""The fast path's derivation: counters, derived values and the matched fact, as one generated
+function per decision.
 
-``derive(values, asked_at, at, source, counters_read, calendar)`` completes ``values`` (a copy of the
-facts, or of the values at another instant) in the declared order, exactly as
-:meth:`engine.evaluation.CompiledDecision._compute` does with the interpreter's closures; a second
-function does only what moves with ``now``, for ``next_eligible_at``. Message placeholders get the
-same treatment: one generated renderer per rule.
+``derive(values, asked_at, at, source, counters_read, calendar) -> (values, fact)`` completes
+``values`` (a copy of the facts) in the declared order, exactly as the reference path does with the
+interpreter's closures (:meth:`engine.evaluation.CompiledDecision._values`), and encodes the flat fact
+from the values at hand. ``derive_moving(values, fact, …)`` does only what moves with ``now`` — on
+copies of the values and the fact at an earlier instant — for ``next_eligible_at``. Message
+placeholders get the same treatment: one generated renderer per rule and language.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
+from ..compiler import MARKER, FieldNames
 from ..counters import counter_label
 from ..model import Counter, Decision, Derived, Rule
-from ..values import to_output, to_shanghai, to_text
+from ..values import Type, round_fen, to_output, to_shanghai, to_text
 from .codegen import Source
+from .encoder import HELPERS as ENCODER_HELPERS
+from .encoder import emit_encoding
 from .expressions import HELPERS, ExpressionCode
 
 Deriver = Callable[..., dict[str, Any]]
 
 
-def build_derivers(decision: Decision, moving: set[str]) -> tuple[Deriver, Deriver, str]:
+def build_derivers(decision: Decision, moving: set[str], fields: dict[str, Type],
+                   names: FieldNames) -> tuple[Deriver, Deriver, str]:
     """The full deriver, the one for what moves with ``now``, and their source."""
     source = Source()
+    facts = set(decision.facts)
     _function(source, "derive", decision.counters, decision.derived)
+    source.add(1, f"fact = {{{MARKER!r}: _DECISION}}")
+    emit_encoding(source, source.code, 1, fields, names, facts)
+    source.add(1, "return values, fact")
     _function(source, "derive_moving", [c for c in decision.counters if c.name in moving],
-              [d for d in decision.derived if d.name in moving])
+              [d for d in decision.derived if d.name in moving], moving_fact=True)
+    source.add(1, "fact = dict(fact)")
+    emit_encoding(source, source.code, 1, {path: kind for path, kind in fields.items() if path.split(".")[0] in moving},
+                  names, facts, replacing=True)
+    source.add(1, "return values, fact")
     namespace = source.compile(f"<deriver {decision.name}>", {
-        **HELPERS, "_to_output": to_output, "_label": counter_label, "_shanghai": to_shanghai,
+        **HELPERS, **ENCODER_HELPERS, "_to_output": to_output, "_label": counter_label, "_shanghai": to_shanghai,
         "_DECISION": decision.name})
     return namespace["derive"], namespace["derive_moving"], source.text
 
 
-def _function(source: Source, name: str, counters: list[Counter], derived: list[Derived]) -> None:
-    source.add(0, f"def {name}(values, asked_at, at, source, counters_read, calendar):")
+def _function(source: Source, name: str, counters: list[Counter], derived: list[Derived], moving_fact: bool = False) -> None:
+    """The start of a deriver: counters and derived values, in order, into ``values`` and locals."""
+    source.add(0, f"def {name}(values, {'fact, ' if moving_fact else ''}asked_at, at, source, counters_read, calendar):")
     source.add(1, "values['now'] = at")
-    code = ExpressionCode(source)
+    code = source.code = ExpressionCode(source)
+    code.local["now"] = "at"
     expressions = [part for counter in counters for part in (*counter.key, *([counter.fact] if counter.fact else []))]
     expressions += [expr for item in derived for expr in ([item.expr] if item.expr else item.fields.values())]
     code.bind_objects(1, expressions)
@@ -65,7 +82,6 @@ def _function(source: Source, name: str, counters: list[Counter], derived: list[
             source.add(1, f"{value} = {{{fields}}}")
         source.add(1, f"values[{item.name!r}] = {value}")
         code.local[item.name] = value
-    source.add(1, "return values")
 
 
 def build_messages(decision: Decision, rules: list[Rule]) -> tuple[dict[str, dict[str, Callable[..., str]]], str]:
@@ -94,3 +110,42 @@ def build_messages(decision: Decision, rules: list[Rule]) -> tuple[dict[str, dic
     namespace = source.compile(f"<messages {decision.name}>", {**HELPERS, "_to_text": to_text})
     return {rule: {lang: namespace[function] for lang, function in langs.items()} for rule, langs in names.items()}, \
         source.text
+
+
+def build_outputs(decision: Decision) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], str]:
+    """``outputs(values)``: the decision's output values in their JSON form (``to_output``), converted by
+    their declared types where that is the same and quicker, by :func:`to_output` otherwise."""
+    source = Source()
+    source.add(0, "def outputs(values):")
+    entries = []
+    for item in decision.derived:
+        if not item.output:
+            continue
+        value = f"values.get({item.name!r})"
+        if item.expr is not None:
+            entries.append(f"{item.name!r}: {_output(item.expr.type, value, source)}")
+        else:
+            holder = source.name("o")
+            source.add(1, f"{holder} = {value}")
+            fields = ", ".join(f"{field!r}: {_output(expr.type, f'{holder}.get({field!r})', source)}"
+                               for field, expr in item.fields.items())
+            entries.append(f"{item.name!r}: (None if {holder} is None else {{{fields}}})")
+    source.add(1, f"return {{{', '.join(entries)}}}")
+    namespace = source.compile(f"<outputs {decision.name}>", {"_to_output": to_output, "_money": _money_output})
+    return namespace["outputs"], source.text
+
+
+def _output(kind: Type, value: str, source: Source) -> str:
+    if kind.kind in ("str", "enum", "bool", "int"):
+        return value  # to_output leaves these as they are
+    if kind.kind == "money":
+        return f"_money({value})"
+    if kind.kind == "list" and kind.item is not None and kind.item.kind in ("str", "enum"):
+        items, item = source.name("l"), source.name("i")
+        return f"(None if ({items} := {value}) is None else [{item} if type({item}) is str else _to_output({item}) " \
+               f"for {item} in {items}])"
+    return f"_to_output({value})"
+
+
+def _money_output(value: Any) -> Any:
+    return str(round_fen(value)) if type(value) is Decimal else to_output(value)

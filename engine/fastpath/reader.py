@@ -13,7 +13,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ..facts import MAX_INT, text_problem
+from ..facts import MAX_INT, MAX_TEXT, text_problem
 from ..model import MISSING, FieldSpec
 from ..values import _MONEY_TEXT, FEN, MAX_MONEY, parse_date, parse_instant, parse_time
 from .codegen import Source
@@ -35,7 +35,7 @@ def build_reader(decision: str, specs: dict[str, FieldSpec]) -> tuple[Reader, st
     root = _object_function(source, specs)
     namespace = source.compile(f"<reader {decision}>", {
         "_UNUSUAL": _UNUSUAL, "_Decimal": Decimal, "_FEN": FEN, "_MAX_MONEY": MAX_MONEY,
-        "_money_text": _MONEY_TEXT.fullmatch, "_MAX_INT": MAX_INT, "_text_problem": text_problem,
+        "_money_text": _MONEY_TEXT.fullmatch, "_MAX_INT": MAX_INT, "_text_problem": text_problem, "_MAX_TEXT": MAX_TEXT,
         "_parse_instant": parse_instant, "_parse_date": parse_date, "_parse_time": parse_time, "_ValueError": ValueError,
     })
     return namespace[root], source.text
@@ -112,7 +112,9 @@ def _scalar(source: Source, spec: FieldSpec, value: str, indent: int) -> None:
         source.add(indent, f"if type({value}) is not int or not -_MAX_INT <= {value} <= _MAX_INT:")
         source.add(indent + 1, "raise _UNUSUAL")
     elif kind == "str":
-        source.add(indent, f"if type({value}) is not str or _text_problem({value}):")
+        # text_problem's checks, cheapest first: an ASCII string cannot hold a lone surrogate
+        source.add(indent, f"if type({value}) is not str or len({value}) > _MAX_TEXT or '\\x00' in {value} "
+                           f"or not {value}.isascii() and _text_problem({value}):")
         source.add(indent + 1, "raise _UNUSUAL")
     elif kind == "enum":
         allowed = source.constant(frozenset(spec.type.values), "ENUM")
