@@ -1,16 +1,16 @@
 """HTTP: ``rulesvc serve`` against a no-op Flask app under the same gunicorn setup, loopback only.
 
 Both servers run at once and take turns: each gets the same POST body at a fixed concurrency for a
-fixed time per round from a load generator in another process (``wrk`` when installed, else Python
-threads over http.client). Then the batch endpoint is timed with one client, one request at a time
-(one worker, so one core, busy at once).
+fixed time per round from ``wrk`` in another process (installed by the bench when missing). Then the
+batch endpoint is timed with one client, one request at a time (one worker, so one core, busy at once).
+Ours runs as it is served: its decisions are appended to the decision log.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import multiprocessing
+import os
 import re
 import shutil
 import socket
@@ -18,7 +18,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,9 +74,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ours_command(port: int, store_url: str) -> list[str]:
-    return [sys.executable, "-m", "cli.main", "serve", "--host", HOST, "--port", str(port),
-            "--workers", str(WORKERS), "--store", store_url]
+def ours_command(port: int, workdir: Path) -> list[str]:
+    """rulesvc as it is served: SQLite store, and every decision appended to the decision log."""
+    return [sys.executable, "-m", "cli.main", "serve", "--host", HOST, "--port", str(port), "--workers", str(WORKERS),
+            "--store", f"sqlite:///{workdir / 'store.db'}", "--log", f"sqlite:///{workdir / 'decisions.db'}"]
 
 
 def noop_command(port: int, worker_class: str) -> list[str]:
@@ -176,63 +176,19 @@ def wrk_load(port: int, path: str, body: bytes, seconds: float, workdir: Path) -
                       summary["p99_us"] / 1000, summary["errors"], summary["non2xx"])
 
 
-def _client_thread(port: int, path: str, body: bytes, deadline: float, latencies: list[float], failures: list[int]) -> None:
-    connection = http.client.HTTPConnection(HOST, port, timeout=10)
-    headers = {"Content-Type": "application/json"}
-    while time.perf_counter() < deadline:
-        started = time.perf_counter()
-        try:
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            response.read()
-        except OSError:
-            connection.close()
-            failures.append(0)
-            continue
-        latencies.append(time.perf_counter() - started)
-        if response.status != 200:
-            failures.append(response.status)
-    connection.close()
-
-
-def _python_load_process(port: int, path: str, body: bytes, seconds: float, results: Any) -> None:
-    latencies: list[float] = []
-    failures: list[int] = []
-    started = time.perf_counter()
-    threads = [threading.Thread(target=_client_thread, args=(port, path, body, started + seconds, latencies, failures))
-               for _ in range(CONCURRENCY)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    results.put((latencies, failures, time.perf_counter() - started))
-
-
-def python_load(port: int, path: str, body: bytes, seconds: float) -> LoadResult:
-    """CONCURRENCY threads in a separate process, each one request at a time over http.client."""
-    results: Any = multiprocessing.get_context("spawn").Queue()
-    process = multiprocessing.get_context("spawn").Process(target=_python_load_process,
-                                                           args=(port, path, body, seconds, results))
-    process.start()
-    latencies, failures, elapsed = results.get(timeout=seconds + 60)
-    process.join()
-    ordered = sorted(latencies) or [0.0]
-    return LoadResult(len(latencies), elapsed, _percentile_ms(ordered, 0.5), _percentile_ms(ordered, 0.99),
-                      failures.count(0), len(failures) - failures.count(0))
-
-
-def _percentile_ms(ordered_seconds: list[float], share: float) -> float:
-    return ordered_seconds[min(len(ordered_seconds) - 1, int(share * len(ordered_seconds)))] * 1000
-
-
-def load_generator() -> str:
-    return "wrk" if shutil.which("wrk") else "python"
+def ensure_wrk() -> str:
+    """wrk, the load generator (one C process, not Python threads that take the servers' CPU): installed
+    from Debian's packages when missing and the bench runs as root; the bench refuses to run without it."""
+    if shutil.which("wrk") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True, timeout=600,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if shutil.which("wrk") is None:
+        raise ServerFailed("wrk is not installed: apt-get install wrk (the bench's HTTP figures need it)")
+    return "wrk"
 
 
 def load(port: int, path: str, body: bytes, seconds: float, workdir: Path) -> LoadResult:
-    if load_generator() == "wrk":
-        return wrk_load(port, path, body, seconds, workdir)
-    return python_load(port, path, body, seconds)
+    return wrk_load(port, path, body, seconds, workdir)
 
 
 def checked_load(port: int, path: str, body: bytes, seconds: float, workdir: Path) -> LoadResult:
@@ -291,7 +247,8 @@ def run_http(warmup_s: float, rounds: int, seconds: float, batch_items: int, bat
     with tempfile.TemporaryDirectory(prefix="rulesvc-bench-") as tmp:
         workdir = Path(tmp)
         ports = {"ours": free_port(), "noop": free_port()}
-        with running(ours_command(ports["ours"], f"sqlite:///{workdir / 'x.db'}"), ports["ours"], workdir / "ours.log"):
+        generator = ensure_wrk()
+        with running(ours_command(ports["ours"], workdir), ports["ours"], workdir / "ours.log"):
             worker_class = worker_class_of(workdir / "ours.log")
             with running(noop_command(ports["noop"], worker_class), ports["noop"], workdir / "noop.log"):
                 outcome = check_decision(ports["ours"], path, body)
@@ -306,7 +263,7 @@ def run_http(warmup_s: float, rounds: int, seconds: float, batch_items: int, bat
         "ours_p50_ms": ours.p50_ms, "ours_p99_ms": ours.p99_ms, "noop_p50_ms": noop.p50_ms, "noop_p99_ms": noop.p99_ms,
         "batch_per_s": batch_per_s,
         "setup": {"workers": WORKERS, "worker_class": worker_class, "concurrency": CONCURRENCY, "rounds": rounds,
-                  "seconds_per_round": seconds, "warmup_seconds": warmup_s, "load_generator": load_generator(),
+                  "seconds_per_round": seconds, "warmup_seconds": warmup_s, "load_generator": generator,
                   "percentiles": "median over the rounds", "request": f"POST {path}", "request_outcome": outcome,
                   "request_now": EXAMPLE_NOW, "body_bytes": len(body), "batch_items": batch_items,
                   "batch_requests": batch_requests, "batch_statistic": "median request"},

@@ -14,6 +14,7 @@ from typing import Any
 
 import psutil
 
+from engine.errors import MatcherError
 from engine.rulebook import load_rulebook
 
 from .factsets import DECISIONS, fact_sets
@@ -37,12 +38,18 @@ def measure(decisions: int, seed: int) -> dict[str, Any]:
     quarter = decisions // 4
     stream = cycle(mix)
     after_quarters = []
+    engine_errors = 0
     for _ in range(4):
         for fact_set in islice(stream, quarter):
-            compiled[fact_set.decision].evaluate(fact_set.facts, now=fact_set.now)
+            try:
+                compiled[fact_set.decision].evaluate(fact_set.facts, now=fact_set.now)
+            except MatcherError:
+                engine_errors += 1
         after_quarters.append(rss_mib(process))
     return {
         "decisions": quarter * 4,
+        "engine_errors": engine_errors,
+        "growth_before_to_last_quarter_mib": after_quarters[-1] - before,
         "rss_before_mib": before,
         "rss_after_mib": after_quarters[-1],
         "rss_after_each_quarter_mib": after_quarters,

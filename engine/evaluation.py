@@ -244,14 +244,15 @@ class CompiledDecision:
     def verdict(self, evaluation: Evaluation) -> Verdict:
         """What a replay compares: the decision without its id, messages or trace."""
         outcome, values = evaluation.outcome, evaluation.values
-        fired_rules = [rule for rule in self.decision.rules if rule.id in evaluation.fired]
+        fired_rules = [rule for rule in self.decision.rules if rule.id in evaluation.fired] if evaluation.fired else []
         return Verdict(
             outcome=outcome,
             reasons=tuple(sorted({rule.code for rule in fired_rules if rule.effect == outcome and rule.code})),
             warnings=tuple(sorted({rule.code for rule in fired_rules if rule.effect == "warn" and rule.code})),
             fired=tuple(rule.qualified_id for rule in fired_rules),
             obligations=self._obligations(fired_rules, outcome, values),
-            values={name: to_output(values.get(name)) for name in self.outputs},
+            values=({name: to_output(values.get(name)) for name in self.outputs} if evaluation.reference
+                    else self._outputs(values)),
             next_eligible_at=to_output(evaluation.next_eligible_at))
 
     def reservations(self, values: dict[str, Any]) -> list[Reservation]:

@@ -93,6 +93,7 @@ class Replayer:
     def __init__(self, rulebook: Rulebook):
         self.rulebook = rulebook
         self._reads: dict[str, frozenset[str]] = {}
+        self._masked_reads: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
     def evaluation(self, decision: str, facts: dict[str, Any], masked: list[str], now: datetime,
                    counters: dict[str, Any]) -> tuple[CompiledDecision, Evaluation]:
@@ -101,12 +102,15 @@ class Replayer:
         if compiled is None:
             raise NotReplayable(f"the rules have no decision {decision}")
         if masked:
-            reads = self._reads.get(decision)
-            if reads is None:
-                reads = self._reads[decision] = value_reads(compiled.decision)
-            for path in masked:
-                if _reads_path(reads, path):
-                    raise NotReplayable(f"reads {path}, which the log keeps only as an HMAC (sensitive)")
+            key = (decision, tuple(masked))
+            if key not in self._masked_reads:
+                reads = self._reads.get(decision)
+                if reads is None:
+                    reads = self._reads[decision] = value_reads(compiled.decision)
+                self._masked_reads[key] = next((path for path in masked if _reads_path(reads, path)), None)
+            path = self._masked_reads[key]
+            if path is not None:
+                raise NotReplayable(f"reads {path}, which the log keeps only as an HMAC (sensitive)")
         try:
             loaded = compiled.load(facts)
         except InvalidFacts as error:
