@@ -27,7 +27,10 @@ def log_tuning() -> dict[str, float]:
     for variable, option, kind in (("RULESVC_LOG_QUEUE", "capacity", int), ("RULESVC_LOG_BATCH", "batch_size", int),
                                    ("RULESVC_LOG_FLUSH_SECONDS", "flush_seconds", float)):
         if os.environ.get(variable):
-            tuning[option] = kind(os.environ[variable])
+            try:
+                tuning[option] = kind(os.environ[variable])
+            except ValueError:
+                raise ValueError(f"{variable}={os.environ[variable]!r} must be a number") from None
     return tuning
 
 

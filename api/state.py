@@ -143,7 +143,7 @@ class ServiceState:
         files = self.rulebook.files()
         files[file_name] = text
         candidate = rulebook_from_files(files)
-        tally = impact(self.decision_log.database, candidate, query, processes=1,
+        tally = impact(self.decision_log.database, candidate, query, active=self.rulebook, processes=1,
                        deadline=time.monotonic() + seconds)
         report = tally.as_json()
         report["candidate"] = {"file": file_name, "versions": sorted(d.version for d in candidate.domains.values())}

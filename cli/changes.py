@@ -23,25 +23,10 @@ from engine.diff import diff_rulebooks
 from engine.replay import VersionLibrary, explain, impact
 from engine.rulebook import Rulebook, read_rule_files, rulebook_from_files
 
+from .common import DEFAULT_RULES, instant_option, print_json, rules_or_exit
 from .reports import diff_markdown, impact_html, impact_markdown
 
-DEFAULT_RULES = "rules"
 OUTCOMES = ["allow", "deny", "defer", "review"]
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-def _instant(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    from engine.values import parse_instant
-
-    if value is None:
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
 
 
 def _database(url: str) -> LogDatabase:
@@ -52,16 +37,6 @@ def _database(url: str) -> LogDatabase:
         sys.exit(1)
 
 
-def _load_or_exit(paths: list[str | Path], code: int = 2) -> Rulebook:
-    try:
-        return load_rulebook(paths)
-    except RuleFileError as error:
-        for problem in error.problems:
-            click.echo(str(problem), err=True)
-        click.echo(f"{len(error.problems)} problem(s) in {', '.join(map(str, paths))}", err=True)
-        sys.exit(code)
-
-
 log_option = click.option("--log", "log_url", default=DEFAULT_LOG_URL, show_default=True,
                           help="The decision log: sqlite:///PATH or postgresql://…")
 
@@ -70,8 +45,8 @@ log_option = click.option("--log", "log_url", default=DEFAULT_LOG_URL, show_defa
 
 @click.group("log", invoke_without_command=True)
 @click.option("--decision", help="Only this decision, e.g. payout.initiate.")
-@click.option("--from", "start", callback=_instant, help="Logged at or after this instant.")
-@click.option("--to", "end", callback=_instant, help="Logged before this instant.")
+@click.option("--from", "start", callback=instant_option, help="Logged at or after this instant.")
+@click.option("--to", "end", callback=instant_option, help="Logged before this instant.")
 @click.option("--outcome", type=click.Choice(OUTCOMES))
 @click.option("--code", help="With this reason or warning code.")
 @click.option("--id", "decision_id", help="One decision by its id.")
@@ -83,6 +58,13 @@ def log_group(ctx: click.Context, decision: str | None, start: datetime | None, 
               code: str | None, decision_id: str | None, limit: int, shadow: bool, log_url: str) -> None:
     """Print logged decisions as JSON lines, newest first (sensitive facts appear as hmac:…)."""
     if ctx.invoked_subcommand is not None:
+        # `rulesvc log --log URL prune …`: the subcommand works on this log; the filters are not its own
+        given = [name for name, value in (("--decision", decision), ("--from", start), ("--to", end), ("--outcome", outcome),
+                                          ("--code", code), ("--id", decision_id), ("--shadow", shadow)) if value]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} filter what `rulesvc log` prints; "
+                                   f"`rulesvc log {ctx.invoked_subcommand}` takes only its own options")
+        ctx.obj = {"log_url": log_url}
         return
     try:
         entries = _database(log_url).query(LogQuery(decision=decision, start=start, end=end, outcome=outcome, code=code,
@@ -95,10 +77,13 @@ def log_group(ctx: click.Context, decision: str | None, start: datetime | None, 
 
 
 @log_group.command("prune")
-@click.option("--before", required=True, callback=_instant, help="Delete entries logged before this instant.")
-@log_option
-def log_prune(before: datetime, log_url: str) -> None:
+@click.option("--before", required=True, callback=instant_option, help="Delete entries logged before this instant.")
+@click.option("--log", "log_url", default=None, help=f"The decision log (default: the one given to `rulesvc log`, "
+                                                     f"else {DEFAULT_LOG_URL}).")
+@click.pass_context
+def log_prune(ctx: click.Context, before: datetime, log_url: str | None) -> None:
     """Delete old entries (retention). Run it on a schedule: see docs/decision-log.md."""
+    log_url = log_url or (ctx.obj or {}).get("log_url") or DEFAULT_LOG_URL
     try:
         removed = _database(log_url).prune(before)
     except LogUnavailable as error:
@@ -128,7 +113,7 @@ def explain_command(decision_id: str, log_url: str, rules_dir: str) -> None:
     except RuleFileError:
         active = None  # the kept versions may still have it
     answer = explain(entry, VersionLibrary(database, active))
-    _print_json(answer)
+    print_json(answer)
     if not answer["reproduced"]:
         click.echo(f"not reproduced: {answer['why_not']}", err=True)
         sys.exit(1)
@@ -146,7 +131,7 @@ def versions_command(version: str | None, log_url: str) -> None:
             if kept is None:
                 click.echo(f"ruleset version {version} is not kept in {log_url}", err=True)
                 sys.exit(1)
-            _print_json(kept)
+            print_json(kept)
             return
         for kept in database.versions():
             click.echo(f"{kept['version']}  {kept['domain']:<10} {kept['file']:<16} first active {kept['first_active_at']}")
@@ -205,11 +190,11 @@ def diff_command(old: str | None, new: str | None, revision: str | None, output:
         if old is None or new is None:
             raise click.UsageError("give OLD and NEW rules directories, or --git REV")
         old_label = old
-        before = _load_or_exit([old])
-    after = _load_or_exit([new])
+        before = rules_or_exit([old], code=2)
+    after = rules_or_exit([new], code=2)
     diff = diff_rulebooks(before, after)
     if output == "json":
-        _print_json(diff)
+        print_json(diff)
     else:
         click.echo(diff_markdown(diff, old_label, new), nl=False)
     sys.exit(0 if diff["equal"] else 1)
@@ -220,11 +205,13 @@ def _fail_on(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
     for value in values:
         transition, _, share = value.replace(" ", "").rpartition(">")
         try:
-            if "->" not in transition or not share.endswith("%"):
+            before, _, after = transition.partition("->")
+            if before not in OUTCOMES or after not in OUTCOMES or not share.endswith("%"):
                 raise ValueError
             limits.append((transition, float(share[:-1]) / 100))
         except ValueError:
-            raise click.BadParameter(f"{value!r}: write it as BEFORE->AFTER>PCT%, e.g. allow->deny>0.5%") from None
+            raise click.BadParameter(f"{value!r}: write it as BEFORE->AFTER>PCT% with outcomes "
+                                     f"{'/'.join(OUTCOMES)}, e.g. allow->deny>0.5%") from None
     return limits
 
 
@@ -232,11 +219,12 @@ def _fail_on(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 @click.option("--candidate", "candidate_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="The candidate rules directory.")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
-              help="The active rules (the reports show the policy diff from them to the candidate).")
+              help="The active rules: what they decide is the 'before' (a decision logged under an older version is "
+                   "replayed on them), and the reports show the policy diff from them to the candidate.")
 @log_option
 @click.option("--decision", help="Only this decision.")
-@click.option("--from", "start", callback=_instant, help="Decisions logged at or after this instant.")
-@click.option("--to", "end", callback=_instant, help="Decisions logged before this instant.")
+@click.option("--from", "start", callback=instant_option, help="Decisions logged at or after this instant.")
+@click.option("--to", "end", callback=instant_option, help="Decisions logged before this instant.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most the latest N logged decisions.")
 @click.option("--format", "output", type=click.Choice(["md", "json", "html"]), default="md", show_default=True)
 @click.option("--fail-on", "fail_on", multiple=True, callback=_fail_on,
@@ -246,30 +234,31 @@ def impact_command(candidate_dir: str, rules_dir: str, log_url: str, decision: s
                    end: datetime | None, limit: int | None, output: str, fail_on: list[tuple[str, float]],
                    processes: int | None) -> None:
     """Replay logged decisions on candidate rules and report what would change (SPEC §11)."""
-    candidate = _load_or_exit([candidate_dir])  # every problem, and no replay, when the candidate is broken
+    candidate = rules_or_exit([candidate_dir], code=2)  # every problem, and no replay, when the candidate is broken
     database = _database(log_url)
+    # "before" is what the active rules decide; without them, the logged decisions as they were made
+    active = rules_or_exit([rules_dir], code=2) if Path(rules_dir).is_dir() else None
     query = LogQuery(decision=decision, start=start, end=end, limit=limit)
     show_progress = output != "json" and sys.stderr.isatty() and not os.environ.get("CI")
     started = time.monotonic()
     try:
+        candidate_files = read_rule_files(candidate_dir)
+        active_files = active.files() if active is not None else None
         if show_progress:
-            tally = _with_progress(database, read_rule_files(candidate_dir), query, processes)
+            tally = _with_progress(database, candidate_files, active_files, query, processes)
         else:
-            tally = impact(database, read_rule_files(candidate_dir), query, processes=processes)
+            tally = impact(database, candidate_files, query, active=active_files, processes=processes)
     except LogUnavailable as error:
         click.echo(str(error), err=True)
         sys.exit(1)
     report = tally.as_json()
     report["candidate"] = {"dir": candidate_dir, "versions": sorted(d.version for d in candidate.domains.values())}
+    report["compared_with"] = f"the rules in {rules_dir}" if active is not None else "the logged decisions"
     title = f"{candidate_dir} on {log_url}"
     if output == "json":
-        _print_json(report)
+        print_json(report)
     else:
-        diff_text = ""
-        try:
-            diff_text = diff_markdown(diff_rulebooks(load_rulebook([rules_dir]), candidate), rules_dir, candidate_dir)
-        except RuleFileError:
-            pass
+        diff_text = diff_markdown(diff_rulebooks(active, candidate), rules_dir, candidate_dir) if active else ""
         if output == "md":
             click.echo(impact_markdown(report, title) + ("\n" + diff_text if diff_text else ""))
         else:
@@ -284,7 +273,8 @@ def impact_command(candidate_dir: str, rules_dir: str, log_url: str, decision: s
         sys.exit(3)
 
 
-def _with_progress(database: LogDatabase, files: dict[str, str], query: LogQuery, processes: int | None) -> Any:
+def _with_progress(database: LogDatabase, files: dict[str, str], active: dict[str, str] | None, query: LogQuery,
+                   processes: int | None) -> Any:
     """Replay with a progress bar on the terminal: done, rate and the time left."""
     total = database.span(query)[0]
     started = time.monotonic()
@@ -300,7 +290,7 @@ def _with_progress(database: LogDatabase, files: dict[str, str], query: LogQuery
             done[0] += count
             bar.update(count, done[0])
 
-        return impact(database, files, query, processes=processes, on_progress=advance)
+        return impact(database, files, query, active=active, processes=processes, on_progress=advance)
 
 
 COMMANDS = [log_group, explain_command, versions_command, diff_command, impact_command]

@@ -13,39 +13,16 @@ import click
 
 from engine import Rulebook, RuleFileError, check, load_rulebook
 from engine.calendar import CALENDAR_DIR, calendar_lines, import_years, load_calendar, package_version, package_years
-from engine.decisionlog import DEFAULT_LOG_URL, open_log
+from engine.decisionlog import DEFAULT_LOG_URL, LogUnavailable, open_log
 from engine.errors import InvalidFacts, UnknownDecision
 from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
 from engine.trace import assumption_marks
-from engine.values import MAX_YEAR, MIN_YEAR, parse_instant
+from engine.values import MAX_YEAR, MIN_YEAR
 
 from . import changes
+from .common import DEFAULT_RULES, instant_option, print_json, rules_or_exit
 
-DEFAULT_RULES = "rules"
 DEFAULT_SCENARIOS = "tests/scenarios"
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
-
-
-def _rules_or_exit(rules_dir: str) -> Rulebook:
-    """The rulebook, or every problem on standard error and exit status 1."""
-    try:
-        return load_rulebook([rules_dir])
-    except RuleFileError as error:
-        for problem in error.problems:
-            click.echo(str(problem), err=True)
-        sys.exit(1)
-
-
-def _instant_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,7 +54,7 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
             for rule in compiled.decision.rules:
                 for mark in assumption_marks(rule.assumptions, compiled.decision.constants):
                     click.echo(f"ASSUMPTION {rule.qualified_id}: {mark['constant']} = {mark['value']} ({mark['note']})")
-        _print_json({name: {
+        print_json({name: {
             "ruleset": compiled.fast_definition,
             "fields": compiled.field_names.short,  # the fact's short property names: what each one holds
             "reference_ruleset": compiled.definition,
@@ -88,7 +65,7 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
 @click.argument("decision")
 @click.option("--facts", "facts_file", type=click.File("r", encoding="utf-8"), default="-", show_default=True,
               help="JSON file with the facts, or - for standard input.")
-@click.option("--now", callback=_instant_option, help="Evaluate at this ISO 8601 instant (with offset).")
+@click.option("--now", callback=instant_option, help="Evaluate at this ISO 8601 instant (with offset).")
 @click.option("--explain", is_flag=True, help="Add the trace: every rule, whether it fired, each condition's value.")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
               help="Rules directory.")
@@ -103,19 +80,19 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
     try:
         facts = json.load(facts_file)
     except json.JSONDecodeError as error:
-        _print_json({"error": {"code": "INVALID_JSON", "message": f"{error.msg} at line {error.lineno} "
+        print_json({"error": {"code": "INVALID_JSON", "message": f"{error.msg} at line {error.lineno} "
                                                                   f"column {error.colno}"}})
         sys.exit(2)
     except RecursionError:
-        _print_json({"error": {"code": "INVALID_JSON", "message": "the JSON is nested too deeply"}})
+        print_json({"error": {"code": "INVALID_JSON", "message": "the JSON is nested too deeply"}})
         sys.exit(2)
-    rulebook = _rules_or_exit(rules_dir)
+    rulebook = rules_or_exit([rules_dir])
     started = time.perf_counter()
     try:
         compiled = rulebook.decision(decision)
         result, evaluation = compiled.run(facts, now=now, explain=explain)
     except InvalidFacts as error:
-        _print_json({"error": {"code": "INVALID_FACTS", "fields": error.fields}})
+        print_json({"error": {"code": "INVALID_FACTS", "fields": error.fields}})
         for path, messages in sorted(error.fields.items()):
             click.echo(f"{path}: {'; '.join(messages)}", err=True)
         sys.exit(2)
@@ -124,14 +101,14 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
         sys.exit(2)
     if log_url is not None:
         _log_cli_decision(log_url, rulebook, compiled, evaluation, result, int((time.perf_counter() - started) * 1e6))
-    _print_json(result)
+    print_json(result)
 
 
 def _log_cli_decision(log_url: str, rulebook: Rulebook, compiled: Any, evaluation: Any, result: dict[str, Any],
                       duration_us: int) -> None:
     try:
         decision_log = open_log(log_url)
-    except ValueError as error:
+    except (ValueError, LogUnavailable) as error:
         click.echo(str(error), err=True)
         sys.exit(2)
     if decision_log is None:
@@ -155,7 +132,7 @@ def test_command(paths: tuple[str, ...], rules_dir: str, junit_file: str | None,
     """Run QA scenario files (default: tests/scenarios/) against the rules."""
     from engine import tester
 
-    rulebook = _rules_or_exit(rules_dir)
+    rulebook = rules_or_exit([rules_dir])
     report = tester.run(paths or (DEFAULT_SCENARIOS,), rulebook)
     for problem in report.problems:
         click.echo(str(problem))
@@ -265,9 +242,13 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
     """Serve decisions over HTTP with gunicorn."""
     from .serve import bind_problem, serve
 
-    _rules_or_exit(rules_dir)  # refuse to start on broken rules, with their problems
+    rules_or_exit([rules_dir])  # refuse to start on broken rules, with their problems
     if shadow_dir is not None and log_url == "none":
         raise click.UsageError("--shadow needs a decision log (its runs are compared and kept there); drop --log none")
+    try:  # a log that cannot be opened is said here, in one line, not by a traceback from the workers
+        open_log(log_url)
+    except (ValueError, LogUnavailable) as error:
+        raise click.UsageError(f"--log {log_url}: {error}") from None
     problem = bind_problem(host, port)
     if problem:
         click.echo(f"rulesvc serve: {problem}", err=True)
@@ -278,8 +259,8 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
 
 @main.command("records")
 @click.option("--decision", help="Only this decision, e.g. payout.initiate.")
-@click.option("--from", "start", callback=_instant_option, help="From this instant (inclusive).")
-@click.option("--to", "end", callback=_instant_option, help="To this instant (exclusive).")
+@click.option("--from", "start", callback=instant_option, help="From this instant (inclusive).")
+@click.option("--to", "end", callback=instant_option, help="To this instant (exclusive).")
 @click.option("--outcome", type=click.Choice(["allow", "deny", "defer", "review"]))
 @click.option("--id", "decision_id", help="One decision record by its id (打款单号).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with the merchant's column names (批量导出).")

@@ -65,9 +65,11 @@ class RulesvcServer(BaseApplication):
 
     def _worker_exit(self, server: Any, worker: Any) -> None:
         # SIGTERM (and any graceful stop): what the decision log still holds is written before the worker goes.
-        decision_log = self.flask_app.extensions["rulesvc"].decision_log
-        if decision_log is not None:
-            decision_log.close()
+        state = self.flask_app.extensions["rulesvc"]
+        if state.shadow is not None:  # its runs go to the log: let them finish first
+            state.shadow.wait_idle(5.0)
+        if state.decision_log is not None:
+            state.decision_log.close()
 
 
 def _child_exit(server: Any, worker: Any) -> None:

@@ -41,6 +41,7 @@ def commit(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, 
 
     def attempt(reader: CountingReader) -> Attempt:
         result, evaluation = compiled.run_loaded(facts, now=at, counters=reader)
+        evaluation.raw_facts = raw_facts
         attempts.append((result, evaluation))
         allowed = result["outcome"] == "allow"
         values = evaluation.values

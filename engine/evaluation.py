@@ -16,7 +16,6 @@ from typing import Any
 from .calendar import Calendar
 from .compiler import fact_encoder, references, ruleset_definition
 from .counters import CounterSource, NoCounters, counter_label
-from .decisionlog.masking import sensitive_paths
 from .errors import InvalidFacts
 from .expressions import Expr, names_read
 from .facts import FactsLoader
@@ -28,7 +27,7 @@ from .ids import new_id
 from .interpret import evaluate, evaluator
 from .loader import PLACEHOLDER
 from .matcher import Matcher
-from .model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule
+from .model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule, sensitive_paths
 from .store.base import Reservation, counter_slot, to_units
 from .trace import assumption_marks, trace_conditions
 from .values import to_output, to_shanghai, to_text
@@ -60,6 +59,7 @@ class Evaluation:
     next_eligible_at: datetime | None
     counters: dict[str, Any]  # the stored counts read, in output form, by counter_label()
     reference: bool = False  # made on the reference path (its result renders messages the reference way too)
+    raw_facts: Any = None  # the facts as the caller sent them, when known: the log notes which were defaulted
 
 
 class CompiledDecision:
@@ -130,8 +130,10 @@ class CompiledDecision:
     def run(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
             counters: CounterSource | None = None, decision_id: str | None = None) -> tuple[dict[str, Any], Evaluation]:
         """The decision document and the :class:`Evaluation` behind it (for commits and the decision log)."""
-        return self.run_loaded(self.load(raw_facts), now=now, explain=explain, counters=counters,
-                               decision_id=decision_id)
+        result, evaluation = self.run_loaded(self.load(raw_facts), now=now, explain=explain, counters=counters,
+                                             decision_id=decision_id)
+        evaluation.raw_facts = raw_facts
+        return result, evaluation
 
     def run_many(self, items: list[tuple[Any, datetime | None]], *, counters: CounterSource | None = None
                  ) -> list[Made | InvalidFacts]:
@@ -154,12 +156,13 @@ class CompiledDecision:
                                  if not isinstance(facts, InvalidFacts)
                                  for read in self._counter_reads(facts, now or clock)])
         answers: list[Made | InvalidFacts] = []
-        for facts, (_, now) in zip(loaded, items, strict=True):
+        for facts, (raw_facts, now) in zip(loaded, items, strict=True):
             if isinstance(facts, InvalidFacts):
                 answers.append(facts)
                 continue
             started = perf_counter()
             evaluation = self.judge(facts, now=now or clock, counters=source)
+            evaluation.raw_facts = raw_facts
             result = self.result(evaluation)
             answers.append(Made(result, evaluation, int((perf_counter() - started) * 1_000_000)))
         return answers
@@ -201,7 +204,8 @@ class CompiledDecision:
         else:
             try:
                 values, fact = self._derive(dict(facts), now, now, source, counters_read, self.calendar)
-            except OverflowError:  # past the representable calendar: the reference path's nulls decide
+            except ArithmeticError:  # past the calendar or Decimal's precision: the reference path's nulls decide
+                counters_read.clear()
                 values = self._values(facts, now, now, source, counters_read)
                 fact = self.fast_encode(values)
             fired = self.fast_matcher.fired(fact)
@@ -291,7 +295,8 @@ class CompiledDecision:
             if supplied is None:
                 key = tuple(part(values, None) for part in key_parts)
                 supplied = source.read(self.name, counter, key, at)
-                counters_read[counter_label(counter, asked_at, at)] = to_output(supplied)
+                # the first read of a count is the one the outcome was decided on
+                counters_read.setdefault(counter_label(counter, asked_at, at), to_output(supplied))
             values[counter.name] = supplied
         for name, expression, fields in self._derived_plan:
             if expression is None:
@@ -326,7 +331,7 @@ class CompiledDecision:
             else:
                 try:
                     values, fact = self._derive_moving(dict(values), fact, now, at, source, counters_read, self.calendar)
-                except OverflowError:
+                except ArithmeticError:
                     values = self._values(facts, now, at, source, counters_read)
                     fact = self.fast_encode(values)
                 fired = self.fast_matcher.fired(fact)
@@ -336,7 +341,7 @@ class CompiledDecision:
         if outcome == "deny" or not any(rule.effect == "oblige" for rule in fired_rules):
             return dict(self._default_obligations)  # nothing is owed on a refusal
         obligations = dict(self.decision.obligations)
-        for rule in fired_rules if outcome != "deny" else ():  # nothing is owed on a refusal
+        for rule in fired_rules:
             if rule.effect == "oblige":
                 for name, value in rule.obligations.items():
                     obligations[name] = evaluate(value, values, self.calendar) if isinstance(value, Expr) else value
@@ -350,7 +355,7 @@ class CompiledDecision:
         else:
             try:
                 message = {lang: render(values, calendar) for lang, render in self._messages.get(rule.id, {}).items()}
-            except OverflowError:
+            except ArithmeticError:
                 return self._reason(rule, values, reference=True)
         return {"code": rule.code, "rule": rule.qualified_id, "message": message}
 

@@ -98,8 +98,8 @@ def apply_function(function: Function, paths: list[str], args: list[Any], calend
         if function.uses_calendar:
             return function.call(calendar or Calendar(), *args)
         return function.call(*args)
-    except OverflowError:
-        return None  # past the representable calendar (validated facts stay far from it)
+    except ArithmeticError:
+        return None  # past the representable calendar, or past Decimal's precision (validated facts stay far)
 
 
 def _lookup_parts(values: Mapping[str, Any], parts: list[str]) -> Any:
@@ -119,8 +119,8 @@ def arith(expr: Arith, left: Any, right: Any) -> Any:
         return None
     try:
         return _arith_values(expr, left, right)
-    except OverflowError:
-        return None  # past the representable calendar (validated facts stay far from it)
+    except ArithmeticError:
+        return None  # past the representable calendar, or past Decimal's precision (validated facts stay far)
 
 
 def _arith_values(expr: Arith, left: Any, right: Any) -> Any:

@@ -130,3 +130,31 @@ class Domain:
     constants: dict[str, Constant] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def sensitive_paths(specs: dict[str, FieldSpec]) -> tuple[str, ...]:
+    """The dotted paths of the facts declared ``sensitive`` (list items as ``items[].field``)."""
+    found: list[str] = []
+    for spec in specs.values():
+        if spec.sensitive:
+            found.append(spec.path)
+        found.extend(sensitive_paths(spec.fields))
+        if spec.item is not None:
+            found.extend(sensitive_paths({spec.item.name: spec.item}))
+    return tuple(found)
+
+
+def defaulted_paths(specs: dict[str, FieldSpec], raw: Any) -> list[str]:
+    """The paths of the facts a request left out (or sent null) that a declared default filled in."""
+    found: list[str] = []
+    if not isinstance(raw, dict):
+        return found
+    for name, spec in specs.items():
+        value = raw.get(name)
+        if value is None:
+            if spec.default is not MISSING:
+                found.append(spec.path)
+        elif spec.fields:
+            found.extend(defaulted_paths(spec.fields, value))
+    return found
+

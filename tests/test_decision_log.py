@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -322,3 +323,45 @@ def test_postgresql_log(postgres_server, tmp_path):
     assert database.query(LogQuery(code="AMOUNT_OVER_LIMIT", decision_id=ids[1]))[0]["outcome"] == "deny"
     assert {v["domain"] for v in database.versions()} >= {"payout", "rebate"}
     assert Path(tmp_path).exists()
+
+
+def test_prune_works_on_the_log_given_to_rulesvc_log(tmp_path):
+    url, other = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
+    for log_url in (url, other):
+        assert run_cli("decide", "payout.initiate", "--now", NOW.isoformat(), "--log", log_url,
+                       stdin=json.dumps(payout("100.00"))).returncode == 0
+    pruned = run_cli("log", "--log", other, "prune", "--before", "2999-01-01T00:00:00+08:00")
+    assert pruned.returncode == 0 and "deleted 1 " in pruned.stdout
+    assert LogDatabase(other).query(LogQuery(limit=None)) == []
+    assert len(LogDatabase(url).query(LogQuery(limit=None))) == 1  # the other log is untouched
+    refused = run_cli("log", "--log", url, "--decision", "payout.initiate", "prune", "--before", "2999-01-01T00:00:00Z")
+    assert refused.returncode == 2 and "takes only its own options" in refused.stderr
+    assert len(LogDatabase(url).query(LogQuery(limit=None))) == 1
+
+
+def test_an_empty_sensitive_value_is_not_masked_and_replays(service):
+    from engine.replay import VersionLibrary, explain
+
+    client, state = service
+    facts = merged(REBATE, {"report": {"contact_phone": ""}})
+    answer = client.post("/v1/decisions/rebate.apply", json={"facts": facts, "now": NOW.isoformat()}).json
+    assert answer["reasons"][0]["code"] == "REPORT_INCOMPLETE"
+    entry = logged(state)[0]
+    assert entry["facts"]["report"]["contact_phone"] == ""  # nothing to hide
+    assert explain(entry, VersionLibrary(state.decision_log.database))["reproduced"] is True
+
+
+def test_a_full_batch_wakes_the_writer_at_once(tmp_path):
+    decision_log = DecisionLog(LogDatabase(f"sqlite:///{tmp_path}/log.db"), Masker(b"k"), batch_size=10,
+                               flush_seconds=3600)
+    from engine import load_rulebook
+
+    compiled = load_rulebook([RULES]).decision("payout.initiate")
+    result, evaluation = compiled.run(payout("100.00"), now=NOW)
+    for index in range(10):
+        decision_log.record(compiled, evaluation, result={**result, "decision_id": f"id-{index}"},
+                            decision_id=f"id-{index}", source="http", duration_us=1)
+    deadline = time.monotonic() + 10
+    while decision_log.written < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert decision_log.written == 10  # not an hour later

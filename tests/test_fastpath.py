@@ -188,3 +188,40 @@ def test_generated_sources_are_kept_for_people(rulebook):
     assert "def read_object" in compiled.reader_source and "def encode(values):" in compiled.fast_encoder_source
     assert set(compiled.field_names.short) >= {"payout.amount", "store.payout_enabled", "actor.role"}
     assert Path(__file__).exists()
+
+
+WIDE = """domain: lab
+source: test
+codes:
+  BIG: {zh: 太大, en: too big}
+decisions:
+  judge:
+    facts:
+      item:
+        type: object
+        required: true
+        fields:
+          quantity: {type: int, required: true}
+          price: {type: money, required: true}
+    derived:
+      area: item.quantity * item.quantity
+      total: item.price * item.quantity
+    rules:
+      - id: big
+        when: area > 100 or total > 1000
+        effect: deny
+        code: BIG
+        source: test
+"""
+
+
+@pytest.mark.parametrize("quantity, price", [(3, "1.00"), (2**53 - 1, "1.00"), (2**53 - 1, "999999999999.99"),
+                                             (11, "100.00")])
+def test_huge_numbers_decide_alike_on_both_paths_without_an_error(tmp_path, quantity, price):
+    from engine import load_rulebook
+
+    (tmp_path / "lab.yaml").write_text(WIDE, encoding="utf-8")
+    compiled = load_rulebook([tmp_path]).decision("lab.judge")
+    facts = {"item": {"quantity": quantity, "price": price}}
+    reference, fast = decide_both(compiled, facts, datetime.fromisoformat("2026-11-20T10:00:00+08:00"))
+    assert fast == reference

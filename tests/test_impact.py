@@ -108,7 +108,7 @@ def test_a_candidate_reading_a_masked_fact_is_not_replayable(tmp_path):
     report = impact(LogDatabase(url), load_rulebook([candidate]), LogQuery(limit=None)).as_json()
     payouts = len(AMOUNTS) + 1
     assert report["not_replayable"] == {"count": payouts, "why": {
-        "reads customer.account, which the log keeps only as an HMAC (sensitive)": payouts}}
+        "the rules read customer.account, which the log keeps only as an HMAC (sensitive)": payouts}}
     assert report["unchanged"] == len(made) - payouts
     # a presence test of a masked fact is fine: rebate.apply's report-complete reads contact_phone with missing()
     assert report["rules"]["rebate.apply/wait-not-elapsed"]["fired_after"] == 1
@@ -232,7 +232,7 @@ def test_explain_says_why_not_when_it_cannot(tmp_path):
     masked_database = LogDatabase(masked_url)
     answer = explain(masked_database.entry(masked_made["payout 350.00"]), VersionLibrary(masked_database))
     assert answer["reproduced"] is False
-    assert answer["why_not"] == ("cannot be replayed: it reads customer.account, which the log keeps only as an HMAC "
+    assert answer["why_not"] == ("cannot be replayed: the rules read customer.account, which the log keeps only as an HMAC "
                                  "(sensitive)")
 
 
@@ -245,3 +245,42 @@ def test_cli_explain(tmp_path, lowered):
     assert answer["reproduced"] is True and answer["replayed"]["trace"]
     missing = run_cli("explain", "01NOSUCH", "--log", url)
     assert missing.returncode == 1 and "no decision 01NOSUCH" in missing.stderr
+
+
+def test_before_is_what_the_active_rules_decide_not_an_older_logged_version(tmp_path, lowered):
+    url = f"sqlite:///{tmp_path}/log.db"
+    make_log(url)  # logged under the shipped rules (limit 500.00)
+    shipped_since = load_rulebook([lowered])  # then the lowered limit was shipped: it is active now
+    database = LogDatabase(url)
+    against_log = impact(database, load_rulebook([lowered]), LogQuery(limit=None)).as_json()
+    assert against_log["transitions"] == {"allow->deny": 5}  # the earlier change, not this candidate's doing
+    against_active = impact(database, load_rulebook([lowered]), LogQuery(limit=None), active=shipped_since).as_json()
+    assert against_active["transitions"] == {} and against_active["unchanged"] == against_active["replayed"]
+    # and from the command line, --rules names the active rules
+    result = run_cli("impact", "--candidate", str(lowered), "--rules", str(lowered), "--log", url, "--format", "json")
+    report = json.loads(result.stdout)
+    assert report["transitions"] == {} and report["compared_with"] == f"the rules in {lowered}"
+
+
+def test_a_changed_default_is_replayed_with_the_candidates_default(tmp_path):
+    url = f"sqlite:///{tmp_path}/log.db"
+    rulebook = load_rulebook([RULES])
+    decision_log = open_log(url)
+    decision_log.keep_versions(rulebook)
+    compiled = rulebook.decision("recovery.campaign_close")
+    result, evaluation = compiled.run({"campaign": {"id": "c-1", "start_at": "2026-12-01T00:00:00+08:00"}},
+                                      now=datetime.fromisoformat("2026-11-20T10:00:00+08:00"))
+    assert result["outcome"] == "allow"  # client left out: its default, pc
+    decision_log.record(compiled, evaluation, result=result, decision_id=result["decision_id"], source="http",
+                        duration_us=1)
+    decision_log.close()
+    entry = LogDatabase(url).entry(result["decision_id"])
+    assert entry["defaulted"] == ["client"]
+    candidate = tmp_path / "app-default"
+    shutil.copytree(RULES, candidate)
+    path = candidate / "recovery.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "default: pc" in text
+    path.write_text(text.replace("default: pc", "default: app", 1), encoding="utf-8")
+    report = impact(LogDatabase(url), load_rulebook([candidate]), LogQuery(limit=None)).as_json()
+    assert report["transitions"] == {"allow->deny": 1} and report["reasons_added"] == {"PC_ONLY": 1}

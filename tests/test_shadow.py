@@ -119,3 +119,19 @@ def test_shadow_is_404_without_shadow_rules(tmp_path):
     assert client.get("/v1/rulesets/shadow").status_code == 404
     with pytest.raises(ValueError, match="need a decision log"):
         create_app(RULES, store_url=f"sqlite:///{tmp_path}/s.db", log_url="none", shadow_dir=RULES)
+
+
+def test_shadow_runs_mask_what_the_service_calls_sensitive(tmp_path, lowered):
+    path = lowered / "payout.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "sensitive: true" in text
+    path.write_text(text.replace("sensitive: true, ", ""), encoding="utf-8")  # a candidate that forgot the mark
+    app, state = shadowed_app(tmp_path, lowered)
+    client = app.test_client()
+    client.post("/v1/decisions/payout.initiate", json={"facts": payout("350.00", customer={"account": "ACCT-SECRET-4242"}),
+                                                        "now": NOW.isoformat()})
+    settle(state)
+    state.decision_log.database.close()
+    content = b"".join(path.read_bytes() for path in tmp_path.glob("log.db*") if path.suffix != ".key")
+    assert b"ACCT-SECRET-4242" not in content
+    assert client.get("/v1/decisions/log?shadow=true").json[0]["masked"] == ["customer.account"]

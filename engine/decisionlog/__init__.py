@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..model import sensitive_paths
 from .entry import SOURCES, build_entry, verdict_of_result
-from .masking import KEY_VARIABLE, MASK_PREFIX, Masker, is_masked, log_key, sensitive_paths
+from .masking import KEY_VARIABLE, MASK_PREFIX, Masker, is_masked, log_key
 from .sql import LogDatabase, LogQuery, LogUnavailable, sqlite_path
 from .writer import DecisionLog
 
@@ -35,7 +36,12 @@ def open_log(url: str = DEFAULT_LOG_URL, *, sample: float = 1.0, **options: obje
         return None
     if not url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
         raise ValueError(f"unsupported decision log URL {url!r}: use sqlite:///PATH, postgresql://… or none")
-    return DecisionLog(LogDatabase(url), Masker(log_key(key_file(url))), sample=sample, **options)  # type: ignore[arg-type]
+    try:
+        key = log_key(key_file(url))
+    except OSError as error:
+        raise LogUnavailable(f"cannot keep the decision log's key at {key_file(url)}: {error.strerror or error} "
+                             f"(set {KEY_VARIABLE}, or choose another --log)") from None
+    return DecisionLog(LogDatabase(url), Masker(key), sample=sample, **options)  # type: ignore[arg-type]
 
 
 __all__ = [

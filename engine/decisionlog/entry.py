@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..model import defaulted_paths
 from ..values import to_output
 from ..verdict import Verdict
 from .masking import Masker
@@ -34,6 +35,7 @@ class Pending:
     committed: bool
     logged_at: datetime
     shadow: dict[str, Any] | None = None
+    mask_also: tuple[str, ...] = ()  # a shadow run masks what the service's rules call sensitive too
 
 
 def verdict_of_result(compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, Any]) -> Verdict:
@@ -47,11 +49,14 @@ def verdict_of_result(compiled: CompiledDecision, evaluation: Evaluation, result
 
 
 def build_entry(pending: Pending, masker: Masker) -> dict[str, Any]:
-    facts, masked = masker.mask(to_output(pending.evaluation.facts), pending.compiled.sensitive_paths)
+    evaluation = pending.evaluation
+    paths = tuple(dict.fromkeys((*pending.compiled.sensitive_paths, *pending.mask_also)))
+    facts, masked = masker.mask(to_output(evaluation.facts), paths)
     verdict = pending.verdict
     if verdict is None:
-        assert pending.result is not None
-        verdict = verdict_of_result(pending.compiled, pending.evaluation, pending.result)
+        if pending.result is None:
+            raise ValueError("a pending decision needs its result or its verdict")
+        verdict = verdict_of_result(pending.compiled, evaluation, pending.result)
     return {
         "decision_id": pending.decision_id,
         "decision": pending.compiled.name,
@@ -60,6 +65,9 @@ def build_entry(pending: Pending, masker: Masker) -> dict[str, Any]:
         "source": pending.source,
         "facts": facts,
         "masked": masked,
+        # filled in by the rules' defaults, not sent: a replay lets the rules it runs on fill them again
+        "defaulted": defaulted_paths(pending.compiled.decision.facts, evaluation.raw_facts)
+        if evaluation.raw_facts is not None else [],
         "counters": pending.evaluation.counters,
         "outcome": verdict.outcome,
         "reasons": list(verdict.reasons),

@@ -15,22 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..model import FieldSpec
-
 KEY_VARIABLE = "RULESVC_LOG_KEY"
 MASK_PREFIX = "hmac:"
-
-
-def sensitive_paths(specs: dict[str, FieldSpec]) -> tuple[str, ...]:
-    """The dotted paths of the facts declared ``sensitive`` (list items as ``items[].field``)."""
-    found: list[str] = []
-    for spec in specs.values():
-        if spec.sensitive:
-            found.append(spec.path)
-        found.extend(sensitive_paths(spec.fields))
-        if spec.item is not None:
-            found.extend(sensitive_paths({spec.item.name: spec.item}))
-    return tuple(found)
 
 
 class Masker:
@@ -40,6 +26,7 @@ class Masker:
         self._key = key
 
     def mask_value(self, value: str) -> str:
+        """``hmac:<hex>`` of ``value`` under the log's key."""
         return MASK_PREFIX + hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def mask(self, facts: dict[str, Any], paths: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
@@ -61,7 +48,7 @@ class Masker:
         copy = dict(node)
         if rest:
             copy[head] = self._mask_path(node[head], rest, path, masked)
-        elif isinstance(node[head], str):
+        elif isinstance(node[head], str) and node[head] != "":  # an empty string reveals nothing, and stays empty
             copy[head] = self.mask_value(node[head])
             if path not in masked:
                 masked.append(path)
@@ -69,6 +56,7 @@ class Masker:
 
 
 def is_masked(value: Any) -> bool:
+    """Whether a logged value is a mask (``hmac:…``)."""
     return isinstance(value, str) and value.startswith(MASK_PREFIX)
 
 

@@ -8,8 +8,10 @@ ever active with the text of its files, so an old decision can be explained on t
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,13 +112,15 @@ class LogDatabase:
 
     def _engines(self) -> tuple[Engine, Engine]:
         if self._pid != os.getpid() or self._writer is None or self._reader is None:
-            try:
+            if self._writer is not None and self._reader is not None:
+                # a forked child: forget the parent's pooled connections without closing them under it
+                for engine in {self._writer, self._reader}:
+                    engine.dispose(close=False)
+            with _unavailable("decision log unavailable"):
                 writer = make_engine(self.url)
                 reader = make_engine(self.url, write_lock=False) if self.url.startswith("sqlite") else writer
                 if self._create:
                     metadata.create_all(writer)
-            except SQLAlchemyError as error:
-                raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}: {error}") from None
             self._writer, self._reader, self._pid = writer, reader, os.getpid()
         return self._writer, self._reader
 
@@ -128,15 +132,13 @@ class LogDatabase:
             return
         rows = [_row(entry) for entry in entries]
         writer, _ = self._engines()
-        try:
-            with writer.begin() as connection:
-                connection.execute(_insert_ignoring_duplicates(writer, decision_log), rows)
-        except SQLAlchemyError as error:
-            raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}") from None
+        with _unavailable("decision log unavailable"), writer.begin() as connection:
+            connection.execute(_insert_ignoring_duplicates(writer, decision_log), rows)
 
     def keep_version(self, version: str, domain: str, file: str, files: dict[str, str], at: datetime) -> None:
+        """Keep a ruleset version with its files' text, unless it is kept already."""
         writer, reader = self._engines()
-        try:
+        with _unavailable("decision log unavailable"):
             with reader.connect() as connection:
                 known = connection.execute(select(ruleset_versions.c.version).where(
                     ruleset_versions.c.version == version)).first()
@@ -146,18 +148,13 @@ class LogDatabase:
                 connection.execute(_insert_ignoring_duplicates(writer, ruleset_versions), [{
                     "version": version, "domain": domain, "file": file,
                     "files": orjson.dumps(files).decode(), "first_active_us": epoch_us(at)}])
-        except SQLAlchemyError as error:
-            raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}") from None
 
     def prune(self, before: datetime) -> int:
         """Delete the entries logged before ``before``; returns how many."""
         writer, _ = self._engines()
-        try:
-            with writer.begin() as connection:
-                return connection.execute(delete(decision_log).where(
-                    decision_log.c.evaluated_us < epoch_us(before))).rowcount or 0
-        except SQLAlchemyError as error:
-            raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}") from None
+        with _unavailable("decision log unavailable"), writer.begin() as connection:
+            return connection.execute(delete(decision_log).where(
+                decision_log.c.evaluated_us < epoch_us(before))).rowcount or 0
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -169,6 +166,7 @@ class LogDatabase:
         return [orjson.loads(row.entry) for row in self._read(statement)]
 
     def entry(self, decision_id: str) -> dict[str, Any] | None:
+        """One logged decision (not a shadow run) by its id."""
         rows = self._read(select(decision_log.c.entry).where(decision_log.c.decision_id == decision_id))
         return orjson.loads(rows[0].entry) if rows else None
 
@@ -180,8 +178,8 @@ class LogDatabase:
                          .where(*conditions))[0]
         count, first, last = int(row[0] or 0), int(row[1] or 0), int(row[2] or 0)
         if query.limit is not None and count > query.limit:
-            cut = self._read(select(decision_log.c.seq).where(*conditions).order_by(decision_log.c.seq.desc())
-                             .offset(query.limit - 1).limit(1))
+            cut = self._read(select(decision_log.c.seq).where(*conditions, decision_log.c.seq <= last)
+                             .order_by(decision_log.c.seq.desc()).offset(query.limit - 1).limit(1))
             count, first = query.limit, int(cut[0].seq)
         return count, first, last
 
@@ -200,12 +198,14 @@ class LogDatabase:
             after = rows[-1].seq
 
     def versions(self) -> list[dict[str, Any]]:
+        """Every kept ruleset version (without its files), oldest first."""
         rows = self._read(select(ruleset_versions.c.version, ruleset_versions.c.domain, ruleset_versions.c.file,
                                  ruleset_versions.c.first_active_us).order_by(ruleset_versions.c.first_active_us))
         return [{"version": row.version, "domain": row.domain, "file": row.file,
                  "first_active_at": _instant(row.first_active_us)} for row in rows]
 
     def version(self, version: str) -> dict[str, Any] | None:
+        """One kept ruleset version with its files' text."""
         rows = self._read(select(ruleset_versions).where(ruleset_versions.c.version == version))
         if not rows:
             return None
@@ -215,11 +215,8 @@ class LogDatabase:
 
     def _read(self, statement: Any) -> list[Any]:
         _, reader = self._engines()
-        try:
-            with reader.connect() as connection:
-                return list(connection.execute(statement))
-        except SQLAlchemyError as error:
-            raise LogUnavailable(f"decision log unavailable: {error.__class__.__name__}") from None
+        with _unavailable("decision log unavailable"), reader.connect() as connection:
+            return list(connection.execute(statement))
 
     def close(self) -> None:
         for engine in {self._writer, self._reader} - {None}:
@@ -227,14 +224,33 @@ class LogDatabase:
         self._writer = self._reader = None
 
 
+@contextmanager
+def _unavailable(what: str) -> Iterator[None]:
+    """Database errors as :class:`LogUnavailable` (its message names the error, never the query)."""
+    try:
+        yield
+    except SQLAlchemyError as error:
+        raise LogUnavailable(f"{what}: {error.__class__.__name__}") from None
+    except OSError as error:  # an SQLite file's folder that cannot be made
+        raise LogUnavailable(f"{what}: {error.strerror or error}") from None
+
+
+def _json(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer past 64 bits: the standard library writes any integer
+        return json.dumps(value, ensure_ascii=False)
+
+
 def _row(entry: dict[str, Any]) -> dict[str, Any]:
+    """The table row of an entry: the columns queries filter on, and the entry itself as JSON."""
     shadow = entry.get("shadow")
     return {
         "decision_id": entry["decision_id"], "decision": entry["decision"],
         "evaluated_us": epoch_us(datetime.fromisoformat(entry["evaluated_at"])), "source": entry["source"],
         "outcome": entry["outcome"], "codes": " " + " ".join([*entry["reasons"], *entry["warnings"]]) + " ",
         "ruleset_version": entry["ruleset_version"], "committed": entry["committed"],
-        "shadow_of": shadow["of"] if shadow else None, "entry": orjson.dumps(entry).decode(),
+        "shadow_of": shadow["of"] if shadow else None, "entry": _json(entry),
     }
 
 
@@ -247,8 +263,8 @@ def _conditions(query: LogQuery) -> list[Any]:
         conditions.append(columns.outcome == query.outcome)
     if query.decision_id:
         conditions.append(columns.decision_id == query.decision_id)
-    if query.code:
-        escaped = query.code.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    if query.code:  # codes are upper case; SQLite's LIKE ignores case and PostgreSQL's does not: say the same
+        escaped = query.code.upper().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conditions.append(columns.codes.like(f"% {escaped} %", escape="\\"))
     if query.start:
         conditions.append(columns.evaluated_us >= epoch_us(query.start))

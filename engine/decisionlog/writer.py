@@ -33,6 +33,7 @@ log = logging.getLogger("rulesvc.decisionlog")
 DEFAULT_CAPACITY = 20_000
 DEFAULT_BATCH = 2_000
 DEFAULT_FLUSH_SECONDS = 0.5
+_FIRST_USE = threading.Lock()  # two threads using a log for the first time start one writer
 
 
 class DecisionLog:
@@ -71,14 +72,20 @@ class DecisionLog:
 
     def record(self, compiled: CompiledDecision, evaluation: Evaluation, *, decision_id: str, source: str,
                duration_us: int, committed: bool = False, result: dict[str, Any] | None = None,
-               verdict: Verdict | None = None, shadow: dict[str, Any] | None = None) -> bool:
+               verdict: Verdict | None = None, shadow: dict[str, Any] | None = None,
+               mask_also: tuple[str, ...] = ()) -> bool:
         """Queue a decision (its ``result`` document, or a shadow run's ``verdict``); False if it was dropped."""
-        self._ensure_writer()
-        if len(self._pending) >= self.capacity:
+        if self._pid != os.getpid():
+            self._ensure_writer()
+        pending = self._pending
+        if len(pending) >= self.capacity:
             self._drop(1)
             return False
-        self._pending.append(Pending(compiled, evaluation, result, verdict, decision_id, source, duration_us,
-                                     committed, datetime.now(UTC), shadow))
+        pending.append(Pending(compiled, evaluation, result, verdict, decision_id, source, duration_us, committed,
+                               datetime.now(UTC), shadow, mask_also))
+        if len(pending) == self.batch_size:  # a batch is ready: wake the writer now
+            with self._wake:
+                self._wake.notify()
         return True
 
     def keep_versions(self, rulebook: Rulebook) -> None:
@@ -111,10 +118,13 @@ class DecisionLog:
     # --- the writer ----------------------------------------------------------------------------------
 
     def _ensure_writer(self) -> None:
-        if self._pid == os.getpid():
-            return
+        with _FIRST_USE:
+            if self._pid == os.getpid():
+                return
+            self._start_writer()
+
+    def _start_writer(self) -> None:
         # First use in this process (gunicorn workers are forks: no thread crosses a fork).
-        self._pid = os.getpid()
         self._pending = deque()
         self._in_flight = 0
         self._wake = threading.Condition()
@@ -122,6 +132,7 @@ class DecisionLog:
         self._thread = threading.Thread(target=self._run, name="rulesvc-decision-log", daemon=True)
         self._thread.start()
         atexit.register(self.close, 5.0)
+        self._pid = os.getpid()
 
     def _run(self) -> None:
         while True:
@@ -139,17 +150,23 @@ class DecisionLog:
                 batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
                 self._in_flight = len(batch)
             try:
-                entries = [build_entry(pending, self.masker) for pending in batch]
+                entries = []
+                for pending in batch:
+                    try:
+                        entries.append(build_entry(pending, self.masker))
+                    except Exception:  # one entry the writer cannot build is lost alone, and said
+                        log.exception("decision-log entry for %s not written", pending.decision_id)
+                        self._drop(1)
                 self.database.write(entries)
                 self.written += len(entries)
                 if self._on_write:
                     self._on_write(len(entries))
             except LogUnavailable as error:
-                log.warning("%d decision-log entries lost: %s", len(batch), error)
-                self._drop(len(batch))
+                log.warning("%d decision-log entries lost: %s", len(entries), error)
+                self._drop(len(entries))
             except Exception:  # a bug must not stop the writer; the entries are counted as lost
                 log.exception("decision-log writer")
-                self._drop(len(batch))
+                self._drop(len(entries))
             finally:
                 with self._wake:
                     self._in_flight = 0

@@ -70,7 +70,7 @@ def _function(source: Source, name: str, counters: list[Counter], derived: list[
         source.add(1, f"if {value} is None:")
         key = ", ".join(code.code(part) for part in counter.key)
         source.add(2, f"{value} = source.read(_DECISION, {constant}, ({key}{',' if len(counter.key) == 1 else ''}), at)")
-        source.add(2, f"counters_read[_label({constant}, asked_at, at)] = _to_output({value})")
+        source.add(2, f"counters_read.setdefault(_label({constant}, asked_at, at), _to_output({value}))")
         source.add(1, f"values[{counter.name!r}] = {value}")
         code.local[counter.name] = value
     for item in derived:

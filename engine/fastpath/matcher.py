@@ -48,7 +48,11 @@ class FlatMatcher:
         assert_fact = durable_rules_engine.assert_fact
         with self._lock:
             fact["id"] = next(self._ids)
-            status, state = assert_fact(self._handle, orjson.dumps(fact).decode())
+            try:
+                payload = orjson.dumps(fact).decode()
+            except TypeError:  # an integer past 64 bits: the standard library writes any integer
+                payload = json.dumps(fact, ensure_ascii=False)
+            status, state = assert_fact(self._handle, payload)
             self._stored += 1
             fired: set[str] = set()
             try:

@@ -22,9 +22,9 @@ def explain(entry: dict[str, Any], versions: VersionLibrary) -> dict[str, Any]:
     try:
         compiled, evaluation = Replayer(rulebook).evaluation(
             entry["decision"], entry["facts"], entry.get("masked") or [], parse_instant(entry["now"]),
-            entry.get("counters") or {})
+            entry.get("counters") or {}, entry.get("defaulted"))
     except NotReplayable as why:
-        answer["why_not"] = f"cannot be replayed: it {why}" if str(why).startswith("reads") else str(why)
+        answer["why_not"] = f"cannot be replayed: {why}"
         return answer
     answer["replayed"] = compiled.result(evaluation, decision_id=entry["decision_id"], explain=True)
     differences = Verdict.from_json(entry).differences(compiled.verdict(evaluation))

@@ -1,5 +1,9 @@
 """Impact analysis (SPEC §11): replay logged decisions on candidate rules and count what would change.
 
+"Before" is what the active rules decide: the logged decision itself when it was made with the active
+version of its domain (a replay would give it again), else the decision replayed on the active rules —
+so that a change shipped since the decision was logged is not counted as the candidate's doing.
+
 The log is cut into chunks of its ``seq`` range and replayed by a pool of processes (durable_rules
 and the GIL keep one process on one core); each chunk gives an :class:`ImpactTally`, merged in log
 order so that the examples are the same whatever finished first.
@@ -42,11 +46,14 @@ class ImpactTally:
     values_changed: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
-    def add(self, decision_id: str, before: Verdict, after: Verdict | NotReplayable) -> None:
+    def add(self, decision_id: str, before: Verdict | NotReplayable, after: Verdict | NotReplayable) -> None:
+        """Count one logged decision: as the active rules decide it (``before``) and as the candidate does."""
         self.replayed += 1
-        if isinstance(after, NotReplayable):
-            self.not_replayable[str(after)] += 1
-            return
+        for answer in (before, after):
+            if isinstance(answer, NotReplayable):
+                self.not_replayable[str(answer)] += 1
+                return
+        assert isinstance(before, Verdict) and isinstance(after, Verdict)
         for rule in before.fired:
             self.rules.setdefault(rule, [0, 0])[0] += 1
         for rule in after.fired:
@@ -104,15 +111,37 @@ class ImpactTally:
         return self.transitions.get(transition, 0) / self.replayed if self.replayed else 0.0
 
 
-def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, deadline: float | None = None,
-                  on_page: Callable[[int], None] | None = None) -> ImpactTally:
-    """Replay ``entries`` in pages (the engine's batch path) and tally them."""
+class Baseline:
+    """What the active rules decide for a logged decision (None: the logged decisions themselves)."""
+
+    def __init__(self, active: Rulebook | None):
+        self.replayer = Replayer(active) if active is not None else None
+        self.versions = frozenset(domain.version for domain in active.domains.values()) if active is not None else ()
+
+    def decide(self, entries: list[dict[str, Any]]) -> list[Verdict | NotReplayable]:
+        stale = [entry for entry in entries if self.replayer is not None and entry["ruleset_version"] not in self.versions]
+        replayed = iter(self.replayer.replay_many(stale) if stale and self.replayer is not None else ())
+        answers: list[Verdict | NotReplayable] = []
+        for entry in entries:
+            if self.replayer is None or entry["ruleset_version"] in self.versions:
+                answers.append(Verdict.from_json(entry))
+                continue
+            answer = next(replayed)
+            answers.append(NotReplayable(f"on the active rules, {answer}") if isinstance(answer, NotReplayable)
+                           else answer)
+        return answers
+
+
+def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, baseline: Baseline | None = None,
+                  deadline: float | None = None, on_page: Callable[[int], None] | None = None) -> ImpactTally:
+    """Replay ``entries`` in pages (the engine's batch path) and tally them against ``baseline``."""
     tally = ImpactTally()
+    baseline = baseline or Baseline(None)
     page: list[dict[str, Any]] = []
 
     def replay_page() -> None:
-        for entry, after in zip(page, replayer.replay_many(page), strict=True):
-            tally.add(entry["decision_id"], Verdict.from_json(entry), after)
+        for entry, before, after in zip(page, baseline.decide(page), replayer.replay_many(page), strict=True):
+            tally.add(entry["decision_id"], before, after)
         if on_page:
             on_page(len(page))
         page.clear()
@@ -129,14 +158,15 @@ def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, dead
     return tally
 
 
-def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: LogQuery, *, processes: int | None = None,
+def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: LogQuery, *,
+           active: Rulebook | dict[str, str] | None = None, processes: int | None = None,
            deadline: float | None = None, on_progress: Callable[[int], None] | None = None,
            on_total: Callable[[int], None] | None = None) -> ImpactTally:
-    """Replay the decisions ``query`` selects on ``candidate`` (a rulebook, or its files for a pool).
+    """Replay the decisions ``query`` selects on ``candidate`` (a rulebook or its files), against what the
+    ``active`` rules decide (None: against the logged decisions as they are).
 
-    ``processes`` (default: one per core) replay chunks in parallel when the log is large enough and the
-    candidate is given as files; ``on_total`` hears how many entries will be replayed, ``on_progress``
-    how many more are done.
+    ``processes`` (default: one per core) replay chunks in parallel when the log is large enough;
+    ``on_total`` hears how many entries will be replayed, ``on_progress`` how many more are done.
     """
     count, first, last = database.span(query)
     if on_total:
@@ -144,15 +174,16 @@ def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: L
     processes = processes or os.cpu_count() or 1
     if count == 0:
         return ImpactTally()
-    if processes == 1 or count < 2 * MIN_ENTRIES_PER_PROCESS or isinstance(candidate, Rulebook):
-        rulebook = candidate if isinstance(candidate, Rulebook) else rulebook_from_files(candidate, "candidate")
-        return tally_entries(Replayer(rulebook), database.entries_between(query, first, last), deadline=deadline,
-                             on_page=on_progress)
+    if processes == 1 or count < 2 * MIN_ENTRIES_PER_PROCESS:
+        return tally_entries(Replayer(_rulebook(candidate, "candidate")), database.entries_between(query, first, last),
+                             baseline=Baseline(_rulebook(active, "active") if active is not None else None),
+                             deadline=deadline, on_page=on_progress)
     chunks = _chunks(first, last, max(processes * 8, count // 25_000))
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     total = ImpactTally()
     with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_start_worker,
-                             initargs=(database.url, candidate)) as pool:
+                             initargs=(database.url, _files(candidate),
+                                       _files(active) if active is not None else None)) as pool:
         futures = [pool.submit(_replay_chunk, query, low, high) for low, high in chunks]
         for future in futures:  # in log order: examples stay the earliest ones
             tally = future.result()
@@ -167,15 +198,25 @@ def _chunks(first: int, last: int, parts: int) -> list[tuple[int, int]]:
     return [(low, min(last, low + size - 1)) for low in range(first, last + 1, size)]
 
 
-_worker: tuple[LogDatabase, Replayer] | None = None
+def _rulebook(rules: Rulebook | dict[str, str], label: str) -> Rulebook:
+    return rules if isinstance(rules, Rulebook) else rulebook_from_files(rules, label)
 
 
-def _start_worker(url: str, files: dict[str, str]) -> None:
+def _files(rules: Rulebook | dict[str, str]) -> dict[str, str]:
+    return rules.files() if isinstance(rules, Rulebook) else rules
+
+
+_worker: tuple[LogDatabase, Replayer, Baseline] | None = None
+
+
+def _start_worker(url: str, candidate: dict[str, str], active: dict[str, str] | None) -> None:
     global _worker
-    _worker = LogDatabase(url, create=False), Replayer(rulebook_from_files(files, "candidate"))
+    _worker = (LogDatabase(url, create=False), Replayer(rulebook_from_files(candidate, "candidate")),
+               Baseline(rulebook_from_files(active, "active") if active is not None else None))
 
 
 def _replay_chunk(query: LogQuery, low: int, high: int) -> ImpactTally:
-    assert _worker is not None
-    database, replayer = _worker
-    return tally_entries(replayer, database.entries_between(query, low, high))
+    if _worker is None:
+        raise RuntimeError("the replay worker was not started")
+    database, replayer, baseline = _worker
+    return tally_entries(replayer, database.entries_between(query, low, high), baseline=baseline)

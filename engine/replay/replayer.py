@@ -39,7 +39,7 @@ class LoggedCounters:
     def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
         label = counter_label(counter, self.asked_at, now)
         if label not in self.logged:
-            raise NotReplayable(f"reads the stored count {label}, which the log did not keep")
+            raise NotReplayable(f"the rules read the stored count {label}, which the log did not keep")
         value = self.logged[label]
         return parse_money(value) if counter.type.kind == "money" else int(value)
 
@@ -96,8 +96,11 @@ class Replayer:
         self._masked_reads: dict[tuple[str, tuple[str, ...]], str | None] = {}
 
     def evaluation(self, decision: str, facts: dict[str, Any], masked: list[str], now: datetime,
-                   counters: dict[str, Any]) -> tuple[CompiledDecision, Evaluation]:
-        """Evaluate output-form ``facts`` as of ``now`` with the logged ``counters``; raises :class:`NotReplayable`."""
+                   counters: dict[str, Any], defaulted: list[str] | None = None) -> tuple[CompiledDecision, Evaluation]:
+        """Evaluate output-form ``facts`` as of ``now`` with the logged ``counters``; raises :class:`NotReplayable`.
+
+        The facts a default filled in (``defaulted``) are left out, so these rules' defaults fill them.
+        """
         compiled = self.rulebook.decisions.get(decision)
         if compiled is None:
             raise NotReplayable(f"the rules have no decision {decision}")
@@ -110,7 +113,9 @@ class Replayer:
                 self._masked_reads[key] = next((path for path in masked if _reads_path(reads, path)), None)
             path = self._masked_reads[key]
             if path is not None:
-                raise NotReplayable(f"reads {path}, which the log keeps only as an HMAC (sensitive)")
+                raise NotReplayable(f"the rules read {path}, which the log keeps only as an HMAC (sensitive)")
+        if defaulted:
+            facts = _without(facts, defaulted)
         try:
             loaded = compiled.load(facts)
         except InvalidFacts as error:
@@ -120,15 +125,31 @@ class Replayer:
     def replay(self, entry: dict[str, Any]) -> Verdict:
         """The verdict these rules give a logged decision; raises :class:`NotReplayable`."""
         compiled, evaluation = self.evaluation(entry["decision"], entry["facts"], entry.get("masked") or [],
-                                               parse_instant(entry["now"]), entry.get("counters") or {})
+                                               parse_instant(entry["now"]), entry.get("counters") or {},
+                                               entry.get("defaulted"))
         return compiled.verdict(evaluation)
 
     def replay_many(self, entries: list[dict[str, Any]]) -> list[Verdict | NotReplayable]:
-        """:meth:`replay` for a batch of entries, each answered in order."""
+        """:meth:`replay` for a batch of entries, each answered in order; an entry the rules fail on
+        (a counter whose type changed, a bug) is not replayable, and says why — the others go on."""
         answers: list[Verdict | NotReplayable] = []
         for entry in entries:
             try:
                 answers.append(self.replay(entry))
             except NotReplayable as why:
                 answers.append(why)
+            except Exception as error:
+                answers.append(NotReplayable(f"the replay failed: {type(error).__name__}"))
         return answers
+
+
+def _without(facts: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+    """``facts`` without the values at ``paths`` (copied along the way, never changed in place)."""
+    copy = dict(facts)
+    for path in paths:
+        head, _, rest = path.partition(".")
+        if rest and isinstance(copy.get(head), dict):
+            copy[head] = _without(copy[head], [rest])
+        elif not rest:
+            copy.pop(head, None)
+    return copy

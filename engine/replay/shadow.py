@@ -24,6 +24,7 @@ from ..decisionlog import DecisionLog, LogDatabase, LogQuery, verdict_of_result
 from ..errors import RuleFileError
 from ..evaluation import CompiledDecision, Evaluation
 from ..ids import new_id
+from ..model import defaulted_paths
 from ..rulebook import Rulebook, load_rulebook, rules_signature
 from ..values import to_output
 from ..verdict import Verdict
@@ -127,8 +128,9 @@ class ShadowRunner:
         started = time.perf_counter()
         shadow: dict[str, Any] = {"of": result["decision_id"], "before": before.as_json()}
         try:
-            candidate, replayed = replayer.evaluation(compiled.name, to_output(evaluation.facts), [], evaluation.now,
-                                                      evaluation.counters)
+            candidate, replayed = replayer.evaluation(
+                compiled.name, to_output(evaluation.facts), [], evaluation.now, evaluation.counters,
+                defaulted_paths(compiled.decision.facts, evaluation.raw_facts) if evaluation.raw_facts is not None else [])
         except NotReplayable as why:
             agreed = "not_replayable"
             shadow.update(candidate=None, agreed=False, not_replayable=str(why))
@@ -141,11 +143,16 @@ class ShadowRunner:
         if self._on_result:
             self._on_result(compiled.name, agreed)
         self.decision_log.record(logged_as, logged_evaluation, verdict=after, decision_id=new_id(), source=source,
-                                 duration_us=int((time.perf_counter() - started) * 1e6), shadow=shadow)
+                                 duration_us=int((time.perf_counter() - started) * 1e6), shadow=shadow,
+                                 mask_also=compiled.sensitive_paths)  # what the service's rules call sensitive
 
 
-def shadow_report(database: LogDatabase, *, since: datetime | None = None, limit: int | None = None) -> dict[str, Any]:
-    """The shadow runs logged since ``since``, in the impact JSON form (examples are the shadowed decisions' ids)."""
+REPORT_RUNS = 100_000  # the latest shadow runs a report folds
+
+
+def shadow_report(database: LogDatabase, *, since: datetime | None = None, limit: int = REPORT_RUNS) -> dict[str, Any]:
+    """The latest ``limit`` shadow runs logged since ``since``, in the impact JSON form (examples are the
+    shadowed decisions' ids)."""
     tally = ImpactTally()
     for entry in reversed(database.query(LogQuery(start=since, shadow=True, limit=limit))):
         shadow = entry["shadow"]
