@@ -22,6 +22,7 @@ from typing import Any
 
 from ..decisionlog import LogDatabase, LogQuery
 from ..errors import LimitExceeded
+from ..evaluation import gc_paused
 from ..rulebook import Rulebook, rulebook_from_files
 from ..verdict import Verdict
 from .replayer import NotReplayable, Replayer
@@ -140,8 +141,9 @@ def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, base
     page: list[dict[str, Any]] = []
 
     def replay_page() -> None:
-        for entry, before, after in zip(page, baseline.decide(page), replayer.replay_many(page), strict=True):
-            tally.add(entry["decision_id"], before, after)
+        with gc_paused():
+            for entry, before, after in zip(page, baseline.decide(page), replayer.replay_many(page), strict=True):
+                tally.add(entry["decision_id"], before, after)
         if on_page:
             on_page(len(page))
         page.clear()
