@@ -72,18 +72,28 @@ class ServiceState:
                 rulebook = load_rulebook([self.rules_dir])
             except RuleFileError as error:
                 self._signature = signature
-                self.last_reload = {"ok": False, "at": datetime.now(UTC).isoformat(),
-                                    "problems": [str(problem) for problem in error.problems]}
-                if report:
-                    metrics.RELOADS.labels("failure").inc()
-                    log.warning("rules not reloaded, the running rules stay active:\n%s", error)
-                return error.problems
+                return self._refused(error.problems, report)
+            except Exception as error:  # a bug or the disk, not the files: refused too, and tried again next look
+                log.debug("rules not reloaded", exc_info=True)
+                problem = Problem(str(self.rules_dir), 1, 1, f"the rules could not be loaded: {type(error).__name__}: {error}")
+                return self._refused([problem], report)
             self._signature, self.rulebook = signature, rulebook
             self.last_reload = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
             if report:
                 metrics.RELOADS.labels("success").inc()
                 log.info("rules reloaded: %s", rulebook.version)
             return []
+
+    def _refused(self, problems: list[Problem], report: bool) -> list[Problem]:
+        """Record a refused reload: ``/v1/rulesets`` says so, the running rules stay active."""
+        described = [str(problem) for problem in problems]
+        repeated = not self.last_reload["ok"] and self.last_reload["problems"] == described
+        self.last_reload = {"ok": False, "at": datetime.now(UTC).isoformat(), "problems": described}
+        if report:
+            metrics.RELOADS.labels("failure").inc()
+            if not repeated:  # one warning per distinct failure, not one a second while it lasts
+                log.warning("rules not reloaded, the running rules stay active:\n%s", "\n".join(described))
+        return problems
 
     def reload_if_changed(self, report: bool = True) -> None:
         if rules_signature(self.rules_dir) != self._signature:

@@ -24,6 +24,9 @@ from .values import BOOL, INSTANT, INT, MONEY, OBJECT, SCALAR_KINDS, STR, Type, 
 # Names the engine itself puts on every evaluated fact; a declaration may not take them.
 RESERVED_NAMES = frozenset({"now", "id", "sid"})
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+# Aliases let a short file repeat a long expression many times; every use is parsed, so all of them
+# together are bounded (a file without aliases stays far below: the shipped ones have ~3,000).
+MAX_FILE_EXPRESSION_CHARS = 500_000
 _SCHEMA, _VALIDATOR = load_schema("rule-file.schema.json")
 
 
@@ -52,16 +55,29 @@ class _DomainBuilder:
         self.problems = problems
         self.data: dict[str, Any] = document.data
         self.uses_calendar = False
+        self.expression_chars = 0
+        self.over_budget = False
 
     def problem(self, path: Path, message: str, *, key: bool = False) -> None:
         self.problems.append(self.document.problem(path, message, key=key))
+
+    def within_budget(self, path: Path, text: str) -> bool:
+        """Count ``text`` against the file's expression budget; report once when it runs out."""
+        self.expression_chars += len(text)
+        if self.expression_chars <= MAX_FILE_EXPRESSION_CHARS:
+            return True
+        if not self.over_budget:
+            self.over_budget = True
+            self.problem(path, f"the expressions of this file add up to more than {MAX_FILE_EXPRESSION_CHARS:,} "
+                               "characters (an alias counts at every use); split it into several files")
+        return False
 
     def expression(self, path: Path, text: Any, scope: Scope, expected: Type | None = None) -> Expr | None:
         if isinstance(text, bool):
             text = "true" if text else "false"
         if isinstance(text, int):
             text = str(text)
-        if not isinstance(text, str):
+        if not isinstance(text, str) or not self.within_budget(path, text):
             return None
         try:
             expr = parse(text, scope, expected)
@@ -437,6 +453,8 @@ class _DomainBuilder:
         placeholders = {}
         for lang, text in messages.items():
             for match in PLACEHOLDER.finditer(text):
+                if not self.within_budget(path + (lang,), match.group(1)):
+                    break
                 try:
                     placeholders[match.group(1)] = parse(match.group(1), scope)
                 except ExpressionError as error:
