@@ -10,10 +10,9 @@ from engine import Rulebook
 from engine.store import DEFAULT_STORE_URL, open_store
 
 from . import decisions, health, records, rulesets, scenarios
+from .bodies import MAX_BODY_BYTES
 from .errors import register_error_handlers
 from .state import ServiceState
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None,

@@ -14,7 +14,8 @@ from engine.evaluation import CompiledDecision
 from engine.facts import flatten_errors
 
 from . import metrics
-from .errors import error_body, json_body
+from .bodies import MAX_BATCH_BODY_BYTES, json_body
+from .errors import error_body
 from .schemas import BatchItem, BatchRequest, DecisionRequest
 
 blueprint = Blueprint("decisions", __name__, url_prefix="/v1/decisions")
@@ -64,7 +65,7 @@ def decide(decision: str):
 def decide_batch(decision: str):
     state = current_app.extensions["rulesvc"]
     compiled = state.rulebook.decision(decision)
-    body = json_body()
+    body = json_body(MAX_BATCH_BODY_BYTES)
     try:
         items = _batch_schema.load(body if isinstance(body, dict) else {"items": None})["items"]
     except ValidationError as error:

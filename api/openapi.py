@@ -12,13 +12,15 @@ from engine import Rulebook
 from engine.facts import Date, Instant, Money, StrictBool, StrictInt, StrictStr, TimeOfDay
 
 from . import schemas
+from .bodies import YAML_TYPES
 
 TITLE = "rulesvc"
 _ERRORS = {
     "400": "Invalid facts or request: every field path with its messages",
     "404": "Unknown decision",
     "409": "Idempotency key reused with different facts",
-    "413": "Body over the size limit",
+    "413": "Body over the size limit (1 MiB; 16 MiB for a batch)",
+    "415": "Body not sent as application/json",
     "503": "Store unavailable; nothing was written",
 }
 
@@ -85,8 +87,8 @@ def _static_paths(spec: APISpec) -> None:
         "responses": {"200": _json("Ruleset", "Ruleset"), "404": _json("Unknown domain", "Error")}}})
     spec.path(path="/v1/rulesets/validate", operations={"post": {
         "tags": ["rulesets"], "summary": "Validate a rule file (YAML text); nothing is activated",
-        "requestBody": {"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}},
-        "responses": {"200": _json("Validation report", "ValidationReport")}}})
+        "parameters": [_query("file")], "security": _QA_SECURITY, "requestBody": _YAML_BODY,
+        "responses": {"200": _json("Validation report", "ValidationReport"), **_HEAVY_ERRORS}}})
     spec.path(path="/v1/rulesets/reload", operations={"post": {
         "tags": ["rulesets"], "summary": "Reload rule files from disk, atomically (admin)",
         "security": [{"admin": []}],
@@ -95,16 +97,35 @@ def _static_paths(spec: APISpec) -> None:
                       "422": _json("Refused: problems listed, the running rules stay active", "Error")}}})
     spec.path(path="/v1/scenarios/run", operations={"post": {
         "tags": ["scenarios"], "summary": "Run a QA scenario file (YAML text) against the active rules",
-        "parameters": [_query("file")],
-        "requestBody": {"required": True, "content": {"application/yaml": {"schema": {"type": "string"}}}},
+        "parameters": [_query("file")], "security": _QA_SECURITY, "requestBody": _YAML_BODY,
         "responses": {"200": {"description": "Per-case results and rule coverage",
                               "content": {"application/json": {"schema": {"type": "object"}}}},
-                      "400": _json("The scenario file has problems (FILE:LINE:COL)", "Error")}}})
+                      "400": _json("The scenario file has problems (FILE:LINE:COL)", "Error"), **_HEAVY_ERRORS}}})
     spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer",
                                               "description": "The token in RULESVC_ADMIN_TOKEN"})
+    spec.components.security_scheme("qa", {"type": "http", "scheme": "bearer",
+                                           "description": "When RULESVC_QA_TOKEN is set: that token or the admin token"})
     for path, summary in (("/healthz", "Liveness"), ("/readyz", "Readiness"), ("/metrics", "Prometheus metrics")):
         spec.path(path=path, operations={"get": {"tags": ["operations"], "summary": summary,
                                                  "responses": {"200": {"description": "OK"}}}})
+
+
+# Scenario runs and validations: YAML bodies, bounded work (SPEC §7.1).
+_YAML_BODY = {"required": True, "content": {media: {"schema": {"type": "string"}} for media in YAML_TYPES}}
+_QA_SECURITY: list[dict[str, list[str]]] = [{}, {"qa": []}]  # open unless RULESVC_QA_TOKEN is set
+_HEAVY_ERRORS = {
+    "401": {"description": "RULESVC_QA_TOKEN is set and no valid token was sent",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    "413": {"description": "Body over 1 MiB, or LIMIT_EXCEEDED: more work than a count limit allows",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    "415": {"description": "Body not sent as YAML",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    "422": {"description": "LIMIT_EXCEEDED: the time budget ran out",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+    "429": {"description": "BUSY: this worker is running another one; see Retry-After",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+}
 
 
 def _json(description: str, schema: str) -> dict[str, Any]:

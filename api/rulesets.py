@@ -5,10 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from engine import load_rule_file
+from engine.limits import VALIDATION_SECONDS, Budget
 from engine.model import Domain
 
-from .auth import admin_required
+from .auth import admin_required, qa_required
+from .bodies import yaml_text
 from .errors import error_body
+from .limits import heavy_run
 
 blueprint = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
 
@@ -35,11 +38,13 @@ def one_ruleset(domain: str):
 
 
 @blueprint.post("/validate")
+@qa_required
 def validate():
     """Check a rule file sent as YAML text; nothing is activated."""
     name = request.args.get("file", "rules.yaml")
-    text = request.get_data(as_text=True)
-    _, problems = load_rule_file(name, text)
+    text = yaml_text()
+    with heavy_run(Budget("validation", seconds=VALIDATION_SECONDS)):
+        _, problems = load_rule_file(name, text)
     return jsonify({"valid": not problems, "problems": [
         {"file": p.file, "line": p.line, "column": p.column, "message": p.message, "text": str(p)} for p in problems]})
 

@@ -5,16 +5,23 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from engine import tester
+from engine.limits import SCENARIO_SECONDS, SCENARIO_STEPS, Budget
 
+from .auth import qa_required
+from .bodies import yaml_text
 from .errors import error_body
+from .limits import heavy_run
 
 blueprint = Blueprint("scenarios", __name__, url_prefix="/v1/scenarios")
 
 
 @blueprint.post("/run")
+@qa_required
 def run_scenarios():
     name = request.args.get("file", "scenario.yaml")
-    report = tester.run_text(name, request.get_data(as_text=True), current_app.extensions["rulesvc"].rulebook)
+    text = yaml_text()
+    with heavy_run(Budget("scenario run", count=SCENARIO_STEPS, seconds=SCENARIO_SECONDS)):
+        report = tester.run_text(name, text, current_app.extensions["rulesvc"].rulebook)
     if report.problems:
         return jsonify(error_body("INVALID_SCENARIO", "the scenario file has problems",
                                   problems=[str(problem) for problem in report.problems])), 400

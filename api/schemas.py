@@ -104,6 +104,9 @@ class ErrorDetail(Schema):
     message = fields.String()
     fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.List(fields.String()))
     problems = fields.List(fields.String())
+    limit = fields.String(metadata={"description": "LIMIT_EXCEEDED: the setting (environment variable) that bounds it"})
+    maximum = fields.Float(metadata={"description": "LIMIT_EXCEEDED: its value"})
+    unit = fields.String(metadata={"description": "LIMIT_EXCEEDED: steps, seconds…"})
 
 
 class Error(Schema):

@@ -176,12 +176,15 @@ def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
 @click.option("--records", "records_url", default=None,
               help="Decision records: sqlite:///PATH or postgresql://… (default: the SQLite store file).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
-def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int) -> None:
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(min=2),
+              help="Threads per worker: one may run a heavy request (scenarios, validation) while the others answer.")
+def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int,
+                  threads: int) -> None:
     """Serve decisions over HTTP with gunicorn."""
     from .serve import serve
 
     _rules_or_exit(rules_dir)  # refuse to start on broken rules, with their problems
-    serve(rules_dir, host, port, workers, store_url, records_url)
+    serve(rules_dir, host, port, workers, store_url, records_url, threads)
 
 
 @main.command("records")

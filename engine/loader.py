@@ -16,6 +16,7 @@ from .compiler import check_matchable
 from .errors import Problem
 from .expressions import Call, Expr, ExpressionError, Ref, Scope, did_you_mean, parse, walk
 from .functions import FUNCTIONS
+from .limits import checkpoint
 from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
 from .source import Path, SourceDocument, load_document
 from .structure import load_schema, structure_problems
@@ -98,6 +99,7 @@ class _DomainBuilder:
         self.used_codes: set[str] = set()
         decisions = {}
         for decision_name, body in _mapping(self.data.get("decisions")).items():
+            checkpoint()  # a validation's time budget, when one is active
             if isinstance(body, dict) and isinstance(name, str):
                 decision = self._decision(name, decision_name, body)
                 if decision is not None:

@@ -42,6 +42,6 @@ def open_store(store_url: str = DEFAULT_STORE_URL, records_url: str | None = Non
 
 __all__ = [
     "CSV_HEADER", "DEFAULT_STORE_URL", "Attempt", "CounterSlot", "CountingReader", "DecisionRecord",
-    "IdempotencyConflict", "RecordQuery", "Reservation", "Store", "StoreUnavailable", "build_record",
+    "IdempotencyConflict", "RecordQuery", "Reservation", "SqliteStore", "Store", "StoreUnavailable", "build_record",
     "counter_slot", "export_csv", "open_store", "to_units",
 ]

@@ -262,6 +262,12 @@ class SqliteStore:
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
         return self.records_store.query(query)
 
+    def clear(self) -> None:
+        """Forget every counter, idempotency key and record (QA runs reuse one in-memory store)."""
+        with self.engine.begin() as connection:
+            for table in (counters, idempotency, *([decision_records] if self._same_database else [])):
+                connection.execute(delete(table))
+
     def close(self) -> None:
         self.engine.dispose()
         self._read_engine.dispose()
