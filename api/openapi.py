@@ -74,6 +74,7 @@ def _static_paths(spec: APISpec) -> None:
     spec.path(path="/v1/decisions/records", operations={"get": {
         "tags": ["records"], "summary": "Committed decision records (JSON, or CSV with format=csv)",
         "parameters": [_query("decision"), _query("outcome", enum=schemas.OUTCOMES), _query("id"),
+                       _query("order_id"), _query("store_id"),
                        _query("from", fmt="date-time"), _query("to", fmt="date-time"),
                        _query("format", enum=["json", "csv"]), _query("limit", kind="integer")],
         "responses": {"200": {"description": "Records", "content": {

@@ -61,6 +61,8 @@ class RecordsQuery(Schema):
     decision = fields.String(load_default=None, validate=_plain_text)
     outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
     id = fields.String(load_default=None, validate=_plain_text)
+    order_id = fields.String(load_default=None, validate=_plain_text)
+    store_id = fields.String(load_default=None, validate=_plain_text)
     from_ = Instant(data_key="from", load_default=None)
     to = Instant(load_default=None)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))

@@ -193,18 +193,22 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
 @click.option("--to", "end", callback=_instant_option, help="To this instant (exclusive).")
 @click.option("--outcome", type=click.Choice(["allow", "deny", "defer", "review"]))
 @click.option("--id", "decision_id", help="One decision record by its id (打款单号).")
+@click.option("--order-id", help="The records of one order (订单号, 输入单号查询).")
+@click.option("--store-id", help="The records of one store (店铺).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with the merchant's column names (批量导出).")
 @click.option("--store", "store_url", default=DEFAULT_STORE_URL, show_default=True)
 @click.option("--records", "records_url", default=None, help="Record store URL when it is not the store's.")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
               help="Rules directory (for the labels of the CSV).")
 def records_command(decision: str | None, start: datetime | None, end: datetime | None, outcome: str | None,
-                    decision_id: str | None, as_csv: bool, store_url: str, records_url: str | None, rules_dir: str) -> None:
+                    decision_id: str | None, order_id: str | None, store_id: str | None, as_csv: bool, store_url: str,
+                    records_url: str | None, rules_dir: str) -> None:
     """Print committed decision records as JSON lines, or as CSV."""
     try:
         store = open_store(store_url, records_url)
         found = store.records(RecordQuery(decision=decision, start=start, end=end, outcome=outcome,
-                                          decision_id=decision_id, limit=1_000_000))
+                                          decision_id=decision_id, order_id=order_id, store_id=store_id,
+                                          limit=1_000_000))
     except StoreUnavailable as error:
         click.echo(str(error), err=True)
         sys.exit(1)

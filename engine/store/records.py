@@ -50,6 +50,8 @@ class RecordQuery:
     end: datetime | None = None  # exclusive
     outcome: str | None = None
     decision_id: str | None = None
+    order_id: str | None = None  # 输入单号查询: the page looks records up by order number
+    store_id: str | None = None
     limit: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -72,6 +74,16 @@ def build_record(result: dict[str, Any], business_keys: dict[str, Any], committe
 CSV_HEADER = ("打款单号", "订单号", "客户账号", "打款原因", "状态", "打款金额", "店铺", "申请时间", "决策", "原因代码")
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(…), @SUM(…), a tab or
+# CR before one): such a cell is written with a leading ' so it stays text (SPEC §6).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` as a spreadsheet shows it and never runs it."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def export_csv(records: Iterable[DecisionRecord], reason_label: Callable[[str, str | None], str]) -> str:
     """CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese header) of the records."""
     buffer = io.StringIO()
@@ -79,10 +91,10 @@ def export_csv(records: Iterable[DecisionRecord], reason_label: Callable[[str, s
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)
     for record in records:
-        writer.writerow([
+        writer.writerow([csv_cell(cell) for cell in (
             record.decision_id, record.order_id or "", record.customer_account or "",
             reason_label(record.decision, record.reason), OUTCOME_LABELS.get(record.outcome, record.outcome),
             "" if record.amount is None else str(record.amount), record.store_id or "",
             record.result.get("evaluated_at", ""), record.decision, " ".join(record.reason_codes),
-        ])
+        )])
     return buffer.getvalue()

@@ -77,6 +77,7 @@ decision_records = Table(
     Column("fingerprint", String(64), nullable=True),
     Index("ix_records_decision_time", "decision", "evaluated_ms"),
     Index("ix_records_order", "order_id"),
+    Index("ix_records_store", "store_id", "evaluated_ms"),
     Index("ix_records_customer", "customer_account"),
 )
 
@@ -162,6 +163,10 @@ class SqlRecords:
             statement = statement.where(decision_records.c.outcome == query.outcome)
         if query.decision_id:
             statement = statement.where(decision_records.c.decision_id == query.decision_id)
+        if query.order_id:
+            statement = statement.where(decision_records.c.order_id == query.order_id)
+        if query.store_id:
+            statement = statement.where(decision_records.c.store_id == query.store_id)
         if query.start:
             statement = statement.where(decision_records.c.evaluated_ms >= epoch_ms(query.start))
         if query.end:
