@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 
 from engine import Rulebook
-from engine.store import DEFAULT_STORE_URL, open_store
+from engine.store import DEFAULT_STORE_URL, is_cluster, open_store
 
 from . import decisions, health, records, rulesets, scenarios
 from .bodies import MAX_BODY_BYTES
@@ -23,7 +23,8 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url))
+    app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url),
+                                             require_partitions=is_cluster(store_url))
     # records before decisions: /v1/decisions/records is not a decision named "records"
     for module in (records, decisions, rulesets, scenarios, health):
         app.register_blueprint(module.blueprint)

@@ -43,8 +43,9 @@ def validate():
     """Check a rule file sent as YAML text; nothing is activated."""
     name = request.args.get("file", "rules.yaml")
     text = yaml_text()
+    require_partition = current_app.extensions["rulesvc"].require_partitions
     with heavy_run(Budget("validation", seconds=VALIDATION_SECONDS)):
-        _, problems = load_rule_file(name, text)
+        _, problems = load_rule_file(name, text, require_partition=require_partition)
     return jsonify({"valid": not problems, "problems": [
         {"file": p.file, "line": p.line, "column": p.column, "message": p.message, "text": str(p)} for p in problems]})
 

@@ -42,10 +42,12 @@ def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 class ServiceState:
-    def __init__(self, rules_dir: str | Path, rulebook: Rulebook | None, open_store: Callable[[], Store]):
+    def __init__(self, rules_dir: str | Path, rulebook: Rulebook | None, open_store: Callable[[], Store],
+                 require_partitions: bool = False):
         self.rules_dir = Path(rules_dir)
+        self.require_partitions = require_partitions  # a Redis Cluster store: every decision declares one
         self._signature = rules_signature(self.rules_dir)
-        self.rulebook = rulebook or load_rulebook([self.rules_dir])
+        self.rulebook = rulebook or load_rulebook([self.rules_dir], require_partitions=require_partitions)
         self.last_reload: dict[str, object] = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
         self._open_store = open_store
         self._store: Store | None = None
@@ -69,7 +71,7 @@ class ServiceState:
             # seen at the next look, and a load that crashed (a bug) is tried again rather than forgotten.
             signature = rules_signature(self.rules_dir)
             try:
-                rulebook = load_rulebook([self.rules_dir])
+                rulebook = load_rulebook([self.rules_dir], require_partitions=self.require_partitions)
             except RuleFileError as error:
                 self._signature = signature
                 return self._refused(error.problems, report)
@@ -140,8 +142,12 @@ class ServiceState:
         if self._store is None or self._store_pid != os.getpid():
             with self._lock:
                 if self._store is None or self._store_pid != os.getpid():
-                    self._store = self._open_store()
-                    self._store_pid = os.getpid()
+                    store = self._open_store()
+                    # Records a killed process left in the outbox are moved by whichever process runs.
+                    start_moving = getattr(store, "start_moving", None)
+                    if start_moving is not None:
+                        start_moving()
+                    self._store, self._store_pid = store, os.getpid()
         return self._store
 
     def counters(self) -> StoreCounters:
@@ -155,5 +161,6 @@ class StoreCounters:
     def __init__(self, state: ServiceState):
         self._state = state
 
-    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
-        return self._state.store.reader().read(decision, counter, key, now)
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+             partition: str | None = None) -> int | Decimal:
+        return self._state.store.reader().read(decision, counter, key, now, partition)

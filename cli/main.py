@@ -13,7 +13,7 @@ import click
 from engine import Rulebook, RuleFileError, check, load_rulebook
 from engine.calendar import CALENDAR_DIR, import_years
 from engine.errors import InvalidFacts, UnknownDecision
-from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
+from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, is_cluster, open_store
 from engine.values import parse_instant
 
 DEFAULT_RULES = "rules"
@@ -24,10 +24,10 @@ def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
-def _rules_or_exit(rules_dir: str) -> Rulebook:
+def _rules_or_exit(rules_dir: str, require_partitions: bool = False) -> Rulebook:
     """The rulebook, or every problem on standard error and exit status 1."""
     try:
-        return load_rulebook([rules_dir])
+        return load_rulebook([rules_dir], require_partitions=require_partitions)
     except RuleFileError as error:
         for problem in error.problems:
             click.echo(str(problem), err=True)
@@ -172,7 +172,8 @@ def calendar_import_command(years: tuple[int, int], rules_dir: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--store", "store_url", default=DEFAULT_STORE_URL, show_default=True,
-              help="Counters and idempotency keys: sqlite:///PATH or redis://HOST:PORT/DB.")
+              help="Counters and idempotency keys: sqlite:///PATH, redis://HOST:PORT/DB or "
+                   "redis+cluster://HOST:PORT[,HOST:PORT…].")
 @click.option("--records", "records_url", default=None,
               help="Decision records: sqlite:///PATH or postgresql://… (default: the SQLite store file).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
@@ -183,7 +184,7 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
     """Serve decisions over HTTP with gunicorn."""
     from .serve import serve
 
-    _rules_or_exit(rules_dir)  # refuse to start on broken rules, with their problems
+    _rules_or_exit(rules_dir, is_cluster(store_url))  # refuse to start on broken rules, with their problems
     serve(rules_dir, host, port, workers, store_url, records_url, threads)
 
 

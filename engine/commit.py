@@ -36,4 +36,4 @@ def commit_decision(compiled: CompiledDecision, raw_facts: Any, *, idempotency_k
         record = build_record(result, compiled.business_keys(values), allowed, idempotency_key, at, facts_fingerprint)
         return Attempt(result, reservations, record)
 
-    return store.commit(idempotency_key, facts_fingerprint, attempt)
+    return store.commit(idempotency_key, facts_fingerprint, attempt, partition=compiled.partition_key(facts))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,10 +80,17 @@ class CompiledDecision:
 
     def reservations(self, values: dict[str, Any]) -> list[Reservation]:
         """What committing an allowed decision adds to each of its counters."""
-        now = values["now"]
-        return [Reservation(counter_slot(self.name, counter, tuple(evaluate(part, values) for part in counter.key), now),
+        now, partition = values["now"], self.partition_key(values)
+        return [Reservation(counter_slot(self.name, counter, tuple(evaluate(part, values) for part in counter.key), now,
+                                         partition),
                             to_units(counter, evaluate(counter.add, values) or 0))
                 for counter in self.decision.counters]
+
+    def partition_key(self, facts: dict[str, Any]) -> str | None:
+        """The decision's ``partition`` for these (validated) facts, as text; None if it declares none."""
+        if self.decision.partition is None:
+            return None
+        return json.dumps(to_output(evaluate(self.decision.partition, facts)), ensure_ascii=False)
 
     def business_keys(self, values: dict[str, Any]) -> dict[str, Any]:
         """The record columns a person searches by (order id, customer account, amount…)."""
@@ -100,6 +108,7 @@ class CompiledDecision:
         values = dict(facts)
         values["now"] = at
         same_day = to_shanghai(asked_at).date() == to_shanghai(at).date()
+        partition = self.partition_key(facts) if self.decision.counters else None
         for counter in self.decision.counters:
             # A caller's figure for "today" says nothing about another day.
             supplied = None
@@ -107,7 +116,7 @@ class CompiledDecision:
                 supplied = evaluate(counter.fact, values)
             if supplied is None:
                 key = tuple(evaluate(part, values) for part in counter.key)
-                supplied = source.read(self.name, counter, key, at)
+                supplied = source.read(self.name, counter, key, at, partition)
             values[counter.name] = supplied
         for derived in self.decision.derived:
             if derived.expr is None:

@@ -36,24 +36,29 @@ def rule_file_schema() -> dict[str, Any]:
     return _SCHEMA
 
 
-def load_rule_file(file: str, text: str, *, loaded_at: datetime | None = None) -> tuple[Domain | None, list[Problem]]:
-    """Validate one rule file. Returns the domain only when there are no problems."""
+def load_rule_file(file: str, text: str, *, loaded_at: datetime | None = None,
+                   require_partition: bool = False) -> tuple[Domain | None, list[Problem]]:
+    """Validate one rule file. Returns the domain only when there are no problems.
+
+    ``require_partition``: every decision must declare its ``partition`` (a Redis Cluster store).
+    """
     document, problems = load_document(file, text)
     if document is None:
         return None, problems
     if not isinstance(document.data, dict):
         return None, problems + [document.problem((), "a rule file must be a mapping with domain, source and decisions")]
     problems += structure_problems(document, _VALIDATOR)
-    domain = _DomainBuilder(document, problems).build(text, loaded_at or datetime.now(UTC))
+    domain = _DomainBuilder(document, problems, require_partition).build(text, loaded_at or datetime.now(UTC))
     return (domain if not problems else None), problems
 
 
 # --- meaning -----------------------------------------------------------------------------------
 
 class _DomainBuilder:
-    def __init__(self, document: SourceDocument, problems: list[Problem]):
+    def __init__(self, document: SourceDocument, problems: list[Problem], require_partition: bool = False):
         self.document = document
         self.problems = problems
+        self.require_partition = require_partition
         self.data: dict[str, Any] = document.data
         self.uses_calendar = False
         self.expression_chars = 0
@@ -237,6 +242,7 @@ class _DomainBuilder:
             if fact_name in self.constants:
                 self.problem(base + ("facts", fact_name), f"fact {fact_name!r} has the name of a constant", key=True)
 
+        partition = self._partition(qualified, base, body, scope)
         counters = self._counters(base, body, scope)
         derived = self._derived(base, body, scope)
         obligations = _mapping(body.get("obligations"))
@@ -249,7 +255,24 @@ class _DomainBuilder:
             name=qualified, domain=domain, description=str(body.get("description", "")),
             source=str(body.get("source", self.data.get("source", ""))), facts=facts,
             constants=self.constants, counters=counters, derived=derived,
-            obligations=dict(obligations), rules=rules)
+            obligations=dict(obligations), rules=rules, partition=partition)
+
+    def _partition(self, qualified: str, base: Path, body: dict[str, Any], scope: Scope) -> Expr | None:
+        """The value that groups a commit's stored keys: of the facts only, since counters are read by it."""
+        if "partition" not in body:
+            if self.require_partition:
+                self.problem(base, f"decision {qualified} declares no partition, which a Redis Cluster store "
+                                   "(--store redis+cluster://…) needs to keep the keys of a commit in one hash slot; "
+                                   "add e.g. partition: customer.id", key=True)
+            return None
+        expr = self.expression(base + ("partition",), body["partition"], scope)
+        if expr is None:
+            return None
+        if expr.type.kind in ("list", "object") or any(isinstance(node, Ref) and node.kind != "fact" for node in walk(expr)):
+            self.problem(base + ("partition",), f"a partition is one value computed from the facts "
+                                                f"(e.g. customer.id), not {expr.type}")
+            return None
+        return expr
 
     def _field(self, path: Path, name: str, dotted: str, spec: Any) -> FieldSpec | None:
         if not isinstance(spec, dict):
