@@ -257,6 +257,39 @@ def test_record_store_down_keeps_commits_in_the_outbox(contact, redis_url, postg
     assert [r.idempotency_key for r in store.records(RecordQuery(decision="recovery.contact"))] == ["pg-ok", "pg-down"]
 
 
+# --- the outbox: a commit killed after its atomic write, a mover killed half-way ------------------------
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_a_process_killed_after_the_commit_leaves_reservation_and_record(contact, backend, request, tmp_path):
+    counters = request.getfixturevalue("redis_url") if backend == "redis" else f"sqlite:///{tmp_path}/counters.db"
+    records = f"sqlite:///{tmp_path}/records.db"
+    dying = open_store(counters, records)
+    dying.mover.notify = lambda: None  # the process dies right after answering: nothing moves its record
+    first = commit_decision(contact, contact_facts("o-1"), idempotency_key="k-1", store=dying, now=NOW)
+    assert first["outcome"] == "allow"
+
+    survivor = open_store(counters, records)  # another worker (its moves made by hand below)
+    survivor.mover.notify = lambda: None
+    assert [r.decision_id for r in survivor.records(RecordQuery())] == [first["decision_id"]]  # from the outbox
+    assert survivor.records_store.query(RecordQuery()) == []
+    # the client's retry gets the first decision; the count was taken once
+    assert commit_decision(contact, contact_facts("o-1"), idempotency_key="k-1", store=survivor,
+                           now=NOW)["decision_id"] == first["decision_id"]
+    assert codes(commit_decision(contact, contact_facts("o-2"), idempotency_key="k-2", store=survivor, now=NOW)) == [
+        "DAILY_SMS_LIMIT_REACHED"]
+    survivor.drain()
+    in_sql = sorted(r.idempotency_key for r in survivor.records_store.query(RecordQuery()))
+    assert in_sql == ["k-1", "k-2"]
+
+    # a mover killed between writing the records and emptying the outbox: moving again writes nothing twice
+    third = commit_decision(contact, contact_facts("o-3", "buyer-3"), idempotency_key="k-3", store=dying, now=NOW)
+    survivor.records_store.move(survivor.mover.outbox.pending())
+    assert survivor.drain() == 1
+    assert survivor.drain() == 0
+    assert sorted(r.decision_id for r in survivor.records_store.query(RecordQuery())).count(third["decision_id"]) == 1
+    assert len(survivor.records(RecordQuery())) == 3
+
+
 # --- records ------------------------------------------------------------------------------------------------
 
 def test_payout_records_in_postgres_query_and_csv(initiate, rulebook, postgres_server, redis_url):
