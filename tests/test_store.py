@@ -352,3 +352,55 @@ def test_sqlite_counters_with_shared_records_replay_a_key_another_host_committed
     with pytest.raises(IdempotencyConflict):
         commit_decision(contact, contact_facts("o-9"), idempotency_key="shared", store=host_b, now=NOW)
     assert len(host_b.records(RecordQuery())) == 1
+
+
+# --- Redis Cluster -----------------------------------------------------------------------------------------
+
+def test_on_a_cluster_the_keys_of_a_commit_share_one_hash_slot(initiate, rulebook, redis_cluster, tmp_path):
+    from redis.cluster import RedisCluster
+
+    redis_cluster.flush()
+    store = open_store(redis_cluster.url, f"sqlite:///{tmp_path}/records.db")
+    store.mover.notify = lambda: None  # keep the outbox to look at
+    # payout.initiate (partition: store.id) reserves four counters; two stores, two partitions
+    for index, store_id in enumerate(["store-1", "store-2"]):
+        facts = merged(payout_facts(f"order-{index}"), {"store": {"id": store_id}})
+        assert commit_decision(initiate, facts, idempotency_key=f"p-{index}", store=store, now=NOW)["outcome"] == "allow"
+    client: RedisCluster = store.client
+    keys = [key.decode() for key in client.scan_iter(match="rulesvc:{*", target_nodes=RedisCluster.ALL_NODES)]
+    by_tag: dict[str, set[int]] = {}
+    for key in keys:
+        by_tag.setdefault(key.split("}")[0], set()).add(client.keyslot(key))
+    assert len(by_tag) == 2 and all(len(slots) == 1 for slots in by_tag.values()), by_tag
+    assert sorted(key.split("}:")[1].split(":")[0] for key in keys) == ["counter"] * 8 + ["idempotency"] * 2 + ["outbox"] * 2
+    # the records are found in the outbox, moved, and counted as on one server
+    assert len(store.records(RecordQuery())) == 2 and store.drain() == 2 and store.drain() == 0
+    # store-1's sub-account has 30.00 of its 100.00 today: a plain evaluation reads it in its partition
+    assert codes(initiate.evaluate(payout_facts("next", "50.00"), now=NOW, counters=store.reader())) == []
+    for index in range(2):  # two more at 30.00: 90.00; a fourth passes the 100.00
+        commit_decision(initiate, payout_facts(f"more-{index}"), idempotency_key=f"m-{index}", store=store, now=NOW)
+    assert codes(initiate.evaluate(payout_facts("next", "10.01"), now=NOW, counters=store.reader())) == [
+        "QUOTA_DAILY_AMOUNT_EXCEEDED"]
+    with pytest.raises(IdempotencyConflict):
+        commit_decision(initiate, merged(payout_facts("order-0"), {"payout": {"amount": "31.00"}}), idempotency_key="p-0",
+                        store=store, now=NOW)
+
+
+def test_serve_refuses_a_cluster_store_for_rules_without_partitions(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    payout = rules / "payout.yaml"
+    text = payout.read_text(encoding="utf-8")
+    line = next(number for number, content in enumerate(text.splitlines(), 1) if content.startswith("    partition: store.id"))
+    payout.write_text(text.replace("    partition: store.id", "    # no partition", 1), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "cli.main", "serve", "--rules", str(rules), "--store",
+                             "redis+cluster://127.0.0.1:7000"], capture_output=True, text=True, timeout=60,
+                            cwd=RULES.parent)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{payout}:{line - 2}:3: decision payout.initiate declares no partition, which a Redis Cluster store "
+        "(--store redis+cluster://…) needs to keep the keys of a commit in one hash slot; add e.g. partition: customer.id"]
