@@ -152,7 +152,7 @@ def test_a_reload_that_crashes_is_tried_again_at_the_next_look(client, rules_dir
     payout.write_text(payout.read_text(encoding="utf-8").replace('value: "500.00"', 'value: "400.00"'), encoding="utf-8")
     real_load = api.state.load_rulebook
 
-    def crash_once(paths):
+    def crash_once(paths, **options):
         monkeypatch.setattr(api.state, "load_rulebook", real_load)
         raise OSError("disk hiccup")
 

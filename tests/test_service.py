@@ -69,6 +69,7 @@ def two_instances(request, tmp_path):
 ROUNDS = 3  # races per start of the two instances (another customer each round)
 
 
+@pytest.mark.slow
 def test_two_instances_sharing_redis_allow_one_sms_of_80(two_instances):
     for round_number in range(ROUNDS):
         customer = {"id": f"buyer-{round_number}"}
@@ -104,6 +105,7 @@ def test_two_instances_sharing_redis_allow_one_sms_of_80(two_instances):
         assert len(ids) == len(set(ids)) == 80 * (round_number + 1)
 
 
+@pytest.mark.slow
 def test_committed_payouts_export_as_csv(two_instances):
     status, body = post(two_instances[0], "/v1/decisions/payout.initiate",
                         {"facts": INITIATE_OK, "now": NOW, "commit": True, "idempotency_key": "pay-1"})
@@ -151,6 +153,7 @@ def worker_pids(master: int) -> list[int]:
     return children
 
 
+@pytest.mark.slow
 def test_serve_reloads_on_edit_and_sighup_then_stops(tmp_path):
     import os
     import shutil
@@ -272,6 +275,7 @@ def test_gunicorn_answers_even_broken_requests_in_json(served):
         assert json.loads(body)["error"]["code"], name
 
 
+@pytest.mark.slow
 def test_heavy_requests_leave_healthz_under_100_ms(served):
     """Four aliased 500-case scenario runs at once on the 2-worker service (two run, two get 429), while
     /healthz is asked every 20 ms: each heavy request answers within 3 s, /healthz within 100 ms."""
@@ -326,6 +330,7 @@ def _records_file_rows(url: str) -> list[str]:
         return [row[0] for row in connection.execute("select decision_id from decision_records")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["redis", "sqlite"])
 def test_no_answered_commit_is_lost_or_doubled_while_workers_are_killed(backend, request, tmp_path):
     """300 committed contacts (150 customers, two orders each) from 8 clients that retry with the same
@@ -492,7 +497,10 @@ def test_1000_reloads_under_concurrent_traffic(tmp_path):
 
     try:
         wait_for_port(port, timeout=30)
-        workers = sorted(worker_pids(service.pid))
+        deadline = time.monotonic() + 30
+        while len(workers := sorted(worker_pids(service.pid))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # both workers booted
+        get(port, "/healthz")
         assert len(workers) == 2
         rss_before = {pid: _rss_mib(pid) for pid in workers}
         traffic = [threading.Thread(target=decisions, args=(index % 2 == 0,)) for index in range(4)]
