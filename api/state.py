@@ -143,10 +143,7 @@ class ServiceState:
             with self._lock:
                 if self._store is None or self._store_pid != os.getpid():
                     store = self._open_store()
-                    # Records a killed process left in the outbox are moved by whichever process runs.
-                    start_moving = getattr(store, "start_moving", None)
-                    if start_moving is not None:
-                        start_moving()
+                    store.start_moving()  # records a killed process left in the outbox: any process moves them
                     self._store, self._store_pid = store, os.getpid()
         return self._store
 

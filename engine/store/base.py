@@ -116,6 +116,15 @@ class Store(Protocol):
         ...
 
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
+        """The records of ``query``, those still in an outbox included."""
+        ...
+
+    def start_moving(self) -> None:
+        """Move records left in an outbox (by a killed process too) from this process, in the background."""
+        ...
+
+    def drain(self) -> int:
+        """Move the outbox into the record store now; the number of records moved."""
         ...
 
     def close(self) -> None:
