@@ -359,6 +359,7 @@ def test_no_answered_commit_is_lost_or_doubled_while_workers_are_killed(backend,
                 for index in range(300)]
     answers: dict[str, dict] = {}
     failures: list[str] = []
+    interrupted: list[str] = []
     queue = list(reversed(contacts))
     lock = threading.Lock()
     done = threading.Event()
@@ -375,6 +376,8 @@ def test_no_answered_commit_is_lost_or_doubled_while_workers_are_killed(backend,
                     status, body = post(port, "/v1/decisions/recovery.contact",
                                         {"facts": facts, "now": NOW, "commit": True, "idempotency_key": key})
                 except (OSError, urllib.error.URLError, json.JSONDecodeError):
+                    with lock:
+                        interrupted.append(key)  # the worker died with the request (or was booting)
                     time.sleep(0.05)
                     continue
                 if status == 200:
@@ -413,7 +416,8 @@ def test_no_answered_commit_is_lost_or_doubled_while_workers_are_killed(backend,
         done.set()
         killing.join()
         assert failures == []
-        assert len(answers) == 300 and kills >= 5, (len(answers), kills)
+        assert len(answers) == 300
+        assert kills >= 2 and interrupted, (kills, interrupted)  # workers died with requests in flight
 
         # every customer: one SMS allowed, the other contact of the day deferred by the daily limit
         by_customer: dict[str, list[str]] = {}
@@ -436,7 +440,8 @@ def test_no_answered_commit_is_lost_or_doubled_while_workers_are_killed(backend,
         done.set()
         service.send_signal(signal.SIGTERM)
         service.wait(timeout=30)
-    warnings.warn(f"kill test ({backend}): 300 contacts answered, {kills} workers SIGKILLed", stacklevel=1)
+    warnings.warn(f"kill test ({backend}): 300 contacts answered, {kills} workers SIGKILLed, "
+                  f"{len(interrupted)} requests cut off and retried", stacklevel=1)
 
 
 # --- reloads under traffic -----------------------------------------------------------------------------------
