@@ -23,6 +23,7 @@ from .records import DecisionRecord
 
 log = logging.getLogger(__name__)
 MOVE_INTERVAL_SECONDS = 1.0
+MOVE_BATCH = 500  # records per SQL transaction (and per IN (…) list)
 
 
 class Outbox(Protocol):
@@ -57,9 +58,10 @@ class OutboxMover:
         """Move every pending record now; how many there were. Raises :class:`StoreUnavailable`."""
         with self._lock:  # one move at a time per process (other processes may move meanwhile: harmless)
             pending = self.outbox.pending()
-            if pending:
-                self.records.move(pending)
-                self.outbox.remove(pending)
+            for start in range(0, len(pending), MOVE_BATCH):  # an outbox that filled while SQL was down
+                batch = pending[start:start + MOVE_BATCH]
+                self.records.move(batch)
+                self.outbox.remove(batch)
             return len(pending)
 
     def notify(self) -> None:

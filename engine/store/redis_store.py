@@ -148,8 +148,9 @@ class RedisStore:
                 if number == 0:
                     # Redis keeps a key 7 days; the records remember it for good.
                     first = recorded_or_none(self.records_store, idempotency_key)
-                    if first is not None:
-                        self.client.set(key, _stored_json(first.fingerprint, first.result), ex=IDEMPOTENCY_TTL_SECONDS)
+                    if first is not None:  # known again for 7 days (never over a decision made meanwhile)
+                        self.client.set(key, _stored_json(first.fingerprint, first.result), ex=IDEMPOTENCY_TTL_SECONDS,
+                                        nx=True)
                         return replay(first, fingerprint, idempotency_key)
                 reader = self.reader()
                 made = attempt(reader)
