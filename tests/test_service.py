@@ -528,7 +528,8 @@ def test_1000_reloads_under_concurrent_traffic(tmp_path):
         assert outcomes == {"allow", "deny"}  # both versions served, nothing else
         assert sorted(worker_pids(service.pid)) == workers  # no worker crashed or was replaced
         grown = {pid: _rss_mib(pid) - rss_before[pid] for pid in workers}
-        assert all(growth < 100 for growth in grown.values()), grown
+        # the leak this guards against: ~250 KB per used ruleset and reload, 500 MB a worker here
+        assert all(growth < 150 for growth in grown.values()), grown
     finally:
         stop.set()
         service.send_signal(signal.SIGTERM)
