@@ -171,8 +171,10 @@ def test_serve_reloads_on_edit_and_sighup_then_stops(tmp_path):
     facts = merged(INITIATE_OK, {"actor": {"role": "main"}, "payout": {"amount": "450.00"}})
 
     def versions_and_outcome() -> tuple[set[str], str]:
+        # the decision's own version too: right after a SIGHUP old and new workers answer side by side
         seen = {json.loads(get(port, "/v1/rulesets/payout")[1])["version"] for _ in range(8)}
-        return seen, post(port, "/v1/decisions/payout.initiate", {"facts": facts, "now": NOW})[1]["outcome"]
+        decided = post(port, "/v1/decisions/payout.initiate", {"facts": facts, "now": NOW})[1]
+        return seen | {decided["ruleset"]["version"]}, decided["outcome"]
 
     def eventually(expected_outcome: str) -> set[str]:
         deadline = time.monotonic() + 15
