@@ -10,14 +10,13 @@ from flask import Flask
 from engine import Rulebook
 from engine.decisionlog import DEFAULT_LOG_URL, open_log
 from engine.replay import ShadowRunner
-from engine.store import DEFAULT_STORE_URL, open_store
+from engine.store import DEFAULT_STORE_URL, is_cluster, open_store
 
 from . import decisionlog, decisions, health, metrics, records, rulesets, scenarios
+from .bodies import MAX_BODY_BYTES
 from .console import register_console
 from .errors import register_error_handlers
 from .state import ServiceState
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def log_tuning() -> dict[str, float]:
@@ -54,7 +53,7 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
         shadow = ShadowRunner(shadow_dir, decision_log, on_skip=metrics.SHADOW_SKIPPED.inc,
                               on_result=lambda decision, agreed: metrics.SHADOW_DECISIONS.labels(decision, agreed).inc())
     app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url),
-                                             decision_log, shadow)
+                                             decision_log, shadow, require_partitions=is_cluster(store_url))
     # records and the log before decisions: /v1/decisions/records is not a decision named "records"
     for module in (records, decisionlog, decisions, rulesets, scenarios, health):
         app.register_blueprint(module.blueprint)

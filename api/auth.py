@@ -1,8 +1,12 @@
-"""Admin endpoints need ``Authorization: Bearer $RULESVC_ADMIN_TOKEN``; without the variable they are off."""
+"""Bearer tokens. Admin endpoints need ``Authorization: Bearer $RULESVC_ADMIN_TOKEN`` (without the
+variable they are off: 403). When ``RULESVC_QA_TOKEN`` is set, scenario runs and validations need it
+or the admin token; without it they are open. The scheme is matched in any letter case and tokens
+are compared in constant time (as digests, so not even their length leaks)."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import os
 from collections.abc import Callable
@@ -13,6 +17,31 @@ from flask import jsonify, request
 from .errors import error_body
 
 TOKEN_VARIABLE = "RULESVC_ADMIN_TOKEN"
+QA_TOKEN_VARIABLE = "RULESVC_QA_TOKEN"
+
+
+def bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (``bearer``, ``BEARER``… too)."""
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _matches(supplied: str | None, *expected: str | None) -> bool:
+    if supplied is None:
+        return False
+    digest = hashlib.sha256(supplied.encode("utf-8", "surrogatepass")).digest()
+    matched = False
+    for token in expected:
+        if token:  # every configured token is compared, whichever matches
+            matched |= hmac.compare_digest(digest, hashlib.sha256(token.encode("utf-8")).digest())
+    return matched
+
+
+def _unauthorized(message: str) -> Any:
+    response = jsonify(error_body("UNAUTHORIZED", message))
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response, 401
 
 
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -21,10 +50,18 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
         token = os.environ.get(TOKEN_VARIABLE)
         if not token:
             return jsonify(error_body("ADMIN_DISABLED", f"admin endpoints are disabled: {TOKEN_VARIABLE} is not set")), 403
-        supplied = request.headers.get("Authorization", "")
-        if not supplied.startswith("Bearer ") or not hmac.compare_digest(supplied[7:].encode(), token.encode()):
-            response = jsonify(error_body("UNAUTHORIZED", "a valid admin bearer token is required"))
-            response.headers["WWW-Authenticate"] = "Bearer"
-            return response, 401
+        if not _matches(bearer_token(), token):
+            return _unauthorized("a valid admin bearer token is required")
+        return view(*args, **kwargs)
+    return guarded
+
+
+def qa_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Open unless ``RULESVC_QA_TOKEN`` is set; then the QA or the admin token."""
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        qa_token = os.environ.get(QA_TOKEN_VARIABLE)
+        if qa_token and not _matches(bearer_token(), qa_token, os.environ.get(TOKEN_VARIABLE)):
+            return _unauthorized(f"a valid bearer token ({QA_TOKEN_VARIABLE} or the admin token) is required")
         return view(*args, **kwargs)
     return guarded

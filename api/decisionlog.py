@@ -43,5 +43,4 @@ def explain_entry(decision_id: str):
     entry = log_database().entry(decision_id)
     if entry is None:
         abort(404, description=f"no decision {decision_id!r} in the decision log")
-    state.versions.active = state.rulebook
-    return jsonify(explain(entry, state.versions))
+    return jsonify(explain(entry, state.versions, state.rulebook))

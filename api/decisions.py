@@ -15,7 +15,8 @@ from engine.facts import flatten_errors
 from engine.values import parse_instant
 
 from . import metrics
-from .errors import error_body, json_body
+from .bodies import MAX_BATCH_BODY_BYTES, json_body
+from .errors import error_body
 from .schemas import MAX_BATCH_ITEMS, BatchItem, BatchRequest, DecisionRequest
 
 blueprint = Blueprint("decisions", __name__, url_prefix="/v1/decisions")
@@ -73,7 +74,7 @@ def decide(decision: str):
 def decide_batch(decision: str):
     state = current_app.extensions["rulesvc"]
     compiled = state.rulebook.decision(decision)
-    body = json_body()
+    body = json_body(MAX_BATCH_BODY_BYTES)
     items = body.get("items") if type(body) is dict and body.keys() == {"items"} else None
     if type(items) is not list or not 1 <= len(items) <= MAX_BATCH_ITEMS:
         try:  # marshmallow says what is wrong with the envelope

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from engine import InvalidFacts, UnknownDecision
 from engine.decisionlog import LogUnavailable
-from engine.errors import LimitExceeded
+from engine.limits import LimitExceeded
 from engine.store import IdempotencyConflict, StoreUnavailable
 
 from . import metrics
+from .limits import Busy
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,6 @@ class InvalidRequest(Exception):
 
 def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, **extra}}
-
-
-def json_body() -> Any:
-    """The request's JSON whatever content type the client forgot to send; None if it is not JSON."""
-    try:
-        return request.get_json(force=True, silent=True)
-    except RecursionError:  # nested deeper than the parser goes
-        return None
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -69,7 +61,16 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(LimitExceeded)
     def limit_exceeded(error: LimitExceeded):
-        return jsonify(error_body("LIMIT_EXCEEDED", str(error), limit=error.limit)), 422
+        # asked for too much: 413, like a body too large; ran out of time: 422, the request was fine
+        status = 413 if error.kind == "count" else 422
+        return jsonify(error_body("LIMIT_EXCEEDED", str(error), limit=error.limit.variable,
+                                  maximum=error.maximum, unit=error.limit.unit)), status
+
+    @app.errorhandler(Busy)
+    def busy(error: Busy):
+        response = jsonify(error_body("BUSY", str(error)))
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response, 429
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

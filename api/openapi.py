@@ -33,15 +33,18 @@ YAML_TYPES = ("application/yaml",)  # the media type documented for YAML bodies
 # Every error answer is an Error body; an endpoint lists the statuses it can answer.
 ERRORS = {
     400: "Invalid facts or request: every field path with its messages",
-    401: "No or wrong admin token",
+    401: "No or wrong admin token (or QA token, when RULESVC_QA_TOKEN is set)",
     403: "Admin endpoints are disabled (no RULESVC_ADMIN_TOKEN)",
     404: "Unknown decision, domain, version or logged decision; or the decision log is off",
     409: "Idempotency key reused with different facts",
-    413: "Body over the size limit",
+    413: "Body over the size limit (1 MiB; 16 MiB for a batch), or LIMIT_EXCEEDED: more work than a count limit allows",
+    415: "Body not sent in the media type the endpoint takes (application/json; YAML: application/yaml)",
     422: "Refused: every FILE:LINE:COL problem (the running rules stay active), or a limit exceeded",
+    429: "BUSY: this worker is running another scenario run, validation or impact replay; see Retry-After",
     503: "Store or decision log unavailable; nothing was written",
 }
-DECISION_ERRORS = (400, 404, 409, 413, 503)
+DECISION_ERRORS = (400, 404, 409, 413, 415, 503)
+HEAVY_ERRORS = (401, 413, 415, 422, 429)  # scenario runs, validations, impact replays: bounded work (SPEC §7.1)
 
 
 def query(name: str, *, enum: list[str] | None = None, fmt: str | None = None, kind: str = "string",
@@ -84,6 +87,7 @@ class Endpoint:
     body: str | type[Schema] | None = None
     errors: tuple[int, ...] = ()
     admin: bool = False
+    qa: bool = False  # open, unless RULESVC_QA_TOKEN is set: then that token or the admin token
     also: tuple[tuple[str, dict[str, Any]], ...] = ()  # other 200 media types: (type, schema)
     ok_text: str = ""  # a 200 that is text (e.g. Prometheus), when there is no ``ok`` schema
     many: bool = False  # the 200 body is a JSON list of ``ok``
@@ -93,6 +97,7 @@ ENDPOINTS = (
     Endpoint("get", "/v1/decisions/records", "list_decision_records", "records",
              "Committed decision records (JSON, or CSV with format=csv)", ok=schemas.RecordList,
              query=(query("decision"), query("outcome", enum=schemas.OUTCOMES), query("id"),
+                    query("order_id", description="订单号"), query("store_id"),
                     query("from", fmt="date-time"), query("to", fmt="date-time"), query("format", enum=["json", "csv"]),
                     query("limit", kind="integer", minimum=1, maximum=100_000)),
              errors=(400, 503), also=(("text/csv", {"type": "string"}),)),
@@ -101,13 +106,13 @@ ENDPOINTS = (
              errors=(404,)),
     Endpoint("post", "/v1/rulesets/validate", "validate_ruleset", "rulesets",
              "Validate a rule file (YAML text); nothing is activated", ok=schemas.ValidationReport,
-             query=(FILE_NAME,), body="yaml", errors=(413,)),
+             query=(FILE_NAME,), body="yaml", errors=HEAVY_ERRORS, qa=True),
     Endpoint("post", "/v1/rulesets/reload", "reload_rulesets", "rulesets",
              "Reload rule files from disk, atomically (admin)", ok=schemas.ReloadResult, errors=(401, 403, 422),
              admin=True),
     Endpoint("post", "/v1/scenarios/run", "run_scenarios", "scenarios",
              "Run a QA scenario file (YAML text) against the active rules", ok=schemas.ScenarioRun,
-             query=(FILE_NAME,), body="yaml", errors=(400, 413)),
+             query=(FILE_NAME,), body="yaml", errors=(400, *HEAVY_ERRORS), qa=True),
     Endpoint("get", "/v1/decisions/log", "list_decision_log", "decision log",
              "Logged decisions, newest first (a JSON list)", ok=schemas.LogEntry, many=True,
              query=(*LOG_FILTERS, query("outcome", enum=schemas.OUTCOMES), query("code"), query("id"),
@@ -124,8 +129,8 @@ ENDPOINTS = (
     Endpoint("post", "/v1/rulesets/impact", "impact_of_candidate", "rulesets",
              "Replay logged decisions on the active rules with one file replaced (admin)", ok=schemas.ImpactReport,
              query=({**query("file", description="The rule file the body replaces, e.g. payout.yaml"), "required": True},
-                    *LOG_FILTERS, query("limit", kind="integer", minimum=1, maximum=100_000)),
-             body="yaml", errors=(400, 401, 403, 404, 413, 422, 503), admin=True),
+                    *LOG_FILTERS, query("limit", kind="integer", minimum=1)),
+             body="yaml", errors=(400, 403, 404, *HEAVY_ERRORS, 503), admin=True),
     Endpoint("get", "/v1/rulesets/shadow", "shadow_report", "rulesets",
              "The shadow rules' runs so far, in the impact form", ok=schemas.ImpactReport, errors=(404, 503)),
     Endpoint("get", "/healthz", "healthz", "operations", "Liveness", ok=schemas.Health),
@@ -143,6 +148,8 @@ def build_spec(rulebook: Rulebook) -> dict[str, Any]:
     plugin.converter.add_attribute_function(_describe_custom_fields)
     spec.components.security_scheme("admin", {"type": "http", "scheme": "bearer",
                                               "description": "The token in RULESVC_ADMIN_TOKEN"})
+    spec.components.security_scheme("qa", {"type": "http", "scheme": "bearer",
+                                           "description": "When RULESVC_QA_TOKEN is set: that token (or the admin one)"})
     for name in ("DecisionRequest", "BatchRequest", "DecisionResult", "Error"):
         spec.components.schema(name, schema=getattr(schemas, name))
     spec.path(path="/v1/decisions/{decision}", operations={"post": {
@@ -185,7 +192,7 @@ def _decision_paths(spec: APISpec, name: str, compiled: Any) -> None:
         "summary": f"Evaluate {name} for many fact sets, in order",
         "requestBody": {"required": True, "content": {"application/json": {"schema": batch}}},
         "responses": {"200": {"description": "One result per item", "content": {"application/json": {"schema": results}}},
-                      **_error_responses((400, 404, 413))}}})
+                      **_error_responses((400, 404, 413, 415))}}})
 
 
 def _add(spec: APISpec, endpoint: Endpoint) -> None:
@@ -202,6 +209,8 @@ def _add(spec: APISpec, endpoint: Endpoint) -> None:
         operation["requestBody"] = _json_body(_component(spec, endpoint.body))
     if endpoint.admin:
         operation["security"] = [{"admin": []}]
+    elif endpoint.qa:
+        operation["security"] = [{}, {"qa": []}, {"admin": []}]
     if endpoint.ok is not None:
         operation["responses"] = _responses(spec, endpoint.ok, endpoint.errors, many=endpoint.many)
         for media, schema in endpoint.also:
@@ -221,8 +230,12 @@ def _responses(spec: APISpec, ok: type[Schema], errors: tuple[int, ...], many: b
 
 
 def _error_responses(errors: tuple[int, ...]) -> dict[str, Any]:
-    return {str(status): {"description": ERRORS[status], "content": {"application/json": {
+    responses: dict[str, Any] = {str(status): {"description": ERRORS[status], "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}} for status in errors}
+    if "429" in responses:
+        responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                       "description": "seconds until the running one's time budget ends"}}
+    return responses
 
 
 def _json_body(name: str) -> dict[str, Any]:

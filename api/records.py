@@ -24,7 +24,8 @@ def list_records():
         raise InvalidRequest(flatten_errors(error.messages)) from None
     state = current_app.extensions["rulesvc"]
     found = state.store.records(RecordQuery(decision=args["decision"], start=args["from_"], end=args["to"],
-                                            outcome=args["outcome"], decision_id=args["id"], limit=args["limit"]))
+                                            outcome=args["outcome"], decision_id=args["id"], order_id=args["order_id"],
+                                            store_id=args["store_id"], limit=args["limit"]))
     if args["format"] == "csv":
         body = export_csv(found, lambda decision, value: reason_label(state.rulebook, decision, value))
         return Response(body, mimetype="text/csv", headers={

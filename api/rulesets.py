@@ -9,17 +9,16 @@ from marshmallow import ValidationError
 from engine import RuleFileError, load_rule_file
 from engine.decisionlog import LogQuery
 from engine.facts import flatten_errors
+from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, Budget
 from engine.model import Domain
 from engine.replay import shadow_report
-from engine.source import decode_source
 
-from .auth import admin_required
+from .auth import admin_required, qa_required
+from .bodies import yaml_text
 from .decisionlog import log_database
 from .errors import InvalidRequest, error_body
+from .limits import heavy_run
 from .schemas import ImpactQuery
-
-# One impact request replays in the worker that received it: bounded so the others keep answering.
-IMPACT_SECONDS = 20.0
 
 blueprint = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
 
@@ -79,9 +78,13 @@ def impact_of_candidate():
         raise InvalidRequest(flatten_errors(error.messages)) from None
     state = current_app.extensions["rulesvc"]
     log_database()  # 404 when there is no log
+    text, problem = yaml_text(args["file"])
     query = LogQuery(decision=args["decision"], start=args["from_"], end=args["to"], limit=args["limit"])
     try:
-        report = state.candidate_impact(args["file"], request.get_data(as_text=True), query, IMPACT_SECONDS)
+        if text is None:
+            raise RuleFileError([problem])
+        with heavy_run(Budget("impact replay", count=IMPACT_DECISIONS, seconds=IMPACT_SECONDS)):
+            report = state.candidate_impact(args["file"], text, query)
     except RuleFileError as error:
         return jsonify(error_body("RULES_INVALID", "the candidate rules have problems; nothing was replayed",
                                   problems=[str(problem) for problem in error.problems])), 422
@@ -97,11 +100,17 @@ def one_ruleset(domain: str):
 
 
 @blueprint.post("/validate")
+@qa_required
 def validate():
     """Check a rule file sent as YAML text; nothing is activated."""
     name = request.args.get("file", "rules.yaml")
-    text, problem = decode_source(name, request.get_data())  # a GBK upload: "save it as UTF-8"
-    problems = [problem] if text is None else load_rule_file(name, text)[1]
+    text, problem = yaml_text(name)  # a GBK upload: "save it as UTF-8"
+    require_partition = current_app.extensions["rulesvc"].require_partitions
+    if text is None:
+        problems = [problem]
+    else:
+        with heavy_run(Budget("validation", seconds=VALIDATION_SECONDS)):
+            _, problems = load_rule_file(name, text, require_partition=require_partition)
     return jsonify({"valid": not problems, "problems": [
         {"file": p.file, "line": p.line, "column": p.column, "message": p.message, "text": str(p)} for p in problems]})
 

@@ -5,19 +5,26 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from engine import tester
-from engine.source import decode_source
+from engine.limits import SCENARIO_SECONDS, SCENARIO_STEPS, Budget
 
+from .auth import qa_required
+from .bodies import yaml_text
 from .errors import error_body
+from .limits import heavy_run
 
 blueprint = Blueprint("scenarios", __name__, url_prefix="/v1/scenarios")
 
 
 @blueprint.post("/run")
+@qa_required
 def run_scenarios():
     name = request.args.get("file", "scenario.yaml")
-    text, problem = decode_source(name, request.get_data())
-    report = tester.run_text(name, text, current_app.extensions["rulesvc"].rulebook) if text is not None \
-        else tester.Report(problems=[problem])
+    text, problem = yaml_text(name)  # a GBK upload: "save it as UTF-8"
+    if text is None:
+        report = tester.Report(problems=[problem])
+    else:
+        with heavy_run(Budget("scenario run", count=SCENARIO_STEPS, seconds=SCENARIO_SECONDS)):
+            report = tester.run_text(name, text, current_app.extensions["rulesvc"].rulebook)
     if report.problems:
         return jsonify(error_body("INVALID_SCENARIO", "the scenario file has problems",
                                   problems=[str(problem) for problem in report.problems])), 400

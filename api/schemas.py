@@ -66,6 +66,8 @@ class RecordsQuery(Schema):
     decision = fields.String(load_default=None, validate=_plain_text)
     outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
     id = fields.String(load_default=None, validate=_plain_text)
+    order_id = fields.String(load_default=None, validate=_plain_text)
+    store_id = fields.String(load_default=None, validate=_plain_text)
     from_ = Instant(data_key="from", load_default=None)
     to = Instant(load_default=None)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
@@ -95,8 +97,9 @@ class ImpactQuery(Schema):
     decision = fields.String(load_default=None, validate=_plain_text)
     from_ = Instant(data_key="from", load_default=None)
     to = Instant(load_default=None)
-    limit = fields.Integer(load_default=10_000, validate=validate.Range(min=1, max=100_000),
-                           metadata={"description": "Replay at most the latest N logged decisions."})
+    limit = fields.Integer(load_default=10_000, validate=validate.Range(min=1),
+                           metadata={"description": "Replay at most the latest N logged decisions "
+                                                    "(past RULESVC_IMPACT_MAX_DECISIONS: 413 LIMIT_EXCEEDED)."})
 
 
 # --- responses (documentation) -------------------------------------------------------------------
@@ -170,6 +173,9 @@ class ErrorDetail(Schema):
     problems = fields.List(fields.String(), metadata={"description": "FILE:LINE:COL: message lines."})
     known = fields.List(fields.String(), metadata={"description": "The known decisions (unknown decision)."})
     active_version = fields.String(metadata={"description": "The rules still serving (refused reload)."})
+    limit = fields.String(metadata={"description": "LIMIT_EXCEEDED: the setting (environment variable) that bounds it"})
+    maximum = fields.Float(metadata={"description": "LIMIT_EXCEEDED: its value"})
+    unit = fields.String(metadata={"description": "LIMIT_EXCEEDED: steps, seconds…"})
 
 
 class Error(Schema):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,10 +33,12 @@ WATCH_INTERVAL_SECONDS = 1.0
 
 class ServiceState:
     def __init__(self, rules_dir: str | Path, rulebook: Rulebook | None, open_store: Callable[[], Store],
-                 decision_log: DecisionLog | None = None, shadow: ShadowRunner | None = None):
+                 decision_log: DecisionLog | None = None, shadow: ShadowRunner | None = None,
+                 require_partitions: bool = False):
         self.rules_dir = Path(rules_dir)
+        self.require_partitions = require_partitions  # a Redis Cluster store: every decision declares one
         self._signature = rules_signature(self.rules_dir)
-        self.rulebook = rulebook or load_rulebook([self.rules_dir])
+        self.rulebook = rulebook or load_rulebook([self.rules_dir], require_partitions=require_partitions)
         self.decision_log = decision_log
         self.shadow = shadow
         self.versions = VersionLibrary(decision_log.database if decision_log else None)
@@ -66,15 +67,14 @@ class ServiceState:
             # seen at the next look, and a load that crashed (a bug) is tried again rather than forgotten.
             signature = rules_signature(self.rules_dir)
             try:
-                rulebook = load_rulebook([self.rules_dir])
+                rulebook = load_rulebook([self.rules_dir], require_partitions=self.require_partitions)
             except RuleFileError as error:
                 self._signature = signature
-                self.last_reload = {"ok": False, "at": datetime.now(UTC).isoformat(),
-                                    "problems": [str(problem) for problem in error.problems]}
-                if report:
-                    metrics.RELOADS.labels("failure").inc()
-                    log.warning("rules not reloaded, the running rules stay active:\n%s", error)
-                return error.problems
+                return self._refused(error.problems, report)
+            except Exception as error:  # a bug or the disk, not the files: refused too, and tried again next look
+                log.debug("rules not reloaded", exc_info=True)
+                problem = Problem(str(self.rules_dir), 1, 1, f"the rules could not be loaded: {type(error).__name__}: {error}")
+                return self._refused([problem], report)
             self._signature, self.rulebook = signature, rulebook
             if self.decision_log is not None:
                 self.decision_log.keep_versions(rulebook)
@@ -83,6 +83,17 @@ class ServiceState:
                 metrics.RELOADS.labels("success").inc()
                 log.info("rules reloaded: %s", rulebook.version)
             return []
+
+    def _refused(self, problems: list[Problem], report: bool) -> list[Problem]:
+        """Record a refused reload: ``/v1/rulesets`` says so, the running rules stay active."""
+        described = [str(problem) for problem in problems]
+        repeated = not self.last_reload["ok"] and self.last_reload["problems"] == described
+        self.last_reload = {"ok": False, "at": datetime.now(UTC).isoformat(), "problems": described}
+        if report:
+            metrics.RELOADS.labels("failure").inc()
+            if not repeated:  # one warning per distinct failure, not one a second while it lasts
+                log.warning("rules not reloaded, the running rules stay active:\n%s", "\n".join(described))
+        return problems
 
     def reload_if_changed(self, report: bool = True) -> None:
         if rules_signature(self.rules_dir) != self._signature:
@@ -134,17 +145,16 @@ class ServiceState:
         if self.shadow is not None:
             self.shadow.submit(compiled, evaluation, result, source)
 
-    def candidate_impact(self, file_name: str, text: str, query: LogQuery, seconds: float) -> dict[str, object]:
+    def candidate_impact(self, file_name: str, text: str, query: LogQuery) -> dict[str, object]:
         """The impact JSON (SPEC §11) of the active rules with ``file_name`` replaced by ``text``, replayed on
-        the logged decisions ``query`` selects, in this process, within ``seconds``. Raises
-        :class:`RuleFileError` for a broken candidate (nothing replayed) and ``LimitExceeded``."""
+        the logged decisions ``query`` selects, in this process, charged to the active budget
+        (``engine.limits``). Raises :class:`RuleFileError` for a broken candidate (nothing replayed)."""
         if self.decision_log is None:
             raise LogUnavailable("the decision log is off (the service runs with --log none): nothing to replay")
         files = self.rulebook.files()
         files[file_name] = text
         candidate = rulebook_from_files(files)
-        tally = impact(self.decision_log.database, candidate, query, active=self.rulebook, processes=1,
-                       deadline=time.monotonic() + seconds)
+        tally = impact(self.decision_log.database, candidate, query, active=self.rulebook, processes=1)
         report = tally.as_json()
         report["candidate"] = {"file": file_name, "versions": sorted(d.version for d in candidate.domains.values())}
         return report
@@ -157,8 +167,9 @@ class ServiceState:
         if self._store is None or self._store_pid != os.getpid():
             with self._lock:
                 if self._store is None or self._store_pid != os.getpid():
-                    self._store = self._open_store()
-                    self._store_pid = os.getpid()
+                    store = self._open_store()
+                    store.start_moving()  # records a killed process left in the outbox: any process moves them
+                    self._store, self._store_pid = store, os.getpid()
         return self._store
 
     def counters(self) -> StoreCounters:
@@ -181,5 +192,6 @@ class StoreCounters:
     def prefetch(self, decision: str, reads: list[tuple[Counter, tuple[object, ...], datetime]]) -> None:
         self._store_reader().prefetch(decision, reads)
 
-    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
-        return self._store_reader().read(decision, counter, key, now)
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+             partition: str | None = None) -> int | Decimal:
+        return self._store_reader().read(decision, counter, key, now, partition)

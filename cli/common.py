@@ -30,10 +30,10 @@ def instant_option(ctx: click.Context, param: click.Parameter, value: str | None
         raise click.BadParameter(str(error)) from None
 
 
-def rules_or_exit(paths: list[str | Path], code: int = 1) -> Rulebook:
+def rules_or_exit(paths: list[str | Path], code: int = 1, *, require_partitions: bool = False) -> Rulebook:
     """The rulebook, or every problem on standard error and exit with ``code``."""
     try:
-        return load_rulebook(paths)
+        return load_rulebook(paths, require_partitions=require_partitions)
     except RuleFileError as error:
         for problem in error.problems:
             click.echo(str(problem), err=True)

@@ -15,7 +15,7 @@ from engine import Rulebook, RuleFileError, check, load_rulebook
 from engine.calendar import CALENDAR_DIR, calendar_lines, import_years, load_calendar, package_version, package_years
 from engine.decisionlog import DEFAULT_LOG_URL, LogUnavailable, open_log
 from engine.errors import InvalidFacts, UnknownDecision
-from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, open_store
+from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, is_cluster, open_store
 from engine.trace import assumption_marks
 from engine.values import MAX_YEAR, MIN_YEAR
 
@@ -227,10 +227,13 @@ def calendar_show_command(year: int, rules_dir: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--store", "store_url", default=DEFAULT_STORE_URL, show_default=True,
-              help="Counters and idempotency keys: sqlite:///PATH or redis://HOST:PORT/DB.")
+              help="Counters and idempotency keys: sqlite:///PATH, redis://HOST:PORT/DB or "
+                   "redis+cluster://HOST:PORT[,HOST:PORT…].")
 @click.option("--records", "records_url", default=None,
               help="Decision records: sqlite:///PATH or postgresql://… (default: the SQLite store file).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(min=2),
+              help="Threads per worker: one may run a heavy request (scenarios, validation) while the others answer.")
 @click.option("--log", "log_url", default=DEFAULT_LOG_URL, show_default=True,
               help="Decision log: sqlite:///PATH, postgresql://… or none.")
 @click.option("--log-sample", default=1.0, show_default=True, type=click.FloatRange(0, 1, min_open=True),
@@ -238,11 +241,11 @@ def calendar_show_command(year: int, rules_dir: str) -> None:
 @click.option("--shadow", "shadow_dir", type=click.Path(exists=True, file_okay=False),
               help="Also evaluate every logged decision on the rules in DIR, after answering; compare and log.")
 def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int,
-                  log_url: str, log_sample: float, shadow_dir: str | None) -> None:
+                  threads: int, log_url: str, log_sample: float, shadow_dir: str | None) -> None:
     """Serve decisions over HTTP with gunicorn."""
     from .serve import bind_problem, serve
 
-    rules_or_exit([rules_dir])  # refuse to start on broken rules, with their problems
+    rules_or_exit([rules_dir], require_partitions=is_cluster(store_url))  # refuse to start on broken rules
     if shadow_dir is not None and log_url == "none":
         raise click.UsageError("--shadow needs a decision log (its runs are compared and kept there); drop --log none")
     try:  # a log that cannot be opened is said here, in one line, not by a traceback from the workers
@@ -253,7 +256,7 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
     if problem:
         click.echo(f"rulesvc serve: {problem}", err=True)
         sys.exit(1)
-    serve(rules_dir, host, port, workers, store_url, records_url, log_url=log_url, log_sample=log_sample,
+    serve(rules_dir, host, port, workers, store_url, records_url, threads, log_url=log_url, log_sample=log_sample,
           shadow_dir=shadow_dir)
 
 
@@ -263,13 +266,16 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
 @click.option("--to", "end", callback=instant_option, help="To this instant (exclusive).")
 @click.option("--outcome", type=click.Choice(["allow", "deny", "defer", "review"]))
 @click.option("--id", "decision_id", help="One decision record by its id (打款单号).")
+@click.option("--order-id", help="The records of one order (订单号, 输入单号查询).")
+@click.option("--store-id", help="The records of one store (店铺).")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with the merchant's column names (批量导出).")
 @click.option("--store", "store_url", default=DEFAULT_STORE_URL, show_default=True)
 @click.option("--records", "records_url", default=None, help="Record store URL when it is not the store's.")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
               help="Rules directory (for the labels of the CSV).")
 def records_command(decision: str | None, start: datetime | None, end: datetime | None, outcome: str | None,
-                    decision_id: str | None, as_csv: bool, store_url: str, records_url: str | None, rules_dir: str) -> None:
+                    decision_id: str | None, order_id: str | None, store_id: str | None, as_csv: bool, store_url: str,
+                    records_url: str | None, rules_dir: str) -> None:
     """Print committed decision records as JSON lines, or as CSV."""
     for url in (store_url, records_url):
         missing = _missing_sqlite_file(url)
@@ -280,7 +286,8 @@ def records_command(decision: str | None, start: datetime | None, end: datetime 
     try:
         store = open_store(store_url, records_url)
         found = store.records(RecordQuery(decision=decision, start=start, end=end, outcome=outcome,
-                                          decision_id=decision_id, limit=1_000_000))
+                                          decision_id=decision_id, order_id=order_id, store_id=store_id,
+                                          limit=1_000_000))
     except StoreUnavailable as error:
         click.echo(str(error), err=True)
         sys.exit(1)

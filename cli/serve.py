@@ -10,8 +10,17 @@ import socket
 import tempfile
 from typing import Any
 
-from gunicorn import glogging
+from gunicorn import glogging, util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
+
+# gunicorn's own request limits, at their maxima: a request line (method, path, query) or a header of
+# up to 8190 bytes, 100 headers. Longer ones only come from broken or hostile clients, and even they
+# get a JSON answer (JsonErrorsWorker).
+REQUEST_LIMITS = {"limit_request_line": 8190, "limit_request_field_size": 8190, "limit_request_fields": 100}
+# A worker is restarted only when it stops answering gunicorn's heartbeat for this long. With threads
+# a long request does not stop the heartbeat, and every heavy request has a time budget far shorter.
+WORKER_TIMEOUT_SECONDS = 60
 
 
 class JsonAccessLogger(glogging.Logger):
@@ -27,6 +36,25 @@ class JsonAccessLogger(glogging.Logger):
             "bytes": atoms["B"], "duration_ms": round(request_time.total_seconds() * 1000, 3),
             "pid": int(str(atoms["p"]).strip("<>")), "agent": atoms["a"],
         }, ensure_ascii=False))
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's own error answers (a malformed request, a line or header past the limits, a worker
+    stopped mid-request) in the service's JSON error shape instead of gunicorn's HTML page."""
+    code = reason.upper().replace(" ", "_").replace("-", "_")
+    body = json.dumps({"error": {"code": code, "message": mesg or reason}}, ensure_ascii=False).encode("utf-8")
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+class JsonErrorsWorker(ThreadWorker):
+    """gunicorn's threaded worker, answering its own errors in JSON (``util.write_error`` is the one
+    function its error handling writes with; it is replaced in each worker process)."""
+
+    def init_process(self) -> None:
+        util.write_error = _write_json_error
+        super().init_process()
 
 
 class RulesvcServer(BaseApplication):
@@ -100,8 +128,8 @@ def bind_problem(host: str, port: int) -> str | None:
     return None
 
 
-def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, records_url: str | None, *,
-          log_url: str, log_sample: float = 1.0, shadow_dir: str | None = None) -> None:
+def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, records_url: str | None,
+          threads: int = 4, *, log_url: str, log_sample: float = 1.0, shadow_dir: str | None = None) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="rulesvc-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     master = os.getpid()
@@ -109,6 +137,11 @@ def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, re
         RulesvcServer({
             "bind": f"{host}:{port}",
             "workers": workers,
+            # Threads: a heavy request (one per worker at a time) leaves the others answering.
+            "worker_class": f"{JsonErrorsWorker.__module__}.{JsonErrorsWorker.__name__}",
+            "threads": threads,
+            "timeout": WORKER_TIMEOUT_SECONDS,
+            **REQUEST_LIMITS,
             # Compile the rules once in the master: a broken rule file stops the start with its problems.
             "preload_app": True,
             "accesslog": "-",

@@ -49,7 +49,7 @@ def commit(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, 
         record = build_record(result, compiled.business_keys(values), allowed, idempotency_key, at, facts_fingerprint)
         return Attempt(result, reservations, record)
 
-    result = store.commit(idempotency_key, facts_fingerprint, attempt)
+    result = store.commit(idempotency_key, facts_fingerprint, attempt, partition=compiled.partition_key(facts))
     # The store answers with the last attempt's result, or with the first decision of a repeated key.
     made = attempts[-1] if attempts and attempts[-1][0] is result else None
     return Committed(result, made[1] if made else None)

@@ -16,15 +16,18 @@ from .values import to_shanghai
 
 
 class CounterSource(Protocol):
-    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
-        """The counter's current value for ``key`` (for ``shanghai_day`` counters: on ``now``'s day)."""
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+             partition: str | None = None) -> int | Decimal:
+        """The counter's current value for ``key`` (for ``shanghai_day`` counters: on ``now``'s day);
+        ``partition`` is the decision's partition value (see :meth:`CompiledDecision.partition_key`)."""
         ...
 
 
 class NoCounters:
     """No committed usage: every counter reads zero."""
 
-    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+             partition: str | None = None) -> int | Decimal:
         return Decimal("0.00") if counter.type.kind == "money" else 0
 
 

@@ -9,7 +9,8 @@ and stored counters it was made on) and :meth:`CompiledDecision.result` renders 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,9 +102,12 @@ class CompiledDecision:
         self._derived_plan = [(derived.name, evaluator(derived.expr) if derived.expr is not None else None,
                                [(name, evaluator(expr)) for name, expr in derived.fields.items()])
                               for derived in decision.derived]
+        # Not a bound method: the generated code would hold this object in a reference cycle, and its
+        # native rulesets would outlive a reload until the cyclic collector happened to run.
+        self.partition_key = _partition_key_of(decision)
         # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.
         self._derive, self._derive_moving, self.deriver_source = build_derivers(
-            decision, _moving_with_now(decision), fields, self.field_names)
+            decision, _moving_with_now(decision), fields, self.field_names, self.partition_key)
         self._messages, self.messages_source = build_messages(decision, decision.rules)
         self._outputs, self.outputs_source = build_outputs(decision)
         self._ruleset_ref = {"domain": domain.name, "version": domain.version}
@@ -180,14 +184,16 @@ class CompiledDecision:
         evaluation.raw_facts = raw_facts
         return Made(self.result(evaluation), evaluation, int((perf_counter() - started) * 1_000_000))
 
-    def _counter_reads(self, facts: dict[str, Any], now: datetime) -> list[tuple[Counter, tuple[Any, ...], datetime]]:
+    def _counter_reads(self, facts: dict[str, Any], now: datetime
+                       ) -> list[tuple[Counter, tuple[Any, ...], datetime, str | None]]:
         """The stored counts a decision on ``facts`` at ``now`` will read (those the facts do not supply)."""
         values = dict(facts)
         values["now"] = now
+        partition = self.partition_key(facts)
         reads = []
         for counter, key_parts, fact in self._counter_plan:
             if fact is None or fact(values, None) is None:
-                reads.append((counter, tuple(part(values, None) for part in key_parts), now))
+                reads.append((counter, tuple(part(values, None) for part in key_parts), now, partition))
         return reads
 
     def load(self, raw_facts: Any) -> dict[str, Any]:
@@ -274,8 +280,9 @@ class CompiledDecision:
 
     def reservations(self, values: dict[str, Any]) -> list[Reservation]:
         """What committing an allowed decision adds to each of its counters."""
-        now = values["now"]
-        return [Reservation(counter_slot(self.name, counter, tuple(evaluate(part, values) for part in counter.key), now),
+        now, partition = values["now"], self.partition_key(values)
+        return [Reservation(counter_slot(self.name, counter, tuple(evaluate(part, values) for part in counter.key), now,
+                                         partition),
                             to_units(counter, evaluate(counter.add, values) or 0))
                 for counter in self.decision.counters]
 
@@ -300,6 +307,7 @@ class CompiledDecision:
         values["now"] = at
         calendar = self.calendar
         same_day = asked_at is at or to_shanghai(asked_at).date() == to_shanghai(at).date()
+        partition = self.partition_key(facts) if self._counter_plan else None
         for counter, key_parts, fact in self._counter_plan:
             # A caller's figure for "today" says nothing about another day.
             supplied = None
@@ -307,7 +315,7 @@ class CompiledDecision:
                 supplied = fact(values, None)
             if supplied is None:
                 key = tuple(part(values, None) for part in key_parts)
-                supplied = source.read(self.name, counter, key, at)
+                supplied = source.read(self.name, counter, key, at, partition)
                 # the first read of a count is the one the outcome was decided on
                 counters_read.setdefault(counter_label(counter, asked_at, at), to_output(supplied))
             values[counter.name] = supplied
@@ -408,6 +416,18 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _partition_key_of(decision: Decision) -> Callable[[dict[str, Any]], str | None]:
+    """The function giving ``decision``'s ``partition`` for (validated) facts, as text; None if it declares none."""
+    partition = decision.partition
+
+    def partition_key(facts: dict[str, Any]) -> str | None:
+        if partition is None:
+            return None
+        return json.dumps(to_output(evaluate(partition, facts)), ensure_ascii=False)
+
+    return partition_key
 
 
 def _moving_with_now(decision: Decision) -> set[str]:

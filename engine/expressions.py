@@ -39,6 +39,12 @@ COMPARISON_OPERATORS = {
 ARITHMETIC_OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 LITERAL_NAMES = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 
+# Limits of one expression (docs/rule-format.md §6.6). The length bounds the work of Python's own
+# parser (whose AST building is recursive) and of everything after it; the depth bounds the recursion
+# of the checker, the compiler and the interpreter, far below Python's recursion limit.
+MAX_EXPRESSION_LENGTH = 500  # characters (the longest shipped condition has 214)
+MAX_EXPRESSION_DEPTH = 32  # operators, calls and lists inside each other (a dotted name is one level)
+
 
 @dataclass
 class Expr:
@@ -169,22 +175,35 @@ def parse(text: str, scope: Scope, expected: Type | None = None) -> Expr:
         raise ExpressionError(0, "expression is empty")
     # Newlines of a literal block become spaces (same length) so offsets stay character offsets.
     flat = text.replace("\n", " ")
+    check_length(flat)
     try:
         tree = ast.parse(flat.strip() and flat, mode="eval")
-    except (SyntaxError, ValueError) as error:  # ValueError: an integer past Python's digit limit
+    except (SyntaxError, ValueError) as error:
         hint = expression_syntax_hint(flat)
         if hint is not None:
             raise ExpressionError(*hint) from None
-        if not isinstance(error, SyntaxError) or "digits" in error.msg:
+        message = error.msg if isinstance(error, SyntaxError) else str(error)
+        if "digits" in message:  # an integer past Python's digit limit
             number = max(re.findall(r"[0-9]+", flat), key=len, default="")
             raise ExpressionError(max(flat.find(number), 0), huge_number_message(len(number), MAX_INT)) from None
+        if not isinstance(error, SyntaxError):  # a character Python's parser refuses outright (e.g. NUL)
+            raise ExpressionError(0, "expression contains a character that is not allowed") from None
         offset = max((error.offset or 1) - 1, 0)
         raise ExpressionError(offset, f"syntax error in expression: {error.msg}") from None
+    except (RecursionError, MemoryError):  # not reachable within the length limit; kept as a guard
+        raise ExpressionError(0, f"expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep") from None
     checker = _Checker(flat, scope)
     expr = checker.check(tree.body)
     if expected is not None and not _fits(expr.type, expected):
         raise ExpressionError(expr.offset, f"expression must be {expected}, but it is {expr.type}")
     return expr
+
+
+def check_length(text: str) -> None:
+    """Refuse an expression longer than :data:`MAX_EXPRESSION_LENGTH`, before anything parses it."""
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(0, f"expression is {len(text)} characters long; the maximum is {MAX_EXPRESSION_LENGTH} "
+                                 "(split it into derived values)")
 
 
 def _fits(actual: Type, expected: Type) -> bool:
@@ -203,14 +222,22 @@ class _Checker:
     def __init__(self, text: str, scope: Scope):
         self.text = text
         self.scope = scope
-        self._line_bytes = text.encode("utf-8")
+        self.depth = 0
+        # ast offsets count UTF-8 bytes; users count characters (a Chinese string literal is 3 bytes
+        # each). The byte → character table is built once, so every offset and segment is a lookup.
+        self._chars: list[int] | None = None if text.isascii() else _character_offsets(text)
 
-    # ast offsets count UTF-8 bytes; users count characters (a Chinese string literal is 3 bytes each).
+    def _char(self, byte_offset: int) -> int:
+        return byte_offset if self._chars is None else self._chars[byte_offset]
+
     def offset(self, node: ast.AST) -> int:
-        return len(self._line_bytes[: node.col_offset].decode("utf-8", errors="ignore"))
+        return self._char(node.col_offset)
+
+    def end(self, node: ast.AST) -> int:
+        return self._char(node.end_col_offset)
 
     def segment(self, node: ast.AST) -> str:
-        return ast.get_source_segment(self.text, node) or ""
+        return self.text[self.offset(node):self.end(node)]
 
     def fail(self, node: ast.AST, message: str) -> ExpressionError:
         return ExpressionError(self.offset(node), message)
@@ -219,7 +246,16 @@ class _Checker:
         method = getattr(self, f"_check_{type(node).__name__}", None)
         if method is None:
             raise self.fail(node, f"{_describe(node)} is not allowed in a rule expression")
-        return method(node)
+        # The one place the checker recurses: nesting past the limit stops here, long before
+        # Python's recursion limit (and the compiler and interpreter only see checked trees).
+        if self.depth == MAX_EXPRESSION_DEPTH:
+            raise self.fail(node, f"expression is nested more than {MAX_EXPRESSION_DEPTH} levels deep "
+                                  "(split it into derived values)")
+        self.depth += 1
+        try:
+            return method(node)
+        finally:
+            self.depth -= 1
 
     # --- leaves -------------------------------------------------------------------------------
 
@@ -285,8 +321,7 @@ class _Checker:
             raise ExpressionError(key.offset, f"table {table.name} is keyed by {table.key}, not {key.type}")
         self._check_enum_literals(Lit(key.offset, table.key, key.text), key)
         if column not in table.columns:
-            end = len(self._line_bytes[: node.end_col_offset].decode("utf-8", errors="ignore"))
-            raise ExpressionError(end - len(column), f"table {table.name} has no column {column!r}"
+            raise ExpressionError(self.end(node) - len(column), f"table {table.name} has no column {column!r}"
                                                      f"{did_you_mean(column, list(table.columns))}")
         return Lookup(self.offset(node), table.columns[column], self.segment(node), table=table, key=key, column=column)
 
@@ -295,8 +330,7 @@ class _Checker:
         node = nodes[index]
         if index == 0:
             return self.offset(node)
-        end = len(self._line_bytes[: node.end_col_offset].decode("utf-8", errors="ignore"))
-        return end - len(name)
+        return self.end(node) - len(name)
 
     def _resolve(self, node: ast.AST, parts: list[str], nodes: list[ast.AST]) -> Expr:
         root = parts[0]
@@ -359,20 +393,20 @@ class _Checker:
 
     def _check_Compare(self, node: ast.Compare) -> Expr:
         left = self.check(node.left)
+        text = self.segment(node)
         comparisons: list[Expr] = []
         for op_node, right_node in zip(node.ops, node.comparators, strict=False):
             op = COMPARISON_OPERATORS.get(type(op_node))
             if op is None:
                 raise self.fail(node, f"operator {_describe(op_node)} is not allowed (use == != < <= > >= in, not in)")
             right = self.check(right_node)
-            comparisons.append(self._comparison(node, op, left, right, right_node))
+            comparisons.append(self._comparison(node, text, op, left, right))
             left = right
         if len(comparisons) == 1:
             return comparisons[0]
-        return Logic(self.offset(node), BOOL, self.segment(node), op="and", operands=comparisons)
+        return Logic(self.offset(node), BOOL, text, op="and", operands=comparisons)
 
-    def _comparison(self, node: ast.AST, op: str, left: Expr, right: Expr, right_node: ast.AST) -> Expr:
-        text = self.segment(node)
+    def _comparison(self, node: ast.AST, text: str, op: str, left: Expr, right: Expr) -> Expr:
         if op in ("in", "not in"):
             if right.type.kind != "list":
                 raise ExpressionError(right.offset, f"the right side of '{op}' must be a list, not {right.type}")
@@ -447,6 +481,15 @@ class _Checker:
                 raise self.fail(node, f"{name}() of these values is out of range: {error}") from None
             return Lit(self.offset(node), result, self.segment(node), value=value)
         return Call(self.offset(node), result, self.segment(node), function=name, args=args)
+
+
+def _character_offsets(text: str) -> list[int]:
+    """For each UTF-8 byte offset of ``text`` (and its end), the character offset it falls in."""
+    offsets: list[int] = []
+    for index, character in enumerate(text):
+        offsets.extend([index] * len(character.encode("utf-8", "surrogatepass")))
+    offsets.append(len(text))
+    return offsets
 
 
 def _check_money_mix(left: Expr, right: Expr) -> None:

@@ -17,6 +17,7 @@ from .errors import Problem
 from .expressions import Call, Expr, ExpressionError, Ref, Scope, did_you_mean, parse, walk
 from .fastpath.encoder import MAX_FIELDS, condition_fields, field_names
 from .functions import FUNCTIONS
+from .limits import checkpoint
 from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
 from .source import Path, Reported, SourceDocument, UnquotedDecimal, load_document
 from .structure import load_schema, structure_problems
@@ -26,6 +27,9 @@ from .values import BOOL, INSTANT, INT, MONEY, OBJECT, SCALAR_KINDS, STR, Type, 
 # Names the engine itself puts on every evaluated fact; a declaration may not take them.
 RESERVED_NAMES = frozenset({"now", "id", "sid"})
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+# Aliases let a short file repeat a long expression many times; every use is parsed, so all of them
+# together are bounded (a file without aliases stays far below: the shipped ones have ~3,000).
+MAX_FILE_EXPRESSION_CHARS = 500_000
 _SCHEMA, _VALIDATOR = load_schema("rule-file.schema.json")
 
 
@@ -34,29 +38,47 @@ def rule_file_schema() -> dict[str, Any]:
     return _SCHEMA
 
 
-def load_rule_file(file: str, text: str, *, loaded_at: datetime | None = None) -> tuple[Domain | None, list[Problem]]:
-    """Validate one rule file. Returns the domain only when there are no problems."""
+def load_rule_file(file: str, text: str, *, loaded_at: datetime | None = None,
+                   require_partition: bool = False) -> tuple[Domain | None, list[Problem]]:
+    """Validate one rule file. Returns the domain only when there are no problems.
+
+    ``require_partition``: every decision must declare its ``partition`` (a Redis Cluster store).
+    """
     document, problems = load_document(file, text, quoted_decimals=True)
     if document is None:
         return None, problems
     if not isinstance(document.data, dict):
         return None, problems + [document.problem((), "a rule file must be a mapping with domain, source and decisions")]
     problems += structure_problems(document, _VALIDATOR)
-    domain = _DomainBuilder(document, problems).build(text, loaded_at or datetime.now(UTC))
+    domain = _DomainBuilder(document, problems, require_partition).build(text, loaded_at or datetime.now(UTC))
     return (domain if not problems else None), problems
 
 
 # --- meaning -----------------------------------------------------------------------------------
 
 class _DomainBuilder:
-    def __init__(self, document: SourceDocument, problems: list[Problem]):
+    def __init__(self, document: SourceDocument, problems: list[Problem], require_partition: bool = False):
         self.document = document
         self.problems = problems
+        self.require_partition = require_partition
         self.data: dict[str, Any] = document.data
         self.uses_calendar = False
+        self.expression_chars = 0
+        self.over_budget = False
 
     def problem(self, path: Path, message: str, *, key: bool = False) -> None:
         self.problems.append(self.document.problem(path, message, key=key))
+
+    def within_budget(self, path: Path, text: str) -> bool:
+        """Count ``text`` against the file's expression budget; report once when it runs out."""
+        self.expression_chars += len(text)
+        if self.expression_chars <= MAX_FILE_EXPRESSION_CHARS:
+            return True
+        if not self.over_budget:
+            self.over_budget = True
+            self.problem(path, f"the expressions of this file add up to more than {MAX_FILE_EXPRESSION_CHARS:,} "
+                               "characters (an alias counts at every use); split it into several files")
+        return False
 
     def expression(self, path: Path, text: Any, scope: Scope, expected: Type | None = None) -> Expr | None:
         if isinstance(text, Reported):  # its problem is reported already
@@ -65,7 +87,7 @@ class _DomainBuilder:
             text = "true" if text else "false"
         if isinstance(text, int):
             text = str(text)
-        if not isinstance(text, str):
+        if not isinstance(text, str) or not self.within_budget(path, text):
             return None
         try:
             expr = parse(text, scope, expected)
@@ -86,6 +108,7 @@ class _DomainBuilder:
         self.used_codes: set[str] = set()
         decisions = {}
         for decision_name, body in _mapping(self.data.get("decisions")).items():
+            checkpoint()  # a validation's time budget, when one is active
             if isinstance(body, dict) and isinstance(name, str):
                 decision = self._decision(name, decision_name, body)
                 if decision is not None:
@@ -224,6 +247,7 @@ class _DomainBuilder:
             if fact_name in self.constants:
                 self.problem(base + ("facts", fact_name), f"fact {fact_name!r} has the name of a constant", key=True)
 
+        partition = self._partition(qualified, base, body, scope)
         counters = self._counters(base, body, scope)
         derived = self._derived(base, body, scope)
         obligations = _mapping(body.get("obligations"))
@@ -244,7 +268,24 @@ class _DomainBuilder:
             name=qualified, domain=domain, description=str(body.get("description", "")),
             source=str(body.get("source", self.data.get("source", ""))), facts=facts,
             constants=self.constants, counters=counters, derived=derived,
-            obligations=dict(obligations), rules=rules)
+            obligations=dict(obligations), rules=rules, partition=partition)
+
+    def _partition(self, qualified: str, base: Path, body: dict[str, Any], scope: Scope) -> Expr | None:
+        """The value that groups a commit's stored keys: of the facts only, since counters are read by it."""
+        if "partition" not in body:
+            if self.require_partition:
+                self.problem(base, f"decision {qualified} declares no partition, which a Redis Cluster store "
+                                   "(--store redis+cluster://…) needs to keep the keys of a commit in one hash slot; "
+                                   "add e.g. partition: customer.id", key=True)
+            return None
+        expr = self.expression(base + ("partition",), body["partition"], scope)
+        if expr is None:
+            return None
+        if expr.type.kind in ("list", "object") or any(isinstance(node, Ref) and node.kind != "fact" for node in walk(expr)):
+            self.problem(base + ("partition",), f"a partition is one value computed from the facts "
+                                                f"(e.g. customer.id), not {expr.type}")
+            return None
+        return expr
 
     def _field(self, path: Path, name: str, dotted: str, spec: Any) -> FieldSpec | None:
         if not isinstance(spec, dict):
@@ -453,6 +494,8 @@ class _DomainBuilder:
         placeholders = {}
         for lang, text in messages.items():
             for match in PLACEHOLDER.finditer(text):
+                if not self.within_budget(path + (lang,), match.group(1)):
+                    break
                 try:
                     placeholders[match.group(1)] = parse(match.group(1), scope)
                 except ExpressionError as error:

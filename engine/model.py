@@ -112,6 +112,7 @@ class Decision:
     rules: list[Rule]
     record: dict[str, Expr] = field(default_factory=dict)  # business keys of decision records
     enum_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # enum -> value -> label
+    partition: Expr | None = None  # groups the stored keys of a commit (one hash slot on a Redis Cluster)
 
 
 @dataclass

@@ -72,15 +72,18 @@ class Rulebook:
         return self.decision(name).evaluate(facts, now=now, explain=explain, counters=counters)
 
 
-def check(paths: Iterable[str | Path]) -> tuple[list[Domain], list[Problem]]:
+def check(paths: Iterable[str | Path], *, require_partitions: bool = False) -> tuple[list[Domain], list[Problem]]:
     """Validate rule files and their calendars without activating anything."""
-    domains, _, problems = _load(list(paths))
+    domains, _, problems = _load(list(paths), require_partitions)
     return domains, problems
 
 
-def load_rulebook(paths: Iterable[str | Path]) -> Rulebook:
-    """Load, validate and compile; raise :class:`RuleFileError` listing every problem if any."""
-    domains, calendar, problems = _load(list(paths))
+def load_rulebook(paths: Iterable[str | Path], *, require_partitions: bool = False) -> Rulebook:
+    """Load, validate and compile; raise :class:`RuleFileError` listing every problem if any.
+
+    ``require_partitions``: every decision must declare a ``partition`` (a Redis Cluster store).
+    """
+    domains, calendar, problems = _load(list(paths), require_partitions)
     if problems:
         raise RuleFileError(problems)
     rulebook = Rulebook(calendar=calendar)
@@ -152,7 +155,7 @@ def calendar_directory(paths: list[str | Path]) -> Path:
     return Path(CALENDAR_DIR)
 
 
-def _load(paths: list[str | Path]) -> tuple[list[Domain], Calendar, list[Problem]]:
+def _load(paths: list[str | Path], require_partitions: bool = False) -> tuple[list[Domain], Calendar, list[Problem]]:
     calendar, problems = load_calendar(calendar_directory(paths))
     domains: list[Domain] = []
     first_file: dict[str, str] = {}
@@ -165,7 +168,8 @@ def _load(paths: list[str | Path]) -> tuple[list[Domain], Calendar, list[Problem
         if text is None:
             problems.append(problem)
             continue
-        domain, file_problems = load_rule_file(str(path), text, loaded_at=loaded_at)
+        domain, file_problems = load_rule_file(str(path), text, loaded_at=loaded_at,
+                                               require_partition=require_partitions)
         problems.extend(file_problems)
         if domain is None:
             continue

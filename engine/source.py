@@ -77,6 +77,20 @@ class SourceDocument:
         return Problem(self.file, line + 1, column + 1, message)
 
 
+# Limits of one YAML document (docs/rule-format.md §8). The shipped rule files hold about 500 values
+# and 10 levels; the limits keep checking any file quick (about 1 s for the largest file allowed) and
+# every recursive step after parsing — building, the JSON Schema check, the loader — far from
+# Python's recursion limit.
+MAX_DEPTH = 32  # mappings and lists inside each other
+MAX_NODES = 10_000  # values, counting every use of an alias
+
+
+class _TooLarge(Exception):
+    def __init__(self, mark: yaml.Mark, message: str):
+        self.mark = mark
+        self.message = message
+
+
 def read_source(path: PathLike) -> tuple[str | None, Problem | None]:
     """The text of a UTF-8 file, or a problem a person can act on (a GBK file: save it as UTF-8)."""
     try:
@@ -111,13 +125,17 @@ def _not_utf8(file: str, raw: bytes, error: UnicodeDecodeError) -> Problem:
 
 
 def load_document(file: str, text: str, *, quoted_decimals: bool = False) -> tuple[SourceDocument | None, list[Problem]]:
-    """Parse ``text`` safely; on a syntax error return no document and the error's position.
+    """Parse ``text`` safely; on a syntax error or a document past the limits return no document and
+    the problem's position.
 
     Besides syntax, a scalar YAML reads as something else than it looks is a problem: ``yes``/``no``/
     ``on``/``off`` (YAML 1.1 booleans) and whole numbers too large to compare exactly; with
     ``quoted_decimals`` (rule files, where money is text) so is an unquoted ``99.90``.
     """
     try:
+        # Measured on the event stream first: libyaml's composer recurses in C (a deep document
+        # would overflow the stack) and its scanner slows down with the square of the nesting.
+        _check_shape(text)
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -127,22 +145,43 @@ def load_document(file: str, text: str, *, quoted_decimals: bool = False) -> tup
         return None, [Problem(file, mark.line + 1, mark.column + 1, message)]
     except yaml.YAMLError as error:  # e.g. a control character the reader refuses
         return None, [Problem(file, 1, 1, "YAML syntax error: " + " ".join(str(error).split()))]
+    except _TooLarge as error:
+        return None, [Problem(file, error.mark.line + 1, error.mark.column + 1, error.message)]
     document = SourceDocument(file=file, text=text, data=None)
     problems: list[Problem] = []
     if node is not None:
         builder = _Builder(document, problems, quoted_decimals)
         try:
             document.data = builder.build(node, ())
-        except (RecursionError, _TooLarge):
-            return None, [Problem(file, 1, 1, "the document is nested too deeply or too large (aliases expanded)")]
+        except _TooLarge as error:
+            return None, [Problem(file, error.mark.line + 1, error.mark.column + 1, error.message)]
     return document, problems
 
 
-MAX_NODES = 200_000  # aliases can make a small text expand into a huge document
+def _too_deep(mark: yaml.Mark, aliases: str = "") -> _TooLarge:
+    return _TooLarge(mark, f"mappings and lists are nested more than {MAX_DEPTH} levels deep{aliases}")
 
 
-class _TooLarge(Exception):
-    pass
+def _too_many(mark: yaml.Mark, aliases: str = "") -> _TooLarge:
+    return _TooLarge(mark, f"the document holds more than {MAX_NODES:,} values{aliases}; split it into several files")
+
+
+def _check_shape(text: str) -> None:
+    """Raise :class:`_TooLarge` at the first event past :data:`MAX_DEPTH` or :data:`MAX_NODES`."""
+    depth = nodes = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _too_deep(event.start_mark)
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+            continue
+        elif not isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
+            continue
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise _too_many(event.start_mark)
 
 
 class Reported(str):
@@ -165,24 +204,33 @@ class _Builder:
         self.constructor = yaml.SafeLoader("")
         self.open_nodes: set[int] = set()
         self.built = 0
+        self.depth = 0
+        self.string_scalars: dict[int, _Scalar] = {}  # per node: an alias of a long text is measured once
 
     def build(self, node: yaml.Node, path: Path) -> Any:
+        # Aliases can make a small text expand into a large or deep document: count what is built.
         self.built += 1
         if self.built > MAX_NODES:
-            raise _TooLarge
+            raise _too_many(node.start_mark, " once its aliases are expanded")
         self.document._values[path] = _Scalar(node.start_mark.line, node.start_mark.column, None)
         if isinstance(node, yaml.CollectionNode):
             if id(node) in self.open_nodes:  # an alias to one of its own parents
                 self.problems.append(self._at(node, "a YAML alias may not refer to a mapping or list that contains it"))
                 return None
             self.open_nodes.add(id(node))
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise _too_deep(node.start_mark, " once its aliases are expanded")
             try:
                 return self._collection(node, path)
             finally:
                 self.open_nodes.discard(id(node))
+                self.depth -= 1
         value = self._checked(node, self.scalar(node), in_list=bool(path) and isinstance(path[-1], int))
         if isinstance(value, str):
-            self.document._values[path] = self._string_scalar(node)
+            if id(node) not in self.string_scalars:
+                self.string_scalars[id(node)] = self._string_scalar(node)
+            self.document._values[path] = self.string_scalars[id(node)]
         return value
 
     def _checked(self, node: yaml.Node, value: Any, *, in_list: bool) -> Any:

@@ -16,9 +16,10 @@ from xml.etree import ElementTree
 from .commit import commit_decision
 from .errors import InvalidFacts, Problem
 from .expressions import did_you_mean
+from .limits import LimitExceeded, checkpoint
 from .rulebook import Rulebook
 from .source import SourceDocument, load_document, read_source
-from .store import IdempotencyConflict, open_store
+from .store import IdempotencyConflict, SqliteStore, open_store
 from .structure import load_schema, structure_problems
 from .values import parse_instant
 
@@ -169,7 +170,11 @@ def load_scenario_file(file: str, text: str, rulebook: Rulebook) -> tuple[Scenar
         defaults = {key: value for key, value in defaults.items() if key != "now"}
     cases = []
     raw_cases = data.get("cases") if isinstance(data.get("cases"), list) else []
+    # Every step is counted before any is merged with the defaults: a run past the step limit is
+    # refused at once, whatever aliases made of a short file.
+    checkpoint(sum(len(raw_case.get("steps") or [None]) if isinstance(raw_case, dict) else 1 for raw_case in raw_cases))
     for index, raw_case in enumerate(raw_cases):
+        checkpoint()
         case_path = ("cases", index)
         if case_path in broken or not isinstance(raw_case, dict):
             continue  # the schema problems say what is wrong with it
@@ -233,13 +238,36 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
 
 # --- running ---------------------------------------------------------------------------------------
 
-def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook) -> CaseResult:
+class ScratchStores:
+    """The in-memory store of the cases that use one: opened once per run and emptied for each case,
+    so every case starts from a fresh store without paying for a new database (schema and statements)."""
+
+    def __init__(self) -> None:
+        self._store: SqliteStore | None = None
+
+    def fresh(self) -> SqliteStore:
+        if self._store is None:
+            self._store = open_store("sqlite://")
+        else:
+            self._store.clear()
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook, stores: ScratchStores | None = None) -> CaseResult:
     compiled = rulebook.decision(scenario.decision)
     result = CaseResult(file=scenario.file, case=case.name, line=case.line)
-    store = open_store("sqlite://") if case.uses_store else None
+    own_stores = stores is None
+    stores = stores or ScratchStores()
+    store = stores.fresh() if case.uses_store else None
     decision_ids: list[str | None] = []
     try:
         for number, step in enumerate(case.steps, start=1):
+            checkpoint()
             label = f"{step.name}: " if len(case.steps) > 1 else ""
             counters = store.reader() if store else None
             try:
@@ -248,7 +276,7 @@ def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook) -> CaseResu
                 if step.commit:
                     key = step.idempotency_key or f"{scenario.file}#{case.name}#{number}"
                     if store is None:
-                        store = open_store("sqlite://")
+                        store = stores.fresh()
                     actual = commit_decision(compiled, step.facts, idempotency_key=key, store=store, now=step.now)
             except InvalidFacts as error:
                 decision_ids.append(None)
@@ -264,11 +292,13 @@ def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook) -> CaseResu
             for rule in explained["trace"]:
                 (result.fired if rule["fired"] else result.not_fired).add(rule["rule"])
             result.failures += [label + failure for failure in _check(step.expect, actual, decision_ids)]
+    except LimitExceeded:
+        raise  # the whole run stops
     except Exception as error:  # a broken case is a failed case, never a crashed run
         result.failures.append(f"{type(error).__name__}: {error}")
     finally:
-        if store is not None:
-            store.close()
+        if own_stores:
+            stores.close()
     return result
 
 
@@ -297,13 +327,17 @@ def run_text(file: str, text: str, rulebook: Rulebook, report: Report | None = N
     if scenario is None:
         return report
     report.cover(rulebook.decision(scenario.decision))
-    for case in scenario.cases:
-        result = run_case(scenario, case, rulebook)
-        report.results.append(result)
-        for rule in result.fired:
-            report.coverage.setdefault(rule, [0, 0])[0] += 1
-        for rule in result.not_fired:
-            report.coverage.setdefault(rule, [0, 0])[1] += 1
+    stores = ScratchStores()
+    try:
+        for case in scenario.cases:
+            result = run_case(scenario, case, rulebook, stores)
+            report.results.append(result)
+            for rule in result.fired:
+                report.coverage.setdefault(rule, [0, 0])[0] += 1
+            for rule in result.not_fired:
+                report.coverage.setdefault(rule, [0, 0])[1] += 1
+    finally:
+        stores.close()
     return report
 
 
@@ -412,5 +446,5 @@ def coverage_lines(report: Report) -> list[str]:
     return lines
 
 
-__all__ = ["CaseResult", "Report", "coverage_lines", "junit_xml", "load_scenario_file", "run",
+__all__ = ["CaseResult", "Report", "ScratchStores", "coverage_lines", "junit_xml", "load_scenario_file", "run",
            "run_case", "run_text", "scenario_file_schema", "scenario_files"]

@@ -49,6 +49,18 @@ def redis_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    from .servers import RedisClusterServers
+
+    servers = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        servers.start()
+        yield servers
+    finally:
+        servers.stop()
+
+
+@pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory):
     import tempfile
 

@@ -101,3 +101,67 @@ class PostgresServer:
     def start_again(self) -> None:
         self._run("pg_ctl", "-D", str(self.directory / "data"), "-l", str(self.directory / "log"), "-w", "-o",
                   f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1", "start")
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10_000 > 65_535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10_000))
+            except OSError:
+                continue
+        return port
+
+
+class RedisClusterServers:
+    """A 3-master Redis Cluster on loopback (redis-server --cluster-enabled, redis-cli --cluster create)."""
+
+    def __init__(self, directory: Path, masters: int = 3):
+        self.directory = directory
+        self.ports = [free_cluster_port() for _ in range(masters)]
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def start(self) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            _missing("redis-server")
+        for port in self.ports:
+            directory = self.directory / str(port)
+            directory.mkdir(parents=True, exist_ok=True)
+            self.processes.append(subprocess.Popen(
+                [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", f"nodes-{port}.conf", "--save", "", "--appendonly", "no",
+                 "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            wait_for_port(port)
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [subprocess.run([cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True,
+                                     timeout=10).stdout for port in self.ports]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the Redis Cluster did not come up")
+
+    def flush(self) -> None:
+        for port in self.ports:
+            subprocess.run([shutil.which("redis-cli"), "-p", str(port), "flushall"], check=True,
+                           stdout=subprocess.DEVNULL, timeout=10)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
+        self.processes = []

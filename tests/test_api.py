@@ -78,7 +78,14 @@ def test_deeply_nested_json_is_a_400(client):
     assert response.status_code == 400
 
 
-def test_a_json_body_without_content_type_is_read(client):
+def test_a_json_body_without_the_json_content_type_is_a_415(client):
     import json
-    response = client.post("/v1/decisions/payout.initiate", data=json.dumps({"facts": INITIATE_OK, "now": NOW}))
-    assert response.status_code == 200
+
+    body = json.dumps({"facts": INITIATE_OK, "now": NOW})
+    # text/plain and form bodies are what a web page can make a browser send to another site
+    for headers in ({}, {"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}):
+        response = client.post("/v1/decisions/payout.initiate", data=body, headers=headers)
+        assert response.status_code == 415
+        assert response.get_json()["error"]["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    charset = client.post("/v1/decisions/payout.initiate", data=body, content_type="application/json; charset=utf-8")
+    assert charset.status_code == 200

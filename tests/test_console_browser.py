@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -282,17 +283,22 @@ def test_one_sign_in_is_valid_on_both_workers_and_the_token_is_never_logged(open
     token = page.locator("form input[name=csrf_token]").first.input_value()
 
     def run_all(_: int) -> int:
-        # each run takes long enough that concurrent ones land on different workers
+        # each run takes long enough that concurrent ones land on different workers; a worker already
+        # running one answers 429 (one heavy run per worker) — after accepting the session, like a 200
         request = urllib.request.Request(f"{server.base}/console/scenarios", method="POST",
                                          data=f"all=1&csrf_token={token}".encode(),
                                          headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            body = response.read().decode()
-            assert 'data-failed="0"' in body
-            return response.status
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert 'data-failed="0"' in response.read().decode()
+                return response.status
+        except urllib.error.HTTPError as error:
+            assert error.code == 429 and error.headers["Retry-After"], error.code
+            return error.code
 
     with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(run_all, range(4))) == [200] * 4
+        statuses = list(pool.map(run_all, range(4)))
+    assert 200 in statuses and set(statuses) <= {200, 429}, statuses
     log = server.log.read_text(encoding="utf-8")
     entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     workers = {entry["pid"] for entry in entries if entry.get("path") == "/console/scenarios" and entry.get("method") == "POST"}

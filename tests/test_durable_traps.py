@@ -88,7 +88,12 @@ def test_a_rule_file_whose_conditions_read_too_many_names_is_refused(tmp_path):
     from engine import RuleFileError
 
     facts = "\n".join(f"          f{index}: {{type: int}}" for index in range(260))
-    condition = " or ".join(f"item.f{index} > 1" for index in range(260))
+    # 26 rules of 10 fields each: every expression stays within the 500-character limit
+    rules = "\n".join(f"""      - id: big-{group}
+        when: {" or ".join(f"item.f{index} > 1" for index in range(group * 10, group * 10 + 10))}
+        effect: deny
+        code: TOO_BIG
+        source: test""" for group in range(26))
     (tmp_path / "wide.yaml").write_text(f"""domain: wide
 source: test
 codes:
@@ -102,11 +107,7 @@ decisions:
         fields:
 {facts}
     rules:
-      - id: any-big
-        when: {condition}
-        effect: deny
-        code: TOO_BIG
-        source: test
+{rules}
 """, encoding="utf-8")
     with pytest.raises(RuleFileError) as error:
         load_rulebook([tmp_path])

@@ -147,10 +147,11 @@ def test_make_run_passes_port_and_host_to_serve():
 def test_a_gbk_upload_is_told_to_be_saved_as_utf8(tmp_path):
     client = create_app(RULES, store_url=f"sqlite:///{tmp_path}/store.db").test_client()
     gbk = (RULES / "allowance.yaml").read_text(encoding="utf-8").encode("gb18030")
-    report = client.post("/v1/rulesets/validate?file=allowance.yaml", data=gbk).get_json()
+    report = client.post("/v1/rulesets/validate?file=allowance.yaml", data=gbk,
+                         content_type="application/yaml").get_json()
     assert report["valid"] is False
     assert [problem["line"] for problem in report["problems"]] == [3]
     assert "save it as UTF-8" in report["problems"][0]["message"]
     scenario = (SCENARIOS / "allowance-expire.yaml").read_text(encoding="utf-8").encode("gb18030")
-    answer = client.post("/v1/scenarios/run?file=s.yaml", data=scenario)
+    answer = client.post("/v1/scenarios/run?file=s.yaml", data=scenario, content_type="application/yaml")
     assert answer.status_code == 400 and "save it as UTF-8" in answer.get_json()["error"]["problems"][0]

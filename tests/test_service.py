@@ -36,17 +36,25 @@ def get(port: int, path: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-@pytest.fixture
-def two_instances(redis_server, tmp_path):
-    import redis
+@pytest.fixture(params=["redis", "cluster"])
+def two_instances(request, tmp_path):
+    """Two `rulesvc serve` instances (2 workers each) sharing the counter store — one Redis server,
+    or a 3-master Redis Cluster — and an SQLite record file."""
+    if request.param == "redis":
+        import redis
 
-    redis.Redis.from_url(redis_server.url).flushdb()
+        store = request.getfixturevalue("redis_server").url
+        redis.Redis.from_url(store).flushdb()
+    else:
+        cluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        store = cluster.url
     records = f"sqlite:///{tmp_path}/records.db"
     ports, processes = [free_port(), free_port()], []
     for port in ports:
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2",
-             "--store", redis_server.url, "--records", records, "--log", f"sqlite:///{tmp_path}/log.db"], cwd=RULES.parent,
+             "--store", store, "--records", records, "--log", f"sqlite:///{tmp_path}/log.db"], cwd=RULES.parent,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     try:
         for port in ports:
@@ -58,43 +66,46 @@ def two_instances(redis_server, tmp_path):
             process.wait(timeout=20)
 
 
+ROUNDS = 3  # races per start of the two instances (another customer each round)
+
+
+@pytest.mark.slow
 def test_two_instances_sharing_redis_allow_one_sms_of_80(two_instances):
-    unavailable: list[dict] = []
+    for round_number in range(ROUNDS):
+        customer = {"id": f"buyer-{round_number}"}
 
-    def contact(index: int) -> tuple[int, dict]:
-        facts = merged(CONTACT, {"order": {"id": f"order-{index}"}})
-        body = {"facts": facts, "now": NOW, "commit": True, "idempotency_key": f"sms-{index}"}
-        # A client does what a 503 STORE_UNAVAILABLE asks: nothing was written, try the same key again.
-        for _ in range(3):
-            status, answer = post(two_instances[index % 2], "/v1/decisions/recovery.contact", body)
-            if status != 503:
-                break
-            unavailable.append(answer)
-        return status, answer
+        def contact(index: int, customer: dict = customer, round_number: int = round_number) -> tuple[int, dict]:
+            facts = merged(CONTACT, {"order": {"id": f"order-{index}"}, "customer": customer})
+            body = {"facts": facts, "now": NOW, "commit": True, "idempotency_key": f"sms-{round_number}-{index}"}
+            return post(two_instances[index % 2], "/v1/decisions/recovery.contact", body)
 
-    with ThreadPoolExecutor(max_workers=80) as pool:
-        responses = list(pool.map(contact, range(80)))
-    if unavailable:  # rare under this load; kept visible in the test report
-        warnings.warn(f"{len(unavailable)} commits answered 503 before a retry: {unavailable[:3]}", stacklevel=1)
-    assert [(status, body) for status, body in responses if status != 200] == []
-    outcomes = [body["outcome"] for _, body in responses]
-    assert outcomes.count("allow") == 1
-    assert outcomes.count("defer") == 79
-    allowed = outcomes.index("allow")
+        with ThreadPoolExecutor(max_workers=80) as pool:
+            responses = list(pool.map(contact, range(80)))
+        # no 503: a commit no longer writes SQL (its record goes through the outbox), the suspected cause
+        assert [(status, body) for status, body in responses if status != 200] == []
+        outcomes = [body["outcome"] for _, body in responses]
+        assert outcomes.count("allow") == 1
+        assert outcomes.count("defer") == 79
+        allowed = outcomes.index("allow")
 
-    # replaying the allowed request's key, on either instance, returns the same decision
-    for port in two_instances:
-        status, body = post(port, "/v1/decisions/recovery.contact", {
-            "facts": merged(CONTACT, {"order": {"id": f"order-{allowed}"}}), "now": NOW, "commit": True,
-            "idempotency_key": f"sms-{allowed}"})
-        assert status == 200 and body["decision_id"] == responses[allowed][1]["decision_id"]
+        # replaying the allowed request's key, on either instance, returns the same decision
+        for port in two_instances:
+            status, body = post(port, "/v1/decisions/recovery.contact", {
+                "facts": merged(CONTACT, {"order": {"id": f"order-{allowed}"}, "customer": customer}), "now": NOW,
+                "commit": True, "idempotency_key": f"sms-{round_number}-{allowed}"})
+            assert status == 200 and body["decision_id"] == responses[allowed][1]["decision_id"]
 
-    status, body = post(two_instances[0], "/v1/decisions/recovery.contact", {
-        "facts": merged(CONTACT, {"order": {"id": "another-order"}}), "now": NOW, "commit": True,
-        "idempotency_key": f"sms-{allowed}"})
-    assert status == 409 and body["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+        status, body = post(two_instances[0], "/v1/decisions/recovery.contact", {
+            "facts": merged(CONTACT, {"order": {"id": "another-order"}, "customer": customer}), "now": NOW,
+            "commit": True, "idempotency_key": f"sms-{round_number}-{allowed}"})
+        assert status == 409 and body["error"]["code"] == "IDEMPOTENCY_CONFLICT"
+        # all 80 recorded once, on either instance
+        status, listed = get(two_instances[1], "/v1/decisions/records?decision=recovery.contact&limit=1000")
+        ids = [record["decision_id"] for record in json.loads(listed)["records"]]
+        assert len(ids) == len(set(ids)) == 80 * (round_number + 1)
 
 
+@pytest.mark.slow
 def test_committed_payouts_export_as_csv(two_instances):
     status, body = post(two_instances[0], "/v1/decisions/payout.initiate",
                         {"facts": INITIATE_OK, "now": NOW, "commit": True, "idempotency_key": "pay-1"})
@@ -143,6 +154,7 @@ def worker_pids(master: int) -> list[int]:
     return children
 
 
+@pytest.mark.slow
 def test_serve_reloads_on_edit_and_sighup_then_stops(tmp_path):
     import os
     import shutil
@@ -161,8 +173,10 @@ def test_serve_reloads_on_edit_and_sighup_then_stops(tmp_path):
     facts = merged(INITIATE_OK, {"actor": {"role": "main"}, "payout": {"amount": "450.00"}})
 
     def versions_and_outcome() -> tuple[set[str], str]:
+        # the decision's own version too: right after a SIGHUP old and new workers answer side by side
         seen = {json.loads(get(port, "/v1/rulesets/payout")[1])["version"] for _ in range(8)}
-        return seen, post(port, "/v1/decisions/payout.initiate", {"facts": facts, "now": NOW})[1]["outcome"]
+        decided = post(port, "/v1/decisions/payout.initiate", {"facts": facts, "now": NOW})[1]
+        return seen | {decided["ruleset"]["version"]}, decided["outcome"]
 
     def eventually(expected_outcome: str) -> set[str]:
         deadline = time.monotonic() + 15
@@ -208,3 +222,322 @@ def test_serve_reloads_on_edit_and_sighup_then_stops(tmp_path):
         assert server.wait(timeout=30) == 0
     errors = log_path.read_text()
     assert "Traceback" not in errors, errors
+
+
+# --- SPEC §7.1 under gunicorn: its own errors in JSON, heavy requests beside /healthz -------------------
+
+@pytest.fixture
+def served(tmp_path):
+    """`rulesvc serve` as shipped: 2 workers, SQLite store."""
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port),
+                                   "--store", f"sqlite:///{tmp_path}/store.db"], cwd=RULES.parent,
+                                  stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        wait_for_port(port, timeout=30)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Traceback" not in log_path.read_text()
+
+
+def raw_request(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library tidying them up); the status, headers and body."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_gunicorn_answers_even_broken_requests_in_json(served):
+    chunked_body = json.dumps({"facts": {}, "pad": "x" * (2 * 1024 * 1024)}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part)
+                      for part in (chunked_body[i:i + 65536] for i in range(0, len(chunked_body), 65536)))
+    cases = {
+        "garbage request line": (b"GARBAGE\r\n\r\n", 400),
+        "request line over 8190 bytes": (b"GET /v1/decisions/records?id=" + b"x" * 10_000 + b" HTTP/1.1\r\n\r\n", 414),
+        "101 headers": (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
+        "chunked body over 1 MiB": (b"POST /v1/decisions/payout.initiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                                    b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + b"0\r\n\r\n", 413),
+        "text/plain decision": (b"POST /v1/decisions/payout.initiate HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                                b"Content-Length: 2\r\nConnection: close\r\n\r\n{}", 415),
+    }
+    for name, (request, status) in cases.items():
+        answered, headers, body = raw_request(served, request)
+        assert answered == status, name
+        assert headers["content-type"].startswith("application/json"), name
+        assert json.loads(body)["error"]["code"], name
+
+
+@pytest.mark.slow
+def test_heavy_requests_leave_healthz_under_100_ms(served):
+    """Four aliased 500-case scenario runs at once on the 2-worker service (two run, two get 429), while
+    /healthz is asked every 20 ms: each heavy request answers within 3 s, /healthz within 100 ms."""
+    import threading
+    import time
+
+    from .test_http_limits import aliased_scenario
+
+    body = aliased_scenario(500)
+    answers: list[tuple[int, str, float]] = []
+
+    def heavy() -> None:
+        started = time.perf_counter()
+        request = urllib.request.Request(f"http://127.0.0.1:{served}/v1/scenarios/run", data=body,
+                                         headers={"content-type": "application/yaml"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, code = response.status, "OK"
+        except urllib.error.HTTPError as error:
+            status, code = error.code, json.loads(error.read())["error"]["code"]
+        answers.append((status, code, time.perf_counter() - started))
+
+    get(served, "/healthz")
+    runs = [threading.Thread(target=heavy) for _ in range(4)]
+    for run in runs:
+        run.start()
+    latencies = []
+    while any(run.is_alive() for run in runs):
+        started = time.perf_counter()
+        assert get(served, "/healthz")[0] == 200
+        latencies.append(time.perf_counter() - started)
+        time.sleep(0.02)
+    for run in runs:
+        run.join()
+    assert all(seconds < 3 for _, _, seconds in answers), answers
+    assert {(status, code) for status, code, _ in answers} <= {(200, "OK"), (422, "LIMIT_EXCEEDED"), (429, "BUSY")}
+    assert sum(status == 429 for status, _, _ in answers) >= 2  # at most one heavy run per worker
+    latencies.sort()
+    # On a machine shared with other jobs a single slow sample happens; nine in ten must be quick.
+    assert latencies[int(len(latencies) * 0.9)] < 0.1, latencies
+    warnings.warn(f"/healthz during heavy runs: {len(latencies)} requests, median "
+                  f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms", stacklevel=1)
+
+
+# --- SIGKILL at any moment of a commit (SPEC §7.1; issue 12, finding 6) ----------------------------------
+
+def _records_file_rows(url: str) -> list[str]:
+    """The decision ids in an SQLite record file itself (no outbox)."""
+    import sqlite3
+
+    with sqlite3.connect(url[len("sqlite:///"):]) as connection:
+        return [row[0] for row in connection.execute("select decision_id from decision_records")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_no_answered_commit_is_lost_or_doubled_while_workers_are_killed(backend, request, tmp_path):
+    """300 committed contacts (150 customers, two orders each) from 8 clients that retry with the same
+    key until answered, while a worker of the 2-worker service is SIGKILLed every 0.25 s."""
+    import os
+    import signal
+    import threading
+    import time
+
+    if backend == "redis":
+        import redis
+
+        server = request.getfixturevalue("redis_server")
+        redis.Redis.from_url(server.url).flushdb()
+        store, records = server.url, f"sqlite:///{tmp_path}/records.db"
+    else:
+        store = records = f"sqlite:///{tmp_path}/store.db"
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        service = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "2",
+                                    "--store", store, "--records", records], cwd=RULES.parent,
+                                   stdout=subprocess.DEVNULL, stderr=log)
+    contacts = [(f"contact-{index}", merged(CONTACT, {"order": {"id": f"order-{index}"},
+                                                       "customer": {"id": f"customer-{index // 2}"}}))
+                for index in range(300)]
+    answers: dict[str, dict] = {}
+    failures: list[str] = []
+    interrupted: list[str] = []
+    queue = list(reversed(contacts))
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def client() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                key, facts = queue.pop()
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # the same key until answered: killed mid-way is no answer
+                try:
+                    status, body = post(port, "/v1/decisions/recovery.contact",
+                                        {"facts": facts, "now": NOW, "commit": True, "idempotency_key": key})
+                except (OSError, urllib.error.URLError, json.JSONDecodeError):
+                    with lock:
+                        interrupted.append(key)  # the worker died with the request (or was booting)
+                    time.sleep(0.05)
+                    continue
+                if status == 200:
+                    with lock:
+                        answers[key] = body
+                    break
+                if status != 503:
+                    failures.append(f"{key}: {status} {body}")
+                    break
+                time.sleep(0.05)
+            else:
+                failures.append(f"{key}: not answered in 120 s")
+
+    kills = 0
+
+    def killer() -> None:
+        nonlocal kills
+        while not done.wait(0.25):
+            workers = worker_pids(service.pid)
+            if workers:
+                try:
+                    os.kill(workers[kills % len(workers)], signal.SIGKILL)
+                    kills += 1
+                except ProcessLookupError:
+                    pass
+
+    try:
+        wait_for_port(port, timeout=30)
+        clients = [threading.Thread(target=client) for _ in range(8)]
+        killing = threading.Thread(target=killer)
+        killing.start()
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+        done.set()
+        killing.join()
+        assert failures == []
+        assert len(answers) == 300
+        assert kills >= 2 and interrupted, (kills, interrupted)  # workers died with requests in flight
+
+        # every customer: one SMS allowed, the other contact of the day deferred by the daily limit
+        by_customer: dict[str, list[str]] = {}
+        for key, facts in contacts:
+            by_customer.setdefault(facts["customer"]["id"], []).append(answers[key]["outcome"])
+        assert all(sorted(outcomes) == ["allow", "defer"] for outcomes in by_customer.values()), by_customer
+
+        # every answered decision is in the records exactly once (record search: store and outbox)
+        status, listed = get(port, "/v1/decisions/records?decision=recovery.contact&limit=1000")
+        listed_ids = [record["decision_id"] for record in json.loads(listed)["records"]]
+        answered_ids = sorted(body["decision_id"] for body in answers.values())
+        assert sorted(listed_ids) == answered_ids
+
+        # and, once the outbox is moved, in the record file itself, exactly once
+        deadline = time.monotonic() + 30
+        while sorted(_records_file_rows(records)) != answered_ids and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sorted(_records_file_rows(records)) == answered_ids
+    finally:
+        done.set()
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=30)
+    warnings.warn(f"kill test ({backend}): 300 contacts answered, {kills} workers SIGKILLed, "
+                  f"{len(interrupted)} requests cut off and retried", stacklevel=1)
+
+
+# --- reloads under traffic -----------------------------------------------------------------------------------
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 / 2**20
+
+
+@pytest.mark.slow
+def test_1000_reloads_under_concurrent_traffic(tmp_path):
+    """1,000 reloads (POST /v1/rulesets/reload) while 4 clients ask decisions: no 5xx, no worker crash,
+    no leak (each reload compiles 20 durable_rules rulesets and drops the previous ones)."""
+    import os
+    import shutil
+    import signal
+    import threading
+    import time
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    port, token = free_port(), "reload-token"
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        service = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--rules", str(rules), "--port", str(port),
+                                    "--store", f"sqlite:///{tmp_path}/store.db"], cwd=RULES.parent,
+                                   env={**os.environ, "RULESVC_ADMIN_TOKEN": token}, stdout=subprocess.DEVNULL, stderr=log)
+    payout = rules / "payout.yaml"
+    texts = [payout.read_text(encoding="utf-8")]
+    texts.append(texts[0].replace('value: "500.00"', 'value: "400.00"'))
+    facts = merged(INITIATE_OK, {"actor": {"role": "main"}, "payout": {"amount": "450.00"}})
+    statuses: dict[str, list[int]] = {"reload": [], "decision": []}
+    outcomes: set[str] = set()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def reloads(count: int) -> None:
+        for _ in range(count):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/rulesets/reload", method="POST",
+                                             headers={"Authorization": f"Bearer {token}"})
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    status = response.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            with lock:
+                statuses["reload"].append(status)
+
+    def decisions(explain: bool) -> None:
+        while not stop.is_set():
+            for decision, body in (("payout.initiate", {"facts": facts, "now": NOW, "explain": explain}),
+                                   ("recovery.contact", {"facts": CONTACT, "now": NOW, "explain": explain})):
+                status, answer = post(port, f"/v1/decisions/{decision}", body)
+                with lock:
+                    statuses["decision"].append(status)
+                    if decision == "payout.initiate" and status == 200:
+                        outcomes.add(answer["outcome"])
+
+    try:
+        wait_for_port(port, timeout=30)
+        deadline = time.monotonic() + 30
+        while len(workers := sorted(worker_pids(service.pid))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # both workers booted
+        get(port, "/healthz")
+        assert len(workers) == 2
+        rss_before = {pid: _rss_mib(pid) for pid in workers}
+        traffic = [threading.Thread(target=decisions, args=(index % 2 == 0,)) for index in range(4)]
+        for thread in traffic:
+            thread.start()
+        started = time.monotonic()
+        for round_number in range(10):  # the rules change every 100 reloads
+            payout.write_text(texts[(round_number + 1) % 2], encoding="utf-8")
+            reloaders = [threading.Thread(target=reloads, args=(50,)) for _ in range(2)]
+            for thread in reloaders:
+                thread.start()
+            for thread in reloaders:
+                thread.join()
+        stop.set()
+        for thread in traffic:
+            thread.join()
+        seconds = time.monotonic() - started
+        assert len(statuses["reload"]) == 1000 and set(statuses["reload"]) == {200}
+        assert statuses["decision"] and set(statuses["decision"]) == {200}
+        assert outcomes == {"allow", "deny"}  # both versions served, nothing else
+        assert sorted(worker_pids(service.pid)) == workers  # no worker crashed or was replaced
+        grown = {pid: _rss_mib(pid) - rss_before[pid] for pid in workers}
+        # the leak this guards against: ~250 KB per used ruleset and reload, 500 MB a worker here
+        assert all(growth < 150 for growth in grown.values()), grown
+    finally:
+        stop.set()
+        service.send_signal(signal.SIGTERM)
+        service.wait(timeout=30)
+    assert "Traceback" not in log_path.read_text()
+    warnings.warn(f"1,000 reloads in {seconds:.0f} s beside {len(statuses['decision'])} decisions; worker RSS growth "
+                  + ", ".join(f"{growth:.1f} MiB" for growth in grown.values()), stacklevel=1)

@@ -19,6 +19,23 @@ from .test_payout import INITIATE_OK
 from .test_timing import CONTACT
 
 NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
+open_store_as_shipped = open_store
+
+
+@pytest.fixture(autouse=True)
+def close_stores(monkeypatch):
+    """Every store a test opens is closed after it: its outbox mover must not move the next test's
+    records (tests share one Redis, each with its own record store)."""
+    opened = []
+
+    def tracked(*args, **kwargs):
+        opened.append(open_store_as_shipped(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setitem(globals(), "open_store", tracked)
+    yield
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +216,7 @@ def test_redis_stopped_mid_run(rulebook, tmp_path):
     store = open_store(server.url, f"sqlite:///{tmp_path}/records.db")
     contact = rulebook.decision("recovery.contact")
     assert commit_decision(contact, contact_facts("o-1"), idempotency_key="f1", store=store, now=NOW)["outcome"] == "allow"
+    store.drain()  # (the mover does this within a moment)
     server.stop()
     with pytest.raises(StoreUnavailable):
         commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="f2", store=store, now=NOW)
@@ -214,20 +232,62 @@ def test_redis_stopped_mid_run(rulebook, tmp_path):
         contact.evaluate(contact_facts("o-3"), now=NOW, counters=store.reader())
 
 
-def test_record_store_down_undoes_the_reservation(contact, redis_url, postgres_server):
+def test_record_store_down_keeps_commits_in_the_outbox(contact, redis_url, postgres_server):
     store = open_store(redis_url, postgres_server.url)
     assert commit_decision(contact, contact_facts("o-1", "pg-1"), idempotency_key="pg-ok", store=store,
                            now=NOW)["outcome"] == "allow"
+    store.drain()
     postgres_server.stop()
     try:
+        # the commit is whole without the record store: reservation, key and record are in Redis
+        kept = commit_decision(contact, contact_facts("o-2", "pg-2"), idempotency_key="pg-down", store=store, now=NOW)
+        assert kept["outcome"] == "allow"
+        assert codes(contact.evaluate(contact_facts("o-3", "pg-2"), now=NOW, counters=store.reader())) == [
+            "DAILY_SMS_LIMIT_REACHED"]
         with pytest.raises(StoreUnavailable):
-            commit_decision(contact, contact_facts("o-2", "pg-2"), idempotency_key="pg-down", store=store, now=NOW)
-        # nothing half-written: the counter and the key were taken back
-        assert contact.evaluate(contact_facts("o-3", "pg-2"), now=NOW, counters=store.reader())["outcome"] == "allow"
+            store.drain()
+        assert commit_decision(contact, contact_facts("o-2", "pg-2"), idempotency_key="pg-down", store=store,
+                               now=NOW)["decision_id"] == kept["decision_id"]
     finally:
         postgres_server.start_again()
-    assert commit_decision(contact, contact_facts("o-2", "pg-2"), idempotency_key="pg-down", store=store,
-                           now=NOW)["outcome"] == "allow"
+    store.drain()  # (or the mover, which tries every second)
+    in_postgres = store.records_store.query(RecordQuery(decision_id=kept["decision_id"]))
+    assert [record.idempotency_key for record in in_postgres] == ["pg-down"]
+    assert store.drain() == 0
+    assert [r.idempotency_key for r in store.records(RecordQuery(decision="recovery.contact"))] == ["pg-ok", "pg-down"]
+
+
+# --- the outbox: a commit killed after its atomic write, a mover killed half-way ------------------------
+
+@pytest.mark.parametrize("backend", ["redis", "sqlite"])
+def test_a_process_killed_after_the_commit_leaves_reservation_and_record(contact, backend, request, tmp_path):
+    counters = request.getfixturevalue("redis_url") if backend == "redis" else f"sqlite:///{tmp_path}/counters.db"
+    records = f"sqlite:///{tmp_path}/records.db"
+    dying = open_store(counters, records)
+    dying.mover.notify = lambda: None  # the process dies right after answering: nothing moves its record
+    first = commit_decision(contact, contact_facts("o-1"), idempotency_key="k-1", store=dying, now=NOW)
+    assert first["outcome"] == "allow"
+
+    survivor = open_store(counters, records)  # another worker (its moves made by hand below)
+    survivor.mover.notify = lambda: None
+    assert [r.decision_id for r in survivor.records(RecordQuery())] == [first["decision_id"]]  # from the outbox
+    assert survivor.records_store.query(RecordQuery()) == []
+    # the client's retry gets the first decision; the count was taken once
+    assert commit_decision(contact, contact_facts("o-1"), idempotency_key="k-1", store=survivor,
+                           now=NOW)["decision_id"] == first["decision_id"]
+    assert codes(commit_decision(contact, contact_facts("o-2"), idempotency_key="k-2", store=survivor, now=NOW)) == [
+        "DAILY_SMS_LIMIT_REACHED"]
+    survivor.drain()
+    in_sql = sorted(r.idempotency_key for r in survivor.records_store.query(RecordQuery()))
+    assert in_sql == ["k-1", "k-2"]
+
+    # a mover killed between writing the records and emptying the outbox: moving again writes nothing twice
+    third = commit_decision(contact, contact_facts("o-3", "buyer-3"), idempotency_key="k-3", store=dying, now=NOW)
+    survivor.records_store.move(survivor.mover.outbox.pending())
+    assert survivor.drain() == 1
+    assert survivor.drain() == 0
+    assert sorted(r.decision_id for r in survivor.records_store.query(RecordQuery())).count(third["decision_id"]) == 1
+    assert len(survivor.records(RecordQuery())) == 3
 
 
 # --- records ------------------------------------------------------------------------------------------------
@@ -286,8 +346,62 @@ def test_sqlite_counters_with_shared_records_replay_a_key_another_host_committed
     host_a = open_store(f"sqlite:///{tmp_path}/a.db", records)
     host_b = open_store(f"sqlite:///{tmp_path}/b.db", records)
     first = commit_decision(contact, contact_facts("o-1"), idempotency_key="shared", store=host_a, now=NOW)
+    host_a.drain()  # host a's mover moves its record within a moment; host b looks there for keys it does not know
     assert commit_decision(contact, contact_facts("o-1"), idempotency_key="shared", store=host_b,
                            now=NOW)["decision_id"] == first["decision_id"]
     with pytest.raises(IdempotencyConflict):
         commit_decision(contact, contact_facts("o-9"), idempotency_key="shared", store=host_b, now=NOW)
     assert len(host_b.records(RecordQuery())) == 1
+
+
+# --- Redis Cluster -----------------------------------------------------------------------------------------
+
+def test_on_a_cluster_the_keys_of_a_commit_share_one_hash_slot(initiate, rulebook, redis_cluster, tmp_path):
+    from redis.cluster import RedisCluster
+
+    redis_cluster.flush()
+    store = open_store(redis_cluster.url, f"sqlite:///{tmp_path}/records.db")
+    store.mover.notify = lambda: None  # keep the outbox to look at
+    # payout.initiate (partition: store.id) reserves four counters; two stores, two partitions
+    for index, store_id in enumerate(["store-1", "store-2"]):
+        facts = merged(payout_facts(f"order-{index}"), {"store": {"id": store_id}})
+        assert commit_decision(initiate, facts, idempotency_key=f"p-{index}", store=store, now=NOW)["outcome"] == "allow"
+    client: RedisCluster = store.client
+    keys = [key.decode() for key in client.scan_iter(match="rulesvc:{*", target_nodes=RedisCluster.ALL_NODES)]
+    by_tag: dict[str, set[int]] = {}
+    for key in keys:
+        by_tag.setdefault(key.split("}")[0], set()).add(client.keyslot(key))
+    assert len(by_tag) == 2 and all(len(slots) == 1 for slots in by_tag.values()), by_tag
+    assert sorted(key.split("}:")[1].split(":")[0] for key in keys) == ["counter"] * 8 + ["idempotency"] * 2 + ["outbox"] * 2
+    # the records are found in the outbox, moved, and counted as on one server
+    assert len(store.records(RecordQuery())) == 2 and store.drain() == 2 and store.drain() == 0
+    # store-1's sub-account has 30.00 of its 100.00 today: a plain evaluation reads it in its partition
+    assert codes(initiate.evaluate(payout_facts("next", "50.00"), now=NOW, counters=store.reader())) == []
+    for index in range(2):  # two more at 30.00: 90.00; a fourth passes the 100.00
+        commit_decision(initiate, payout_facts(f"more-{index}"), idempotency_key=f"m-{index}", store=store, now=NOW)
+    assert codes(initiate.evaluate(payout_facts("next", "10.01"), now=NOW, counters=store.reader())) == [
+        "QUOTA_DAILY_AMOUNT_EXCEEDED"]
+    with pytest.raises(IdempotencyConflict):
+        commit_decision(initiate, merged(payout_facts("order-0"), {"payout": {"amount": "31.00"}}), idempotency_key="p-0",
+                        store=store, now=NOW)
+
+
+def test_serve_refuses_a_cluster_store_for_rules_without_partitions(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES, rules)
+    payout = rules / "payout.yaml"
+    text = payout.read_text(encoding="utf-8")
+    line = next(number for number, content in enumerate(text.splitlines(), 1) if content.startswith("    partition: store.id"))
+    payout.write_text(text.replace("    partition: store.id", "    # no partition", 1), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "cli.main", "serve", "--rules", str(rules), "--store",
+                             "redis+cluster://127.0.0.1:7000"], capture_output=True, text=True, timeout=60,
+                            cwd=RULES.parent)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{payout}:{line - 2}:3: decision payout.initiate declares no partition, which a Redis Cluster store "
+        "(--store redis+cluster://…) needs to keep the keys of a commit in one hash slot; add e.g. partition: customer.id",
+        f"1 problem(s) in {rules}"]

@@ -313,6 +313,39 @@ def test_huge_integers_are_refused_without_pythons_advice(tmp_path, digits):
                            "files are at most 9007199254740991 (the largest the matcher compares exactly)")
     expression = _with("when: payout.amount > max_amount", f"when: payout.amount > {'9' * digits}")
     problems = problems_for(tmp_path, expression)
-    assert problems == [f"shop.yaml:29:31: this number ({digits} digits) is too large: whole numbers in rule files "
-                        "are at most 9007199254740991 (the largest the matcher compares exactly)"]
+    if digits < 400:
+        assert problems == [f"shop.yaml:29:31: this number ({digits} digits) is too large: whole numbers in rule "
+                            "files are at most 9007199254740991 (the largest the matcher compares exactly)"]
+    else:  # the expression's length is refused before its numbers are read
+        assert problems == [f"shop.yaml:29:15: expression is {digits + 16} characters long; the maximum is 500 "
+                            "(split it into derived values)"]
     assert not any("set_int_max_str_digits" in problem or "C int" in problem for problem in problems)
+
+
+# --- partition (a Redis Cluster store) -------------------------------------------------------------------
+
+def test_a_decision_without_partition_refuses_a_cluster_store(tmp_path):
+    path = tmp_path / "shop.yaml"
+    path.write_text(VALID, encoding="utf-8")
+    assert check([path])[1] == []  # fine for SQLite and one Redis server
+    _, problems = check([path], require_partitions=True)
+    assert [str(problem).replace(str(tmp_path) + "/", "") for problem in problems] == [
+        "shop.yaml:15:3: decision shop.pay declares no partition, which a Redis Cluster store "
+        "(--store redis+cluster://…) needs to keep the keys of a commit in one hash slot; add e.g. partition: customer.id"]
+    with_partition = edited("  pay:\n", "  pay:\n    partition: store.channel\n")
+    path.write_text(with_partition, encoding="utf-8")
+    assert check([path], require_partitions=True)[1] == []
+
+
+@pytest.mark.parametrize(("partition", "message"), [
+    ("store.chanel", "16:22: undeclared fact store.chanel (did you mean 'channel'?)"),
+    ("store", "16:16: a partition is one value computed from the facts (e.g. customer.id), not object"),
+    ("max_amount + payout.amount", None),  # a computed value of the facts is fine
+])
+def test_a_partition_is_one_value_of_the_facts(tmp_path, partition, message):
+    problems = problems_for(tmp_path, edited("  pay:\n", f"  pay:\n    partition: {partition}\n"))
+    assert problems == ([] if message is None else [f"shop.yaml:{message}"])
+
+
+def test_the_shipped_rules_declare_every_partition():
+    load_rulebook([RULES], require_partitions=True)

@@ -16,14 +16,17 @@ from typing import Any
 
 from engine import RuleFileError
 from engine.decisionlog import LogQuery
+from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, Budget
 from engine.replay import explain
 from engine.store import DecisionRecord, RecordQuery, export_csv
 
+from ..limits import heavy_run
 from ..records import reason_label
 from ..state import ServiceState
 
 RECORDS_SHOWN = 200  # rows on the page; the CSV export takes up to RECORDS_EXPORTED
 RECORDS_EXPORTED = 100_000
+IMPACT_REPLAYED = 10_000  # the latest logged decisions a console impact run replays (a page answers in seconds)
 
 
 @dataclass
@@ -59,9 +62,6 @@ def _record_query(filters: Filters, limit: int) -> RecordQuery:
 
 # --- decision log, explanation, impact (SPEC §10, §11) -------------------------------------------------
 
-IMPACT_SECONDS = 20.0
-IMPACT_DECISIONS = 10_000  # the latest logged decisions an impact run replays
-
 
 def decision_log_available(state: ServiceState) -> bool:
     """Whether the service keeps a decision log the pages can search."""
@@ -84,8 +84,7 @@ def explain_decision(state: ServiceState, decision_id: str) -> dict[str, Any] | 
     entry = state.decision_log.database.entry(decision_id)
     if entry is None:
         return None
-    state.versions.active = state.rulebook
-    return explain(entry, state.versions)
+    return explain(entry, state.versions, state.rulebook)
 
 
 def impact_report(state: ServiceState, file_name: str, candidate_text: str) -> dict[str, Any] | None:
@@ -94,6 +93,7 @@ def impact_report(state: ServiceState, file_name: str, candidate_text: str) -> d
     if state.decision_log is None:
         return None
     try:
-        return state.candidate_impact(file_name, candidate_text, LogQuery(limit=IMPACT_DECISIONS), IMPACT_SECONDS)
+        with heavy_run(Budget("impact replay", count=IMPACT_DECISIONS, seconds=IMPACT_SECONDS)):
+            return state.candidate_impact(file_name, candidate_text, LogQuery(limit=IMPACT_REPLAYED))
     except RuleFileError:
         return None

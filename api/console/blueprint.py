@@ -12,9 +12,11 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from engine import Rulebook, UnknownDecision
 from engine.evaluation import CompiledDecision
+from engine.limits import LimitExceeded
 from engine.store import StoreUnavailable
 from engine.values import to_output
 
+from ..limits import Busy
 from ..state import ServiceState
 from . import i18n, security
 from .suites import Suites
@@ -105,6 +107,18 @@ def _http_error(error: HTTPException) -> tuple[str, int]:
 @blueprint.errorhandler(StoreUnavailable)
 def _store_unavailable(error: StoreUnavailable) -> tuple[str, int]:
     return page("error.html", 503, code=503, message=i18n.t("log.store_unavailable", error=str(error)), detail="")
+
+
+@blueprint.errorhandler(LimitExceeded)
+def _limit_exceeded(error: LimitExceeded) -> tuple[str, int]:
+    code = 413 if error.kind == "count" else 422
+    return page("error.html", code, code=code, message=i18n.t("err.limit"), detail=str(error))
+
+
+@blueprint.errorhandler(Busy)
+def _busy(error: Busy) -> tuple[str, int, dict[str, str]]:
+    body, code = page("error.html", 429, code=429, message=i18n.t("err.429"), detail=str(error))
+    return body, code, {"Retry-After": str(error.retry_after)}
 
 
 @blueprint.errorhandler(Exception)

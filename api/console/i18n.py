@@ -342,6 +342,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "err.403": ("需要管理员权限", "Admin only"),
     "err.404": ("页面不存在", "Not found"),
     "err.413": ("内容太大（上限 1 MiB）", "Too large (the limit is 1 MiB)"),
+    "err.limit": ("工作量超出上限，已停止", "Past the limit: the work was stopped"),
+    "err.429": ("另一项运行尚未结束，请稍后重试", "Another run is in progress: try again shortly"),
     "err.500": ("服务器内部错误，已记录日志。", "Unexpected server error; it has been logged."),
     "err.csrf": ("表单已过期或缺少安全令牌，请刷新页面后重试。",
                  "The form expired or lacks its security token: reload the page and try again."),

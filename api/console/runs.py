@@ -14,9 +14,11 @@ from typing import Any
 from flask import request, url_for
 
 from engine import Problem, Rulebook, load_rule_file
+from engine.limits import SCENARIO_SECONDS, SCENARIO_STEPS, VALIDATION_SECONDS, Budget
 from engine.model import Domain
 from engine.tester import CaseResult, Report, load_scenario_file, run_text
 
+from ..limits import heavy_run
 from . import audit, i18n
 from .blueprint import blueprint, page, rulebook, service, suites
 from .security import admin_required
@@ -155,11 +157,13 @@ def scenarios_run():
         if scenario is not None and len(scenario.cases) > MAX_UPLOADED_CASES:
             message = i18n.t("scen.too_many", limit=MAX_UPLOADED_CASES)
         else:
-            report = run_text(name, text, book)
+            with _scenario_budget():
+                report = run_text(name, text, book)
     else:
         names = suites().file_names() if request.form.get("all") else request.form.getlist("file")
         if names:
-            report = suites().run(book, names)
+            with _scenario_budget():
+                report = suites().run(book, names)
         else:
             message = i18n.t("scen.pick_one")
     context: dict[str, Any] = {"shipped": _shipped(), "report": report, "message": message,
@@ -167,6 +171,10 @@ def scenarios_run():
     if report is not None:
         context.update(files=by_file(report), coverage=coverage(report, book), links=try_links(report, book))
     return page("scenarios.html", 200 if report is not None else 400, **context)
+
+
+def _scenario_budget():
+    return heavy_run(Budget("scenario run", count=SCENARIO_STEPS, seconds=SCENARIO_SECONDS))
 
 
 # --- validate ----------------------------------------------------------------------------------------
@@ -190,7 +198,8 @@ def validate_run():
     if not text.strip():
         return page("validate.html", 400, domains=sorted(book.domains), text=text, name=name, checked=False,
                     message=i18n.t("val.empty"))
-    domain, problems = load_rule_file(name, text)
+    with heavy_run(Budget("validation", seconds=VALIDATION_SECONDS)):
+        domain, problems = load_rule_file(name, text)
     problems = sorted(problems)
     replaces = replaced_domain(book, domain.name if domain else None)
     return page("validate.html", domains=sorted(book.domains), text=text, name=name, checked=True, domain=domain,
@@ -223,7 +232,8 @@ def impact_run():
                                "current": Path(name).stem}
     if not text.strip():
         return page("impact.html", 400, **{**context, "checked": False, "message": i18n.t("val.empty")})
-    domain, problems = load_rule_file(name, text)
+    with heavy_run(Budget("validation", seconds=VALIDATION_SECONDS)):
+        domain, problems = load_rule_file(name, text)
     problems = sorted(problems)
     context.update(domain=domain, problems=problems, lines=annotated(text, problems), report=None)
     if not problems:

@@ -81,8 +81,9 @@ class DecisionLog:
         if len(pending) >= self.capacity:
             self._drop(1)
             return False
-        pending.append(Pending(compiled, evaluation, result, verdict, decision_id, source, duration_us, committed,
-                               datetime.now(UTC), shadow, mask_also))
+        pending.append(Pending(compiled.decision, compiled.domain.version, compiled.sensitive_paths, evaluation,
+                               result, verdict, decision_id, source, duration_us, committed, datetime.now(UTC),
+                               shadow, mask_also))
         if len(pending) == self.batch_size:  # a batch is ready: wake the writer now
             with self._wake:
                 self._wake.notify()

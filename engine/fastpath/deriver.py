@@ -27,8 +27,8 @@ from .expressions import HELPERS, ExpressionCode
 Deriver = Callable[..., dict[str, Any]]
 
 
-def build_derivers(decision: Decision, moving: set[str], fields: dict[str, Type],
-                   names: FieldNames) -> tuple[Deriver, Deriver, str]:
+def build_derivers(decision: Decision, moving: set[str], fields: dict[str, Type], names: FieldNames,
+                   partition_key: Callable[[dict[str, Any]], str | None]) -> tuple[Deriver, Deriver, str]:
     """The full deriver, the one for what moves with ``now``, and their source."""
     source = Source()
     facts = set(decision.facts)
@@ -44,7 +44,7 @@ def build_derivers(decision: Decision, moving: set[str], fields: dict[str, Type]
     source.add(1, "return values, fact")
     namespace = source.compile(f"<deriver {decision.name}>", {
         **HELPERS, **ENCODER_HELPERS, "_to_output": to_output, "_label": counter_label, "_shanghai": to_shanghai,
-        "_DECISION": decision.name})
+        "_DECISION": decision.name, "_partition": partition_key})
     return namespace["derive"], namespace["derive_moving"], source.text
 
 
@@ -69,7 +69,8 @@ def _function(source: Source, name: str, counters: list[Counter], derived: list[
             source.add(2, f"{value} = {code.code(counter.fact)}")
         source.add(1, f"if {value} is None:")
         key = ", ".join(code.code(part) for part in counter.key)
-        source.add(2, f"{value} = source.read(_DECISION, {constant}, ({key}{',' if len(counter.key) == 1 else ''}), at)")
+        source.add(2, f"{value} = source.read(_DECISION, {constant}, ({key}{',' if len(counter.key) == 1 else ''}), at, "
+                      f"_partition(values))")
         source.add(2, f"counters_read.setdefault(_label({constant}, asked_at, at), _to_output({value}))")
         source.add(1, f"values[{counter.name!r}] = {value}")
         code.local[counter.name] = value

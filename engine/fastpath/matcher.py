@@ -10,38 +10,32 @@ The traps of that road, each handled (and tested against the native engine, test
 - an action started and not completed locks the state for 30 s: every started action is completed
   before the next fact;
 - a fact holds at most 255 properties: the loader refuses a decision whose conditions read more;
-- a stored fact costs ~7 KB of native memory until its state is deleted: hence the periodic delete.
+- a stored fact costs ~7 KB of native memory until its state is deleted: hence the periodic delete,
+  followed by the sweep (a state whose action context was never set crashes ``delete_state``).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 from typing import Any
 
 import durable_rules_engine
 import orjson
 
 from ..errors import MatcherError
+from ..matcher import NativeRuleset
 
 FACTS_PER_STATE = 256
 _NOT_HANDLED = 1
-_STATE = "0"  # every fact goes to the default session
-_names = itertools.count()
 
 
-class FlatMatcher:
-    """One durable_rules ruleset over flat facts, created once per load."""
+class FlatMatcher(NativeRuleset):
+    """One durable_rules ruleset over flat facts, created once per load (with the reference matcher's
+    sweep rule and deferred deletion: engine/matcher.py)."""
 
     def __init__(self, name: str, definition: dict[str, dict[str, Any]]):
-        self.name = name
-        self.definition = definition
-        self._handle = durable_rules_engine.create_ruleset(f"{name}#fast{next(_names)}",
-                                                           json.dumps(definition, ensure_ascii=False))
-        self._lock = threading.Lock()
-        self._ids = itertools.count()
-        self._stored = 0
+        super().__init__(f"{name}.fast", definition)
+        self._stored = 0  # facts asserted into the current session state
 
     def fired(self, fact: dict[str, Any]) -> set[str]:
         """Names of the rules whose pattern ``fact`` (JSON-ready, flat) matches. ``fact`` gets an ``id``."""
@@ -67,14 +61,6 @@ class FlatMatcher:
                     message = durable_rules_engine.complete_and_start_action(self._handle, state)
             finally:
                 if self._stored >= FACTS_PER_STATE:
-                    durable_rules_engine.delete_state(self._handle, _STATE)
+                    self._renew_state()
                     self._stored = 0
             return fired
-
-    def __del__(self) -> None:
-        handle = getattr(self, "_handle", None)
-        if handle is not None:
-            try:
-                durable_rules_engine.delete_ruleset(handle)
-            except Exception:  # interpreter shutdown: the module may be gone already
-                pass

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..rulebook import Rulebook
 from ..values import parse_instant
 from ..verdict import Verdict
 from .replayer import NotReplayable, Replayer
 from .versions import VersionLibrary
 
 
-def explain(entry: dict[str, Any], versions: VersionLibrary) -> dict[str, Any]:
-    """``{"decision_id", "reproduced", "logged", "replayed", "why_not", "differences"}``."""
+def explain(entry: dict[str, Any], versions: VersionLibrary, active: Rulebook | None = None) -> dict[str, Any]:
+    """``{"decision_id", "reproduced", "logged", "replayed", "why_not", "differences"}``; ``active`` is the
+    rulebook being served (tried first for the entry's version)."""
     answer: dict[str, Any] = {"decision_id": entry["decision_id"], "reproduced": False, "logged": entry,
                               "replayed": None, "why_not": None, "differences": []}
-    rulebook, missing = versions.rulebook(entry["ruleset_version"])
+    rulebook, missing = versions.rulebook(entry["ruleset_version"], active)
     if rulebook is None:
         answer["why_not"] = missing
         return answer

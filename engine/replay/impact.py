@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -21,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..decisionlog import LogDatabase, LogQuery
-from ..errors import LimitExceeded
 from ..evaluation import gc_paused
+from ..limits import checkpoint
 from ..rulebook import Rulebook, rulebook_from_files
 from ..verdict import Verdict
 from .replayer import NotReplayable, Replayer
@@ -134,8 +133,9 @@ class Baseline:
 
 
 def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, baseline: Baseline | None = None,
-                  deadline: float | None = None, on_page: Callable[[int], None] | None = None) -> ImpactTally:
-    """Replay ``entries`` in pages (the engine's batch path) and tally them against ``baseline``."""
+                  on_page: Callable[[int], None] | None = None) -> ImpactTally:
+    """Replay ``entries`` in pages (the engine's batch path) and tally them against ``baseline``; each page
+    checks the active budget's time (``engine.limits``)."""
     tally = ImpactTally()
     baseline = baseline or Baseline(None)
     page: list[dict[str, Any]] = []
@@ -147,9 +147,7 @@ def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, base
         if on_page:
             on_page(len(page))
         page.clear()
-        if deadline is not None and time.monotonic() > deadline:
-            raise LimitExceeded("impact_seconds", f"the replay took longer than its time budget "
-                                                  f"({tally.replayed} decisions replayed)")
+        checkpoint()
 
     for entry in entries:
         page.append(entry)
@@ -162,15 +160,17 @@ def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, base
 
 def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: LogQuery, *,
            active: Rulebook | dict[str, str] | None = None, processes: int | None = None,
-           deadline: float | None = None, on_progress: Callable[[int], None] | None = None,
+           on_progress: Callable[[int], None] | None = None,
            on_total: Callable[[int], None] | None = None) -> ImpactTally:
     """Replay the decisions ``query`` selects on ``candidate`` (a rulebook or its files), against what the
     ``active`` rules decide (None: against the logged decisions as they are).
 
     ``processes`` (default: one per core) replay chunks in parallel when the log is large enough;
-    ``on_total`` hears how many entries will be replayed, ``on_progress`` how many more are done.
+    ``on_total`` hears how many entries will be replayed, ``on_progress`` how many more are done. Under an
+    active budget (the HTTP endpoint) more entries than its count limit are refused before any replay.
     """
     count, first, last = database.span(query)
+    checkpoint(count)
     if on_total:
         on_total(count)
     processes = processes or os.cpu_count() or 1
@@ -179,7 +179,7 @@ def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: L
     if processes == 1 or count < 2 * MIN_ENTRIES_PER_PROCESS:
         return tally_entries(Replayer(_rulebook(candidate, "candidate")), database.entries_between(query, first, last),
                              baseline=Baseline(_rulebook(active, "active") if active is not None else None),
-                             deadline=deadline, on_page=on_progress)
+                             on_page=on_progress)
     chunks = _chunks(first, last, max(processes * 8, count // 25_000))
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     total = ImpactTally()

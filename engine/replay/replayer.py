@@ -36,7 +36,8 @@ class LoggedCounters:
         self.logged = logged
         self.asked_at = asked_at
 
-    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+             partition: str | None = None) -> int | Decimal:
         label = counter_label(counter, self.asked_at, now)
         if label not in self.logged:
             raise NotReplayable(f"the rules read the stored count {label}, which the log did not keep")

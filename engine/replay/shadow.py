@@ -124,7 +124,7 @@ class ShadowRunner:
         replayer = self.replayer
         if replayer is None:
             return
-        before = verdict_of_result(compiled, evaluation, result)
+        before = verdict_of_result(compiled.decision, evaluation, result)
         started = time.perf_counter()
         shadow: dict[str, Any] = {"of": result["decision_id"], "before": before.as_json()}
         try:

@@ -8,6 +8,7 @@ records in SQLite or ``postgresql://…``.
 from __future__ import annotations
 
 from .base import (
+    CLUSTER_SCHEME,
     Attempt,
     CounterSlot,
     CountingReader,
@@ -24,24 +25,30 @@ from .sql import SqliteStore, SqlRecords, make_engine
 DEFAULT_STORE_URL = "sqlite:///var/rulesvc.db"
 
 
+def is_cluster(store_url: str) -> bool:
+    """A Redis Cluster store: every decision must then declare its partition."""
+    return store_url.startswith(CLUSTER_SCHEME)
+
+
 def open_store(store_url: str = DEFAULT_STORE_URL, records_url: str | None = None) -> Store:
     """The store for ``store_url`` (sqlite:// or redis://) with records at ``records_url``.
 
     Records default to the store's SQLite file, or to the default SQLite file next to Redis.
     """
-    if store_url.startswith(("redis://", "rediss://", "unix://")):
+    if store_url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         from .redis_store import RedisStore
 
         return RedisStore(store_url, SqlRecords(make_engine(records_url or DEFAULT_STORE_URL)))
     if not store_url.startswith("sqlite"):
-        raise ValueError(f"unsupported store URL {store_url!r}: use sqlite:///PATH or redis://HOST:PORT/DB")
+        raise ValueError(f"unsupported store URL {store_url!r}: use sqlite:///PATH, redis://HOST:PORT/DB or "
+                         "redis+cluster://HOST:PORT[,HOST:PORT…]")
     engine = make_engine(store_url)
     records_engine = engine if records_url in (None, store_url) else make_engine(records_url)
     return SqliteStore(engine, SqlRecords(records_engine))
 
 
 __all__ = [
-    "CSV_HEADER", "DEFAULT_STORE_URL", "Attempt", "CounterSlot", "CountingReader", "DecisionRecord",
-    "IdempotencyConflict", "RecordQuery", "Reservation", "Store", "StoreUnavailable", "build_record",
-    "counter_slot", "export_csv", "open_store", "to_units",
+    "CLUSTER_SCHEME", "CSV_HEADER", "DEFAULT_STORE_URL", "Attempt", "CounterSlot", "CountingReader", "DecisionRecord",
+    "IdempotencyConflict", "RecordQuery", "Reservation", "SqliteStore", "Store", "StoreUnavailable", "build_record",
+    "counter_slot", "export_csv", "is_cluster", "open_store", "to_units",
 ]

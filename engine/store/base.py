@@ -14,6 +14,8 @@ from ..model import Counter
 from ..values import SHANGHAI, to_shanghai
 from .records import DecisionRecord, RecordQuery
 
+CLUSTER_SCHEME = "redis+cluster://"  # --store redis+cluster://HOST:PORT[,HOST:PORT…]
+
 
 class StoreUnavailable(RulesvcError):
     """The counter or record store cannot be reached; nothing was written."""
@@ -25,20 +27,23 @@ class IdempotencyConflict(RulesvcError):
 
 @dataclass(frozen=True)
 class CounterSlot:
-    """One counted thing, on one Shanghai day for daily counters: its storage key and expiry."""
+    """One counted thing, on one Shanghai day for daily counters: its storage key and expiry, and the
+    partition of the decision counting it (where a Redis Cluster keeps it)."""
 
     key: str
     expires_at: datetime | None
+    partition: str | None = None
 
 
-def counter_slot(decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> CounterSlot:
+def counter_slot(decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+                 partition: str | None = None) -> CounterSlot:
     # JSON keeps the key parts apart whatever characters the ids contain.
     parts = json.dumps([str(part) for part in key], ensure_ascii=False, separators=(",", ":"))
     if counter.reset == "shanghai_day":
         day = to_shanghai(now).date()
         next_midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI)
-        return CounterSlot(f"{decision}/{counter.name}/{day.isoformat()}/{parts}", next_midnight)
-    return CounterSlot(f"{decision}/{counter.name}/{parts}", None)
+        return CounterSlot(f"{decision}/{counter.name}/{day.isoformat()}/{parts}", next_midnight, partition)
+    return CounterSlot(f"{decision}/{counter.name}/{parts}", None, partition)
 
 
 def storage_expiry(expires_at: datetime | None) -> datetime | None:
@@ -84,17 +89,19 @@ class CountingReader:
         self._prefetched: dict[str, int] = {}
         self.seen: dict[str, int] = {}
 
-    def prefetch(self, decision: str, reads: list[tuple[Counter, tuple[object, ...], datetime]]) -> None:
+    def prefetch(self, decision: str, reads: list[tuple[Counter, tuple[object, ...], datetime, str | None]]) -> None:
         """Fetch the counts a batch will read in one round trip (plain evaluations only: a commit
-        must read inside its transaction)."""
+        must read inside its transaction). ``reads``: (counter, key, now, partition) each."""
         if self._read_many is None or not reads:
             return
-        slots = {slot.key: slot for slot in (counter_slot(decision, counter, key, now) for counter, key, now in reads)}
+        slots = {slot.key: slot for slot in (counter_slot(decision, counter, key, now, partition)
+                                             for counter, key, now, partition in reads)}
         found = self._read_many(list(slots.values()))
         self._prefetched.update({key: found.get(key, 0) for key in slots})
 
-    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> int | Decimal:
-        slot = counter_slot(decision, counter, key, now)
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+             partition: str | None = None) -> int | Decimal:
+        slot = counter_slot(decision, counter, key, now, partition)
         units = self._prefetched.get(slot.key)
         if units is None:
             units = self._read_units(slot)
@@ -113,15 +120,26 @@ class Store(Protocol):
         """Counters for a plain (uncommitted) evaluation."""
         ...
 
-    def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt]) -> dict[str, Any]:
+    def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt],
+               partition: str | None = None) -> dict[str, Any]:
         """Evaluate through ``attempt`` and, atomically, reserve its counters and record it.
 
         A key seen before returns the first decision (or raises :class:`IdempotencyConflict` if
         ``fingerprint`` differs). Raises :class:`StoreUnavailable` with nothing written.
+        ``partition`` is the decision's partition value (where a Redis Cluster keeps the commit).
         """
         ...
 
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
+        """The records of ``query``, those still in an outbox included."""
+        ...
+
+    def start_moving(self) -> None:
+        """Move records left in an outbox (by a killed process too) from this process, in the background."""
+        ...
+
+    def drain(self) -> int:
+        """Move the outbox into the record store now; the number of records moved."""
         ...
 
     def close(self) -> None:

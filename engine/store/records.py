@@ -10,6 +10,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from ..values import epoch_ms
+
 OUTCOME_LABELS = {"allow": "已通过", "deny": "已拒绝", "defer": "暂缓", "review": "待审核"}
 RECORD_COLUMNS = ("order_id", "customer_account", "store_id", "amount", "reason")
 
@@ -50,8 +52,52 @@ class RecordQuery:
     end: datetime | None = None  # exclusive
     outcome: str | None = None
     decision_id: str | None = None
+    order_id: str | None = None  # 输入单号查询: the page looks records up by order number
+    store_id: str | None = None
     limit: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+    def matches(self, record: DecisionRecord) -> bool:
+        """Whether ``record`` is one this query asks for (the SQL query's conditions, in Python)."""
+        return ((self.decision is None or record.decision == self.decision)
+                and (self.outcome is None or record.outcome == self.outcome)
+                and (self.decision_id is None or record.decision_id == self.decision_id)
+                and (self.order_id is None or record.order_id == self.order_id)
+                and (self.store_id is None or record.store_id == self.store_id)
+                and (self.start is None or record.evaluated_at >= self.start)
+                and (self.end is None or record.evaluated_at < self.end))
+
+
+def record_order(record: DecisionRecord) -> tuple[int, str]:
+    """How records are listed: oldest first, then by id (the SQL query's order)."""
+    return epoch_ms(record.evaluated_at), record.decision_id
+
+
+def merge_records(stored: list[DecisionRecord], pending: Iterable[DecisionRecord], query: RecordQuery) -> list[DecisionRecord]:
+    """The records of ``query``: those in the record store and those still on their way (an outbox)."""
+    found = {record.decision_id: record for record in stored}
+    for record in pending:
+        if query.matches(record):
+            found.setdefault(record.decision_id, record)
+    return sorted(found.values(), key=record_order)[:query.limit]
+
+
+def record_to_json(record: DecisionRecord) -> dict[str, Any]:
+    """Every field of a record as JSON (an outbox keeps records in this form)."""
+    return {"decision_id": record.decision_id, "decision": record.decision, "outcome": record.outcome,
+            "reason_codes": record.reason_codes, "ruleset_version": record.ruleset_version,
+            "evaluated_at": record.evaluated_at.isoformat(), "committed": record.committed,
+            "idempotency_key": record.idempotency_key, "result": record.result,
+            **{column: getattr(record, column) for column in RECORD_COLUMNS if column != "amount"},
+            "amount": None if record.amount is None else str(record.amount), "fingerprint": record.fingerprint}
+
+
+def record_from_json(data: dict[str, Any]) -> DecisionRecord:
+    values = dict(data)
+    values["evaluated_at"] = datetime.fromisoformat(values["evaluated_at"])
+    values["amount"] = None if values["amount"] is None else Decimal(values["amount"])
+    return DecisionRecord(**values)
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -72,6 +118,16 @@ def build_record(result: dict[str, Any], business_keys: dict[str, Any], committe
 CSV_HEADER = ("打款单号", "订单号", "客户账号", "打款原因", "状态", "打款金额", "店铺", "申请时间", "决策", "原因代码")
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(…), @SUM(…), a tab or
+# CR before one): such a cell is written with a leading ' so it stays text (SPEC §6).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(text: str) -> str:
+    """``text`` as a spreadsheet shows it and never runs it."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def export_csv(records: Iterable[DecisionRecord], reason_label: Callable[[str, str | None], str]) -> str:
     """CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese header) of the records."""
     buffer = io.StringIO()
@@ -79,10 +135,10 @@ def export_csv(records: Iterable[DecisionRecord], reason_label: Callable[[str, s
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)
     for record in records:
-        writer.writerow([
+        writer.writerow([csv_cell(cell) for cell in (
             record.decision_id, record.order_id or "", record.customer_account or "",
             reason_label(record.decision, record.reason), OUTCOME_LABELS.get(record.outcome, record.outcome),
             "" if record.amount is None else str(record.amount), record.store_id or "",
             record.result.get("evaluated_at", ""), record.decision, " ".join(record.reason_codes),
-        ])
+        )])
     return buffer.getvalue()

@@ -1,78 +1,149 @@
-"""Counters and idempotency keys in Redis, shared by several service instances.
+"""Counters and idempotency keys in Redis — one server or a Redis Cluster — shared by several
+service instances; decision records in SQL, reached through an outbox.
 
 A commit evaluates with the counters it reads, then one Lua script — atomic in Redis — checks that
-none of those counters moved, adds the reservations and stores the idempotency key. If a counter
-moved (another instance committed meanwhile), the decision is evaluated again with the new values.
-Daily counters expire at the end of their Shanghai day. Decision records go to the SQL record store;
-if writing one fails, the reservation is undone before the error is reported.
+none of those counters moved, adds the reservations, stores the idempotency key and puts the
+decision record in the outbox (a Redis hash). If a counter moved (another instance committed
+meanwhile), the decision is evaluated again with the new values. The answer is given once the
+script ran: the record is then durable next to its reservation, and the :class:`OutboxMover`
+copies it into the SQL record store (docs/state.md §4). Daily counters expire at the end of their
+Shanghai day.
+
+On a Redis Cluster every key of a commit carries the hash tag of the decision's ``partition``
+value (``rulesvc:{<tag>}:…``), so the script's keys share one hash slot; the outbox is one hash per
+partition, and an index (a sorted set of the partitions whose outbox was written, by time) lets
+the mover and record searches find them without scanning the cluster.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
-from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay, storage_expiry
-from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery
+from .base import CLUSTER_SCHEME, Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay, storage_expiry
+from .outbox import OutboxMover, recorded_or_none
+from .records import DecisionRecord, RecordQuery, merge_records, record_from_json, record_to_json
 from .sql import SqlRecords
 
-IDEMPOTENCY_PREFIX = "rulesvc:idempotency:"
-COUNTER_PREFIX = "rulesvc:counter:"
+log = logging.getLogger(__name__)
+
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 MAX_ATTEMPTS = 200
+OUTBOX_INDEX = "rulesvc:outbox-partitions"  # cluster only: partition tag -> when its outbox was last written (ms)
+INDEX_KEEP_MS = 10_000  # an emptied partition leaves the index this long after its last write
 
-# KEYS[1] idempotency key, KEYS[2..] counter keys
-# ARGV[1] stored decision, ARGV[2] its TTL, then per counter: expected units (or "" = unchecked),
-#         units to add, expiry in epoch seconds (or "0")
+# KEYS[1] idempotency key, KEYS[2] outbox hash, KEYS[3..] counter keys
+# ARGV[1] stored decision, ARGV[2] its TTL, ARGV[3] decision id, ARGV[4] its record (JSON),
+#         then per counter: expected units (or "" = unchecked), units to add, expiry in epoch seconds (or "0")
 _RESERVE = """
 local stored = redis.call('GET', KEYS[1])
 if stored then return {'exists', stored} end
-local n = #KEYS - 1
+local n = #KEYS - 2
 for i = 1, n do
-  local expected = ARGV[3 + (i - 1) * 3]
+  local expected = ARGV[5 + (i - 1) * 3]
   if expected ~= '' then
-    local current = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
-    if current ~= tonumber(expected) then return {'moved', KEYS[i + 1]} end
+    local current = tonumber(redis.call('GET', KEYS[i + 2]) or '0')
+    if current ~= tonumber(expected) then return {'moved', KEYS[i + 2]} end
   end
 end
 for i = 1, n do
-  local add = tonumber(ARGV[4 + (i - 1) * 3])
-  local expire_at = tonumber(ARGV[5 + (i - 1) * 3])
-  if add ~= 0 then redis.call('INCRBY', KEYS[i + 1], add) end
-  if expire_at > 0 then redis.call('EXPIREAT', KEYS[i + 1], expire_at) end
+  local add = tonumber(ARGV[6 + (i - 1) * 3])
+  local expire_at = tonumber(ARGV[7 + (i - 1) * 3])
+  if add ~= 0 then redis.call('INCRBY', KEYS[i + 2], add) end
+  if expire_at > 0 then redis.call('EXPIREAT', KEYS[i + 2], expire_at) end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
 return {'ok', ''}
 """
 
-_UNDO = """
-for i = 2, #KEYS do redis.call('DECRBY', KEYS[i], tonumber(ARGV[i - 1])) end
-redis.call('DEL', KEYS[1])
+# Drop a partition from the index if nothing was written to its outbox since the mover looked.
+# KEYS[1] the index; ARGV[1] the partition tag, ARGV[2] the score seen
+_FORGET_PARTITION = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 1
 """
 
 
+class KeySpace:
+    """The Redis keys of one partition: untagged on one server, ``rulesvc:{<tag>}:…`` on a cluster."""
+
+    def __init__(self, tag: str | None):
+        self.tag = tag
+        self.prefix = "rulesvc:" if tag is None else f"rulesvc:{{{tag}}}:"
+
+    def counter(self, slot_key: str) -> str:
+        return f"{self.prefix}counter:{slot_key}"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}idempotency:{key}"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.prefix}outbox"
+
+
+def partition_tag(partition: str | None) -> str:
+    """A hash tag for a partition value: short, and free of the braces that delimit tags."""
+    return hashlib.sha256((partition or "").encode("utf-8")).hexdigest()[:16]
+
+
+def cluster_client(url: str, **options: Any) -> RedisCluster:
+    """redis-py's cluster client for ``redis+cluster://HOST:PORT[,HOST:PORT…]`` (any node will do; it
+    finds the others)."""
+    nodes = []
+    for address in url[len(CLUSTER_SCHEME):].split("/")[0].split(","):
+        parts = urlsplit(f"//{address.strip()}")
+        if not parts.hostname:
+            raise ValueError(f"unsupported store URL {url!r}: write redis+cluster://HOST:PORT[,HOST:PORT…]")
+        nodes.append(ClusterNode(parts.hostname, parts.port or 6379))
+    return RedisCluster(startup_nodes=nodes, **options)
+
+
 class RedisStore:
     def __init__(self, url: str, records: SqlRecords):
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.cluster = url.startswith(CLUSTER_SCHEME)
+        options = {"socket_timeout": 5, "socket_connect_timeout": 5}
+        try:
+            self.client = cluster_client(url, **options) if self.cluster else redis.Redis.from_url(url, **options)
+        except redis.RedisError as error:  # the cluster client asks the nodes for the slot map at once
+            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         self.records_store = records
         self._reserve = self.client.register_script(_RESERVE)
-        self._undo = self.client.register_script(_UNDO)
+        self._forget_partition = self.client.register_script(_FORGET_PARTITION)
+        self.mover = OutboxMover(_RedisOutbox(self), records)
+
+    def keys(self, partition: str | None) -> KeySpace:
+        return KeySpace(partition_tag(partition) if self.cluster else None)
 
     def _units(self, slot: CounterSlot) -> int:
         try:
-            value = self.client.get(COUNTER_PREFIX + slot.key)
+            value = self.client.get(self.keys(slot.partition).counter(slot.key))
         except redis.RedisError as error:
             raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         return int(value or 0)
 
     def _units_many(self, slots: list[CounterSlot]) -> dict[str, int]:
+        """The counts of many slots in one round trip (a pipeline on a cluster: the keys span hash slots)."""
+        keys = [self.keys(slot.partition).counter(slot.key) for slot in slots]
         try:
-            values = self.client.mget([COUNTER_PREFIX + slot.key for slot in slots])
+            if self.cluster:
+                pipeline = self.client.pipeline()
+                for key in keys:
+                    pipeline.get(key)
+                values = pipeline.execute()
+            else:
+                values = self.client.mget(keys)
         except redis.RedisError as error:
             raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         return {slot.key: int(value or 0) for slot, value in zip(slots, values, strict=True)}
@@ -80,65 +151,122 @@ class RedisStore:
     def reader(self) -> CountingReader:
         return CountingReader(self._units, self._units_many)
 
-    def commit(self, idempotency_key: str, fingerprint: str,
-               attempt: Callable[[CountingReader], Attempt]) -> dict[str, Any]:
-        key = IDEMPOTENCY_PREFIX + idempotency_key
+    def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt],
+               partition: str | None = None) -> dict[str, Any]:
+        space = self.keys(partition)
+        key = space.idempotency(idempotency_key)
         try:
-            for _ in range(MAX_ATTEMPTS):
+            for number in range(MAX_ATTEMPTS):
                 stored = self.client.get(key)
                 if stored is not None:
                     return replay(_stored(stored), fingerprint, idempotency_key)
+                if number == 0:
+                    # Redis keeps a key 7 days; the records remember it for good.
+                    first = recorded_or_none(self.records_store, idempotency_key)
+                    if first is not None:  # known again for 7 days (never over a decision made meanwhile)
+                        self.client.set(key, _stored_json(first.fingerprint, first.result), ex=IDEMPOTENCY_TTL_SECONDS,
+                                        nx=True)
+                        return replay(first, fingerprint, idempotency_key)
                 reader = self.reader()
                 made = attempt(reader)
                 slots = {reservation.slot.key: reservation for reservation in made.reservations}
                 checked = sorted(set(reader.seen) | set(slots))
-                args: list[Any] = [json.dumps({"fingerprint": fingerprint, "result": made.result}, ensure_ascii=False),
-                                   IDEMPOTENCY_TTL_SECONDS]
+                args: list[Any] = [_stored_json(fingerprint, made.result), IDEMPOTENCY_TTL_SECONDS,
+                                   made.record.decision_id, json.dumps(record_to_json(made.record), ensure_ascii=False)]
                 for slot_key in checked:
                     reservation = slots.get(slot_key)
                     args += [reader.seen.get(slot_key, ""), reservation.units if reservation else 0,
                              _expire_at(reservation.slot.expires_at if reservation else None)]
-                status, detail = self._reserve(keys=[key] + [COUNTER_PREFIX + k for k in checked], args=args)
+                if self.cluster:  # before the outbox is written: the mover must find the partition
+                    self.client.zadd(OUTBOX_INDEX, {space.tag: int(time.time() * 1000)})
+                status, detail = self._reserve(keys=[key, space.outbox, *(space.counter(k) for k in checked)], args=args)
                 if status == b"exists":
                     return replay(_stored(detail), fingerprint, idempotency_key)
                 if status == b"moved":
                     continue  # another instance committed meanwhile: evaluate again with fresh counters
-                return self._record(made, key, checked, slots, fingerprint, idempotency_key)
+                self.mover.notify()
+                return made.result
         except redis.RedisError as error:
             raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         raise StoreUnavailable("too many concurrent commits on the same counters; retry")
 
-    def _record(self, made: Attempt, key: str, checked: list[str], slots: dict[str, Any], fingerprint: str,
-                idempotency_key: str) -> dict[str, Any]:
-        def undo() -> None:
-            reserved = [k for k in checked if k in slots]  # only what was added: no key is created here
-            self._undo(keys=[key] + [COUNTER_PREFIX + k for k in reserved], args=[slots[k].units for k in reserved])
-        try:
-            self.records_store.add(made.record)
-        except StoreUnavailable:
-            undo()
-            raise
-        except DuplicateIdempotencyKey:
-            # Redis forgot the key (its TTL passed) but the record remembers the first decision.
-            undo()
-            first = self.records_store.by_idempotency_key(idempotency_key)
-            if first is None:
-                raise StoreUnavailable("conflicting write, retry") from None
-            return replay(StoredDecision(first.fingerprint or "", first.result), fingerprint, idempotency_key)
-        return made.result
-
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
-        return self.records_store.query(query)
+        try:
+            pending = self.mover.outbox.pending()  # read first: a record moved meanwhile is then in the store
+        except StoreUnavailable as error:
+            # Redis down: what reached SQL (all but the last moment's records) rather than nothing.
+            log.warning("records listed without the outbox: %s", error)
+            pending = []
+        return merge_records(self.records_store.query(query), pending, query)
+
+    def start_moving(self) -> None:
+        """Move the outbox in the background from now on, in this process (the service does this)."""
+        self.mover.notify()
+
+    def drain(self) -> int:
+        """Move the outbox to the record store now; the number of records moved."""
+        return self.mover.move()
 
     def close(self) -> None:
+        self.mover.stop()
         self.client.close()
         self.records_store.engine.dispose()
+
+
+class _RedisOutbox:
+    """The outbox hash (one per partition on a cluster, found through the partition index)."""
+
+    def __init__(self, store: RedisStore):
+        self.store = store
+
+    def _spaces(self) -> list[tuple[KeySpace, float | None]]:
+        if not self.store.cluster:
+            return [(KeySpace(None), None)]
+        return [(KeySpace(tag.decode()), score)
+                for tag, score in self.store.client.zrange(OUTBOX_INDEX, 0, -1, withscores=True)]
+
+    def pending(self) -> list[DecisionRecord]:
+        try:
+            spaces = self._spaces()
+            pipeline = self.store.client.pipeline(transaction=False)  # on a cluster: one batch per node
+            for space, _ in spaces:
+                pipeline.hvals(space.outbox)
+            outboxes = pipeline.execute()
+        except redis.RedisError as error:
+            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+        return [record_from_json(json.loads(raw)) for values in outboxes for raw in values]
+
+    def remove(self, records: list[DecisionRecord]) -> None:
+        client = self.store.client
+        ids = [record.decision_id for record in records]
+        try:
+            if not self.store.cluster:
+                client.hdel(KeySpace(None).outbox, *ids)
+                return
+            spaces = self._spaces()
+            pipeline = client.pipeline(transaction=False)
+            for space, _ in spaces:
+                pipeline.hdel(space.outbox, *ids)  # each id is in one partition's outbox; elsewhere a no-op
+                pipeline.hlen(space.outbox)
+            answers = pipeline.execute()
+            now_ms = time.time() * 1000
+            for (space, score), left in zip(spaces, answers[1::2], strict=True):
+                # An empty outbox leaves the index once no commit wrote to it for a while (a commit
+                # indexes its partition just before its script writes the outbox).
+                if left == 0 and score is not None and now_ms - score > INDEX_KEEP_MS:
+                    self.store._forget_partition(keys=[OUTBOX_INDEX], args=[space.tag, int(score)])
+        except redis.RedisError as error:
+            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
 
 
 def _expire_at(expires: datetime | None) -> int:
     """Epoch seconds for EXPIREAT (0: never)."""
     kept_until = storage_expiry(expires)
     return int(kept_until.timestamp()) if kept_until else 0
+
+
+def _stored_json(fingerprint: str, result: dict[str, Any]) -> str:
+    return json.dumps({"fingerprint": fingerprint, "result": result}, ensure_ascii=False)
 
 
 def _stored(raw: bytes) -> StoredDecision:

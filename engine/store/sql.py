@@ -8,7 +8,9 @@ serialised and can never both pass a limit. WAL mode lets plain reads go on mean
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -40,7 +42,10 @@ from sqlalchemy.pool import StaticPool
 
 from ..values import epoch_ms, parse_instant
 from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay, storage_expiry
-from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery
+from .outbox import OutboxMover, recorded_or_none
+from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery, merge_records, record_from_json, record_to_json
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -77,9 +82,18 @@ decision_records = Table(
     Column("fingerprint", String(64), nullable=True),
     Index("ix_records_decision_time", "decision", "evaluated_ms"),
     Index("ix_records_order", "order_id"),
+    Index("ix_records_store", "store_id", "evaluated_ms"),
     Index("ix_records_customer", "customer_account"),
 )
 
+
+# Records on their way to a record store in another database (docs/state.md §4): written in the
+# commit's transaction, moved by the OutboxMover.
+outbox = Table(
+    "record_outbox", metadata,
+    Column("decision_id", String(32), primary_key=True),
+    Column("record", Text, nullable=False),
+)
 
 _UNITS = select(counters.c.units).where(counters.c.key == bindparam("key"))
 
@@ -124,6 +138,37 @@ class SqlRecords:
         except SQLAlchemyError as error:
             raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
 
+    def move(self, records: list[DecisionRecord]) -> None:
+        """Write the records this store does not have yet, in one transaction: idempotent on
+        ``decision_id``, so an outbox can be moved again after a crash, or by two processes at once."""
+        try:
+            with self.engine.begin() as connection:
+                ids = [record.decision_id for record in records]
+                present = set(connection.execute(
+                    select(decision_records.c.decision_id).where(decision_records.c.decision_id.in_(ids))).scalars())
+                for record in records:
+                    if record.decision_id not in present:
+                        self._insert_new(connection, record)
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
+
+    def _insert_new(self, connection: Connection, record: DecisionRecord) -> None:
+        try:
+            with connection.begin_nested():  # a savepoint: a conflict leaves the batch going
+                self.add(record, connection)
+            return
+        except IntegrityError:
+            pass
+        exists = select(decision_records.c.decision_id).where(decision_records.c.decision_id == record.decision_id)
+        if connection.execute(exists).first() is not None:
+            return  # another mover wrote it meanwhile
+        # The idempotency key belongs to an earlier decision, a case the commit checks for and rules
+        # out but for two commits racing across Redis Cluster partitions (docs/state.md §4). The
+        # decision was answered, so it is kept; its key stays in its result, not in the key column.
+        log.warning("decision %s reused idempotency key %r of an earlier decision; recorded without the key",
+                    record.decision_id, record.idempotency_key)
+        self.add(dataclasses.replace(record, idempotency_key=None), connection)
+
     def add(self, record: DecisionRecord, connection: Connection | None = None) -> None:
         row = {
             "decision_id": record.decision_id, "decision": record.decision, "outcome": record.outcome,
@@ -145,6 +190,11 @@ class SqlRecords:
         except SQLAlchemyError as error:
             raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
 
+    def recorded(self, key: str) -> StoredDecision | None:
+        """The decision recorded under idempotency ``key``, for a replay; None if there is none."""
+        first = self.by_idempotency_key(key)
+        return None if first is None else StoredDecision(first.fingerprint or "", first.result)
+
     def by_idempotency_key(self, key: str) -> DecisionRecord | None:
         try:
             with self.engine.connect() as connection:
@@ -162,6 +212,10 @@ class SqlRecords:
             statement = statement.where(decision_records.c.outcome == query.outcome)
         if query.decision_id:
             statement = statement.where(decision_records.c.decision_id == query.decision_id)
+        if query.order_id:
+            statement = statement.where(decision_records.c.order_id == query.order_id)
+        if query.store_id:
+            statement = statement.where(decision_records.c.store_id == query.store_id)
         if query.start:
             statement = statement.where(decision_records.c.evaluated_ms >= epoch_ms(query.start))
         if query.end:
@@ -187,12 +241,14 @@ def _record(row: Any) -> DecisionRecord:
 
 
 class SqliteStore:
-    """Counters and idempotency keys in an SQLite file: the embedded default."""
+    """Counters and idempotency keys in an SQLite file: the embedded default. Records go in the same
+    transaction to the same file, or — with a record store elsewhere — through an outbox table."""
 
     def __init__(self, engine: Engine, records: SqlRecords):
         self.engine = engine
         self.records_store = records
         self._same_database = records.engine is engine
+        self.mover = None if self._same_database else OutboxMover(_SqliteOutbox(engine), records)
         # Plain evaluations read through their own engine: no write lock, so they never queue behind commits.
         url = engine.url.render_as_string(hide_password=False)
         self._read_engine = engine if url in ("sqlite://", "sqlite:///:memory:") else make_engine(url, write_lock=False)
@@ -239,8 +295,10 @@ class SqliteStore:
                 raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         return CountingReader(read, read_many)
 
-    def commit(self, idempotency_key: str, fingerprint: str,
-               attempt: Callable[[CountingReader], Attempt]) -> dict[str, Any]:
+    def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt],
+               partition: str | None = None) -> dict[str, Any]:
+        # With records elsewhere (shared by several hosts), a key another host committed is replayed.
+        first = None if self._same_database else recorded_or_none(self.records_store, idempotency_key)
         try:
             with self.engine.begin() as connection:  # BEGIN IMMEDIATE: the write lock, held to the end
                 stored = connection.execute(
@@ -249,6 +307,8 @@ class SqliteStore:
                 if stored is not None:
                     return replay(StoredDecision(stored.fingerprint, json.loads(stored.result)), fingerprint,
                                   idempotency_key)
+                if first is not None:
+                    return replay(first, fingerprint, idempotency_key)
                 made = attempt(CountingReader(lambda slot: self._units(connection, slot)))
                 # Forget finished days by the wall clock, never by the caller's `now` (QA may send any instant).
                 connection.execute(delete(counters).where(counters.c.expires_ms < epoch_ms(datetime.now(UTC))))
@@ -261,28 +321,70 @@ class SqliteStore:
                         index_elements=[counters.c.key], set_={"units": counters.c.units + reservation.units}))
                 connection.execute(insert(idempotency).values(
                     key=idempotency_key, fingerprint=fingerprint, result=json.dumps(made.result, ensure_ascii=False)))
-                # In one database the record joins this transaction; otherwise it is written before
-                # the counters commit, so a failure leaves neither.
-                self.records_store.add(made.record, connection if self._same_database else None)
-                return made.result
-        except DuplicateIdempotencyKey:
-            # The shared record store knew the key (its counters live elsewhere): this attempt was rolled
-            # back, the first decision is the answer.
-            first = self.records_store.by_idempotency_key(idempotency_key)
-            if first is None:
-                raise StoreUnavailable("conflicting write, retry") from None
-            return replay(StoredDecision(first.fingerprint or "", first.result), fingerprint, idempotency_key)
+                # The record joins this transaction: in the record table when it is in this file,
+                # else in the outbox, which the mover empties into the record store.
+                if self._same_database:
+                    self.records_store.add(made.record, connection)
+                else:
+                    connection.execute(insert(outbox).values(
+                        decision_id=made.record.decision_id,
+                        record=json.dumps(record_to_json(made.record), ensure_ascii=False)))
         except IntegrityError as error:
             raise StoreUnavailable(f"conflicting write, retry: {error.__class__.__name__}") from None
         except SQLAlchemyError as error:
             raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+        if self.mover is not None:
+            self.mover.notify()
+        return made.result
 
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
-        return self.records_store.query(query)
+        if self.mover is None:
+            return self.records_store.query(query)
+        pending = self.mover.outbox.pending()  # read first: a record moved meanwhile is then in the store
+        return merge_records(self.records_store.query(query), pending, query)
+
+    def start_moving(self) -> None:
+        """Move the outbox in the background from now on, in this process (the service does this)."""
+        if self.mover is not None:
+            self.mover.notify()
+
+    def drain(self) -> int:
+        """Move the outbox to the record store now; the number of records moved."""
+        return self.mover.move() if self.mover is not None else 0
+
+    def clear(self) -> None:
+        """Forget every counter, idempotency key and record (QA runs reuse one in-memory store)."""
+        with self.engine.begin() as connection:
+            for table in (counters, idempotency, *([decision_records] if self._same_database else [])):
+                connection.execute(delete(table))
 
     def close(self) -> None:
+        if self.mover is not None:
+            self.mover.stop()
         self.engine.dispose()
         self._read_engine.dispose()
         if not self._same_database:
             self.records_store.engine.dispose()
+
+
+class _SqliteOutbox:
+    """The outbox table of an SQLite counter store."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def pending(self) -> list[DecisionRecord]:
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(select(outbox.c.record)).scalars().all()
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+        return [record_from_json(json.loads(row)) for row in rows]
+
+    def remove(self, records: list[DecisionRecord]) -> None:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(delete(outbox).where(outbox.c.decision_id.in_([r.decision_id for r in records])))
+        except SQLAlchemyError as error:
+            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
 

@@ -1,0 +1,115 @@
+"""The outbox: how a commit's record reaches the record store without ever being lost or doubled.
+
+A store whose counters live apart from the records (Redis; SQLite with ``--records`` elsewhere)
+writes the decision record into an *outbox* next to its counters, in the same atomic step as the
+reservation and the idempotency key (one Lua script; one SQLite transaction). The commit is answered
+from there. A :class:`OutboxMover` — a daemon thread in each process, woken after every commit and
+once a second — copies the outbox's records to the record store, skipping those already there (by
+``decision_id``), then deletes them from the outbox. Whatever process is killed at whatever moment,
+a record is in the outbox, in the record store, or (between the copy and the delete) in both; record
+searches read both and count each ``decision_id`` once (:func:`~engine.store.records.merge_records`).
+docs/state.md §4 tells the story for operators.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Protocol
+
+from .base import StoredDecision, StoreUnavailable
+from .records import DecisionRecord
+
+log = logging.getLogger(__name__)
+MOVE_INTERVAL_SECONDS = 1.0
+MOVE_BATCH = 500  # records per SQL transaction (and per IN (…) list)
+
+
+class Outbox(Protocol):
+    def pending(self) -> list[DecisionRecord]:
+        """The records waiting in the outbox."""
+        ...
+
+    def remove(self, records: list[DecisionRecord]) -> None:
+        """Delete these records from the outbox (they are in the record store)."""
+        ...
+
+
+class RecordWriter(Protocol):
+    def move(self, records: list[DecisionRecord]) -> None:
+        """Write the records the record store does not have yet (idempotent on ``decision_id``)."""
+        ...
+
+
+class OutboxMover:
+    """Moves an outbox into a record store: now (:meth:`move`) or from a daemon thread (:meth:`notify`)."""
+
+    def __init__(self, outbox: Outbox, records: RecordWriter):
+        self.outbox = outbox
+        self.records = records
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._thread_pid: int | None = None
+        self._failing = False
+
+    def move(self) -> int:
+        """Move every pending record now; how many there were. Raises :class:`StoreUnavailable`."""
+        with self._lock:  # one move at a time per process (other processes may move meanwhile: harmless)
+            pending = self.outbox.pending()
+            for start in range(0, len(pending), MOVE_BATCH):  # an outbox that filled while SQL was down
+                batch = pending[start:start + MOVE_BATCH]
+                self.records.move(batch)
+                self.outbox.remove(batch)
+            return len(pending)
+
+    def notify(self) -> None:
+        """A record was put in the outbox: move it soon (the thread is started in each process on first use)."""
+        if self._thread_pid != os.getpid():
+            with self._lock:
+                if self._thread_pid != os.getpid():  # a fork has no thread: start this process's own
+                    self._thread_pid = os.getpid()
+                    self._wake = threading.Event()
+                    threading.Thread(target=self._run, name="rulesvc-outbox-mover", daemon=True).start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+
+    def _run(self) -> None:
+        wake = self._wake
+        while not self._stopped.is_set():
+            wake.wait(MOVE_INTERVAL_SECONDS)
+            wake.clear()
+            if self._stopped.is_set():
+                return
+            try:
+                self.move()
+                if self._failing:
+                    log.info("outbox: the record store is reachable again; records moved")
+                self._failing = False
+            except StoreUnavailable as error:  # the records wait in the outbox; tried again in a second
+                if not self._failing:
+                    log.warning("outbox: records wait for the record store: %s", error)
+                self._failing = True
+            except Exception:  # the mover must outlive any surprise, and say what it was
+                log.exception("outbox mover")
+
+
+class RecordLookup(Protocol):
+    def recorded(self, key: str) -> StoredDecision | None:
+        ...
+
+
+def recorded_or_none(records: RecordLookup, idempotency_key: str) -> StoredDecision | None:
+    """The decision the record store keeps under ``idempotency_key`` — a key the counter store no
+    longer knows (Redis forgets keys after 7 days; another host may have committed it) — or None,
+    also when the record store cannot be reached: the commit then goes on, its record waiting in
+    the outbox, rather than failing for a check that almost never finds anything."""
+    try:
+        return records.recorded(idempotency_key)
+    except StoreUnavailable as error:
+        log.warning("idempotency key %r not checked against the records: %s", idempotency_key, error)
+        return None
