@@ -16,6 +16,7 @@ from . import decisionlog, decisions, health, metrics, records, rulesets, scenar
 from .bodies import MAX_BODY_BYTES
 from .console import register_console
 from .errors import register_error_handlers
+from .jsonio import ServiceJSONProvider
 from .state import ServiceState
 
 
@@ -42,8 +43,7 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
     rules there."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.json.ensure_ascii = False
-    app.json.sort_keys = False
+    app.json = ServiceJSONProvider(app)
     decision_log = open_log(log_url, sample=log_sample, on_drop=metrics.LOG_DROPPED.inc,
                             on_write=metrics.LOG_WRITTEN.inc, **log_tuning())
     shadow = None

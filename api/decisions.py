@@ -23,7 +23,9 @@ blueprint = Blueprint("decisions", __name__, url_prefix="/v1/decisions")
 _request_schema = DecisionRequest()
 _batch_schema = BatchRequest()
 _item_schema = BatchItem()
+# The usual envelopes, checked without marshmallow (_plain_envelope); anything else goes through it.
 _ITEM_KEYS = frozenset({"facts", "now"})
+_EVALUATE_KEYS = frozenset({"facts", "now", "explain"})
 
 
 def _load(schema: Any, body: Any, compiled: CompiledDecision) -> dict[str, Any]:
@@ -55,7 +57,10 @@ def decide(decision: str):
     started = time.perf_counter()
     state = current_app.extensions["rulesvc"]
     compiled = state.rulebook.decision(decision)  # 404 before judging the body
-    envelope = _load(_request_schema, json_body(), compiled)
+    body = json_body()
+    plain = _plain_envelope(body, _EVALUATE_KEYS)
+    envelope = (_load(_request_schema, body, compiled) if plain is None
+                else {"facts": plain[0], "now": plain[1], "explain": plain[2], "commit": False})
     if envelope["commit"]:
         committed = commit(compiled, envelope["facts"], idempotency_key=envelope["idempotency_key"],
                            store=state.store, now=envelope["now"])
@@ -103,18 +108,31 @@ def decide_batch(decision: str):
 
 
 def _batch_item(item: Any, compiled: CompiledDecision) -> tuple[Any, Any] | InvalidFacts:
-    """``(facts, now)`` of a batch item, checked without marshmallow when it has the usual shape."""
-    if type(item) is dict and "facts" in item and item.keys() <= _ITEM_KEYS:
-        now = item.get("now")
-        if now is None:
-            return item["facts"], None
-        if type(now) is str:
-            try:
-                return item["facts"], parse_instant(now)
-            except ValueError:
-                pass
+    """``(facts, now)`` of a batch item."""
+    plain = _plain_envelope(item, _ITEM_KEYS)
+    if plain is not None:
+        return plain[0], plain[1]
     try:
         envelope = _load(_item_schema, item, compiled)
     except InvalidFacts as error:
         return error
     return envelope["facts"], envelope["now"]
+
+
+def _plain_envelope(body: Any, keys: frozenset[str]) -> tuple[Any, Any, bool] | None:
+    """``(facts, now, explain)`` of an envelope with the usual shape — ``facts``, and only ``keys``, each of its
+    type — checked without marshmallow; None for any other, which the schema then checks and explains."""
+    if type(body) is not dict or "facts" not in body or not body.keys() <= keys:
+        return None
+    explain = body.get("explain", False)
+    now = body.get("now")
+    if type(explain) is not bool:
+        return None
+    if now is not None:
+        if type(now) is not str:
+            return None
+        try:
+            now = parse_instant(now)
+        except ValueError:
+            return None
+    return body["facts"], now, explain

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cli.common import DEFAULT_THREADS
+
 from .factsets import PAYOUT, fact_sets
 from .paths import ROOT
 
@@ -81,8 +83,9 @@ def ours_command(port: int, workdir: Path) -> list[str]:
 
 
 def noop_command(port: int, worker_class: str) -> list[str]:
+    """The no-op app with ours' workers, worker class and threads per worker."""
     return [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}", "--workers", str(WORKERS),
-            "--worker-class", worker_class, "bench.noop_app:app"]
+            "--worker-class", worker_class, "--threads", str(DEFAULT_THREADS), "bench.noop_app:app"]
 
 
 def _log_tail(log_path: Path, lines: int = 30) -> str:
@@ -262,7 +265,8 @@ def run_http(warmup_s: float, rounds: int, seconds: float, batch_items: int, bat
         "ours_per_s": ours.per_s, "noop_per_s": noop.per_s, "ours_per_noop": ours.per_s / noop.per_s,
         "ours_p50_ms": ours.p50_ms, "ours_p99_ms": ours.p99_ms, "noop_p50_ms": noop.p50_ms, "noop_p99_ms": noop.p99_ms,
         "batch_per_s": batch_per_s,
-        "setup": {"workers": WORKERS, "worker_class": worker_class, "concurrency": CONCURRENCY, "rounds": rounds,
+        "setup": {"workers": WORKERS, "worker_class": worker_class, "threads_per_worker": DEFAULT_THREADS,
+                  "concurrency": CONCURRENCY, "rounds": rounds,
                   "seconds_per_round": seconds, "warmup_seconds": warmup_s, "load_generator": generator,
                   "percentiles": "median over the rounds", "request": f"POST {path}", "request_outcome": outcome,
                   "request_now": EXAMPLE_NOW, "body_bytes": len(body), "batch_items": batch_items,

@@ -14,6 +14,8 @@ from engine import Rulebook, RuleFileError, load_rulebook
 from engine.values import parse_instant
 
 DEFAULT_RULES = "rules"
+# Threads per gunicorn worker: one may run a heavy request (scenarios, validation) while the others answer.
+DEFAULT_THREADS = 4
 
 
 def print_json(value: Any) -> None:

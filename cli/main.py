@@ -20,7 +20,7 @@ from engine.trace import assumption_marks
 from engine.values import MAX_YEAR, MIN_YEAR
 
 from . import changes
-from .common import DEFAULT_RULES, instant_option, print_json, rules_or_exit
+from .common import DEFAULT_RULES, DEFAULT_THREADS, instant_option, print_json, rules_or_exit
 
 DEFAULT_SCENARIOS = "tests/scenarios"
 
@@ -232,7 +232,7 @@ def calendar_show_command(year: int, rules_dir: str) -> None:
 @click.option("--records", "records_url", default=None,
               help="Decision records: sqlite:///PATH or postgresql://… (default: the SQLite store file).")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
-@click.option("--threads", default=4, show_default=True, type=click.IntRange(min=2),
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(min=2),
               help="Threads per worker: one may run a heavy request (scenarios, validation) while the others answer.")
 @click.option("--log", "log_url", default=DEFAULT_LOG_URL, show_default=True,
               help="Decision log: sqlite:///PATH, postgresql://… or none.")

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 import socket
 import tempfile
+from datetime import datetime
 from typing import Any
 
 from gunicorn import glogging, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
+
+from engine.jsontext import dumps_text
+
+from .common import DEFAULT_THREADS
 
 # gunicorn's own request limits, at their maxima: a request line (method, path, query) or a header of
 # up to 8190 bytes, 100 headers. Longer ones only come from broken or hostile clients, and even they
@@ -24,18 +30,23 @@ WORKER_TIMEOUT_SECONDS = 60
 
 
 class JsonAccessLogger(glogging.Logger):
-    """One JSON object per request on the access log."""
+    """One JSON object per request on the access log, built straight from the request (gunicorn's
+    ``atoms()`` copies every header and environ entry first: measured, a fifth of a decision request's CPU)."""
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
             return
-        atoms = self.atoms(resp, req, environ, request_time)
-        self.access_log.info(json.dumps({
-            "time": atoms["t"].strip("[]"), "remote": atoms["h"], "method": atoms["m"], "path": atoms["U"],
-            "query": atoms["q"], "status": int(atoms["s"]) if str(atoms["s"]).isdigit() else atoms["s"],
-            "bytes": atoms["B"], "duration_ms": round(request_time.total_seconds() * 1000, 3),
-            "pid": int(str(atoms["p"]).strip("<>")), "agent": atoms["a"],
-        }, ensure_ascii=False))
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        line = dumps_text({
+            "time": datetime.now().astimezone().isoformat(timespec="milliseconds"),
+            "remote": environ.get("REMOTE_ADDR", "-"), "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"), "query": environ.get("QUERY_STRING"),
+            "status": int(status) if str(status).isdigit() else status, "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 3), "pid": os.getpid(),
+            "agent": environ.get("HTTP_USER_AGENT", "-"),
+        })
+        # Straight to the handlers: Logger.info would first walk the stack to find its caller.
+        self.access_log.handle(logging.LogRecord(self.access_log.name, logging.INFO, __file__, 0, line, None, None))
 
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
@@ -129,7 +140,7 @@ def bind_problem(host: str, port: int) -> str | None:
 
 
 def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, records_url: str | None,
-          threads: int = 4, *, log_url: str, log_sample: float = 1.0, shadow_dir: str | None = None) -> None:
+          threads: int = DEFAULT_THREADS, *, log_url: str, log_sample: float = 1.0, shadow_dir: str | None = None) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="rulesvc-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     master = os.getpid()

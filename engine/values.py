@@ -227,6 +227,8 @@ _MATCHER_FORMS: dict[type, Any] = {
 
 def to_output(value: Any) -> Any:
     """The JSON form of a value in a result: money as "0.00", instants in Shanghai time."""
+    if type(value) in _AS_IS:  # most values are; only subclasses need the search below
+        return value
     convert = _OUTPUT_FORMS.get(type(value))
     if convert is not None:
         return convert(value)
@@ -236,6 +238,7 @@ def to_output(value: Any) -> Any:
     return value
 
 
+_AS_IS = frozenset({str, int, bool, float, type(None)})
 _OUTPUT_FORMS: dict[type, Any] = {
     Decimal: lambda value: str(round_fen(value)),
     datetime: lambda value: value.astimezone(SHANGHAI).isoformat(),

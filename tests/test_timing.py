@@ -87,6 +87,18 @@ def test_daily_sms_limit_defers_to_next_morning(rulebook):
     assert result["next_eligible_at"] == "2026-11-21T09:00:00+08:00"
 
 
+@pytest.mark.parametrize(("now", "next_eligible_at"), [
+    ("2999-12-30T21:00:00+08:00", "2999-12-31T09:00:00+08:00"),  # the last morning the service can name
+    ("2999-12-31T21:00:00+08:00", None),  # 3000-01-01 09:00 is past the instants the service reads and writes
+])
+def test_next_eligible_at_stays_within_the_supported_years(rulebook, now, next_eligible_at):
+    result = contact(rulebook, now, campaign={"start_at": "1970-01-01T00:00:00+08:00", "end_at": "2999-12-31T23:59:59+08:00"},
+                     order={"created_at": "2999-12-30T08:00:00+08:00"})
+    assert result["outcome"] == "defer"
+    assert codes(result) == ["OUTSIDE_SMS_WINDOW"]
+    assert result["next_eligible_at"] == next_eligible_at
+
+
 def test_every_timing_rule_at_once(rulebook):
     result = contact(rulebook, "2026-11-20T20:10:00+08:00", order={"created_at": "2026-11-20T20:00:00+08:00"},
                      customer={"sms_sent_today": 1})

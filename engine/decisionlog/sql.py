@@ -8,7 +8,6 @@ ever active with the text of its files, so an old decision can be explained on t
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -38,6 +36,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import RulesvcError
+from ..jsontext import dumps_text, loads
 from ..store.sql import make_engine
 from ..values import epoch_us, from_epoch_us, to_output
 
@@ -147,7 +146,7 @@ class LogDatabase:
             with writer.begin() as connection:
                 connection.execute(_insert_ignoring_duplicates(writer, ruleset_versions), [{
                     "version": version, "domain": domain, "file": file,
-                    "files": orjson.dumps(files).decode(), "first_active_us": epoch_us(at)}])
+                    "files": dumps_text(files), "first_active_us": epoch_us(at)}])
 
     def prune(self, before: datetime) -> int:
         """Delete the entries logged before ``before``; returns how many."""
@@ -163,12 +162,12 @@ class LogDatabase:
         statement = select(decision_log.c.entry).where(*_conditions(query)).order_by(decision_log.c.seq.desc())
         if query.limit is not None:
             statement = statement.limit(query.limit)
-        return [orjson.loads(row.entry) for row in self._read(statement)]
+        return [loads(row.entry) for row in self._read(statement)]
 
     def entry(self, decision_id: str) -> dict[str, Any] | None:
         """One logged decision (not a shadow run) by its id."""
         rows = self._read(select(decision_log.c.entry).where(decision_log.c.decision_id == decision_id))
-        return orjson.loads(rows[0].entry) if rows else None
+        return loads(rows[0].entry) if rows else None
 
     def span(self, query: LogQuery) -> tuple[int, int, int]:
         """How many entries ``query`` selects (the most recent ``limit`` ones, if it has a limit) and the
@@ -194,7 +193,7 @@ class LogDatabase:
             if not rows:
                 return
             for row in rows:
-                yield orjson.loads(row.entry)
+                yield loads(row.entry)
             after = rows[-1].seq
 
     def versions(self) -> list[dict[str, Any]]:
@@ -211,7 +210,7 @@ class LogDatabase:
             return None
         row = rows[0]
         return {"version": row.version, "domain": row.domain, "file": row.file,
-                "first_active_at": _instant(row.first_active_us), "files": orjson.loads(row.files)}
+                "first_active_at": _instant(row.first_active_us), "files": loads(row.files)}
 
     def _read(self, statement: Any) -> list[Any]:
         _, reader = self._engines()
@@ -235,13 +234,6 @@ def _unavailable(what: str) -> Iterator[None]:
         raise LogUnavailable(f"{what}: {error.strerror or error}") from None
 
 
-def _json(value: Any) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # an integer past 64 bits: the standard library writes any integer
-        return json.dumps(value, ensure_ascii=False)
-
-
 def _row(entry: dict[str, Any]) -> dict[str, Any]:
     """The table row of an entry: the columns queries filter on, and the entry itself as JSON."""
     shadow = entry.get("shadow")
@@ -250,7 +242,7 @@ def _row(entry: dict[str, Any]) -> dict[str, Any]:
         "evaluated_us": epoch_us(datetime.fromisoformat(entry["evaluated_at"])), "source": entry["source"],
         "outcome": entry["outcome"], "codes": " " + " ".join([*entry["reasons"], *entry["warnings"]]) + " ",
         "ruleset_version": entry["ruleset_version"], "committed": entry["committed"],
-        "shadow_of": shadow["of"] if shadow else None, "entry": _json(entry),
+        "shadow_of": shadow["of"] if shadow else None, "entry": dumps_text(entry),
     }
 
 

@@ -16,13 +16,12 @@ The traps of that road, each handled (and tested against the native engine, test
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import durable_rules_engine
-import orjson
 
 from ..errors import MatcherError
+from ..jsontext import dumps_text
 from ..matcher import NativeRuleset
 
 FACTS_PER_STATE = 256
@@ -42,11 +41,7 @@ class FlatMatcher(NativeRuleset):
         assert_fact = durable_rules_engine.assert_fact
         with self._lock:
             fact["id"] = next(self._ids)
-            try:
-                payload = orjson.dumps(fact).decode()
-            except TypeError:  # an integer past 64 bits: the standard library writes any integer
-                payload = json.dumps(fact, ensure_ascii=False)
-            status, state = assert_fact(self._handle, payload)
+            status, state = assert_fact(self._handle, dumps_text(fact))
             self._stored += 1
             fired: set[str] = set()
             try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -10,6 +9,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from ..errors import RulesvcError
+from ..jsontext import dumps_text
 from ..model import Counter
 from ..values import SHANGHAI, to_shanghai
 from .records import DecisionRecord, RecordQuery
@@ -37,8 +37,9 @@ class CounterSlot:
 
 def counter_slot(decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
                  partition: str | None = None) -> CounterSlot:
-    # JSON keeps the key parts apart whatever characters the ids contain.
-    parts = json.dumps([str(part) for part in key], ensure_ascii=False, separators=(",", ":"))
+    # JSON keeps the key parts apart whatever characters the ids contain (compact, non-ASCII as is: the
+    # same text the standard library writes, checked for every code point, so stored keys stay valid).
+    parts = dumps_text([str(part) for part in key])
     if counter.reset == "shanghai_day":
         day = to_shanghai(now).date()
         next_midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI)
