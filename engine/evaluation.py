@@ -34,7 +34,7 @@ from .matcher import Matcher
 from .model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule, sensitive_paths
 from .store.base import Reservation, counter_slot, to_units
 from .trace import assumption_marks, trace_conditions
-from .values import MAX_YEAR, to_output, to_shanghai, to_text
+from .values import to_output, to_shanghai, to_text, within_supported_years
 from .verdict import Verdict
 
 _NO_COUNTERS = NoCounters()
@@ -345,7 +345,7 @@ class CompiledDecision:
             candidate = max((until for until in untils if until is not None), default=None)
             if candidate is None or candidate <= at:
                 return None  # a rule that cannot say when it will stop holding
-            if candidate.year > MAX_YEAR or to_shanghai(candidate).year > MAX_YEAR:
+            if not within_supported_years(candidate):
                 return None  # past the instants the service reads and writes (SPEC §4: 1970–2999)
             at = candidate
             if fact is None:  # the reference path computes everything again

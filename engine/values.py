@@ -113,13 +113,20 @@ def parse_instant(raw: Any) -> datetime:
         instant = datetime.fromisoformat(raw)
     except ValueError:
         raise ValueError("is not a real moment (check the month, day, hour and offset)") from None
-    # (the year as written first: converting year 1 or 9999 to Shanghai time could overflow; an instant
-    # a year inside the range is inside it in Shanghai too, no conversion needed)
-    year = instant.year
-    if not MIN_YEAR < year < MAX_YEAR and (
-            not MIN_YEAR - 1 <= year <= MAX_YEAR + 1 or not MIN_YEAR <= to_shanghai(instant).year <= MAX_YEAR):
+    if not within_supported_years(instant):
         raise ValueError(f"must be between {MIN_YEAR}-01-01 and {MAX_YEAR}-12-31 (Asia/Shanghai)")
     return instant
+
+
+def within_supported_years(instant: datetime) -> bool:
+    """Whether ``instant`` lies from 1970-01-01 to 2999-12-31 in Shanghai: the only instants the service
+    reads or writes."""
+    # The year as written first: converting year 1 or 9999 to Shanghai time could overflow, and an
+    # instant a year inside the range is inside it in Shanghai too, no conversion needed.
+    year = instant.year
+    if MIN_YEAR < year < MAX_YEAR:
+        return True
+    return MIN_YEAR - 1 <= year <= MAX_YEAR + 1 and MIN_YEAR <= to_shanghai(instant).year <= MAX_YEAR
 
 
 def parse_date(raw: Any) -> date:

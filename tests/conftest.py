@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,13 @@ class ScenarioProblems(pytest.Item):
 
     def reportinfo(self):
         return self.path, 0, "scenario file"
+
+
+@pytest.fixture
+def lowered(tmp_path):
+    """A copy of the rules with max_payout_amount lowered from 500.00 to 300.00 (impact and shadow tests)."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(RULES, candidate)
+    path = candidate / "payout.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace('value: "500.00"', 'value: "300.00"'), encoding="utf-8")
+    return candidate

@@ -7,8 +7,6 @@ import json
 import shutil
 from datetime import datetime
 
-import pytest
-
 from api import create_app
 from engine import load_rulebook
 from engine.decisionlog import LogDatabase, LogQuery, open_log
@@ -47,16 +45,6 @@ def make_log(url: str, rules=RULES) -> dict[str, str]:
         "principal": "80.00", "bonus": "20.00", "consumed": "10.00", "valid_until": "2026-12-31T00:00:00+08:00"}})
     decision_log.close()
     return made
-
-
-@pytest.fixture
-def lowered(tmp_path):
-    """A copy of the rules with max_payout_amount lowered from 500.00 to 300.00."""
-    candidate = tmp_path / "candidate"
-    shutil.copytree(RULES, candidate)
-    path = candidate / "payout.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace('value: "500.00"', 'value: "300.00"'), encoding="utf-8")
-    return candidate
 
 
 def test_lowering_the_limit_flips_exactly_the_payouts_between_the_two_limits(tmp_path, lowered):

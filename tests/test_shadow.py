@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 
 import pytest
@@ -12,15 +11,6 @@ from api import create_app
 from .conftest import NOW, RULES
 from .test_decision_log import payout
 from .test_impact import AMOUNTS
-
-
-@pytest.fixture
-def lowered(tmp_path):
-    candidate = tmp_path / "candidate"
-    shutil.copytree(RULES, candidate)
-    path = candidate / "payout.yaml"
-    path.write_text(path.read_text(encoding="utf-8").replace('value: "500.00"', 'value: "300.00"'), encoding="utf-8")
-    return candidate
 
 
 def shadowed_app(tmp_path, candidate):
