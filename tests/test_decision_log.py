@@ -201,6 +201,21 @@ def test_a_full_queue_drops_and_counts_and_never_delays_a_decision(tmp_path):
     assert len(blocked.written) + dropped == 40
 
 
+def test_flush_writes_at_once_however_long_the_writer_would_wait(tmp_path, rulebook):
+    # SIGTERM calls flush: with an hour between the writer's ticks it used to wait out its whole timeout
+    decision_log = DecisionLog(LogDatabase(f"sqlite:///{tmp_path}/log.db"), Masker(b"k"), flush_seconds=3600,
+                               batch_size=100_000)
+    compiled = rulebook.decision("payout.initiate")
+    result, evaluation = compiled.run(payout("100.00"), now=NOW)
+    decision_log.record(compiled, evaluation, result=result, decision_id=result["decision_id"], source="http",
+                        duration_us=1)
+    started = time.monotonic()
+    assert decision_log.flush(timeout=30)
+    assert time.monotonic() - started < 10  # woken, not timed out
+    assert [entry["decision_id"] for entry in decision_log.database.query(LogQuery(limit=None))] == [result["decision_id"]]
+    decision_log.close()
+
+
 def test_log_sample_keeps_about_that_share(tmp_path):
     import random
 

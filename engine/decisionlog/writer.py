@@ -59,6 +59,7 @@ class DecisionLog:
         self._in_flight = 0
         self._wake = threading.Condition()
         self._closing = False
+        self._flush_wanted = False  # flush() asks the writer to write now, not at its next batch or tick
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
 
@@ -105,6 +106,7 @@ class DecisionLog:
             return self._write_now()
         deadline = time.monotonic() + timeout
         with self._wake:
+            self._flush_wanted = True
             self._wake.notify_all()
             return self._wake.wait_for(lambda: not self._pending and not self._in_flight,
                                        max(0.0, deadline - time.monotonic()))
@@ -130,6 +132,7 @@ class DecisionLog:
         self._in_flight = 0
         self._wake = threading.Condition()
         self._closing = False
+        self._flush_wanted = False
         self._thread = threading.Thread(target=self._run, name="rulesvc-decision-log", daemon=True)
         self._thread.start()
         atexit.register(self.close, 5.0)
@@ -138,8 +141,9 @@ class DecisionLog:
     def _run(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._closing or len(self._pending) >= self.batch_size,
+                self._wake.wait_for(lambda: self._closing or self._flush_wanted or len(self._pending) >= self.batch_size,
                                     self.flush_seconds)
+                self._flush_wanted = False
                 if self._closing and not self._pending:
                     return
             self._write_now()
