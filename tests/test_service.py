@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -379,9 +380,9 @@ def test_no_answered_commit_is_lost_or_doubled_while_workers_are_killed(backend,
                 try:
                     status, body = post(port, "/v1/decisions/recovery.contact",
                                         {"facts": facts, "now": NOW, "commit": True, "idempotency_key": key})
-                except (OSError, urllib.error.URLError, json.JSONDecodeError):
-                    with lock:
-                        interrupted.append(key)  # the worker died with the request (or was booting)
+                except (OSError, urllib.error.URLError, http.client.HTTPException, json.JSONDecodeError):
+                    with lock:  # the worker died with the request (or was booting), or mid-answer: no answer
+                        interrupted.append(key)
                     time.sleep(0.05)
                     continue
                 if status == 200:
