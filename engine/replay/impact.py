@@ -181,7 +181,11 @@ def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: L
                              baseline=Baseline(_rulebook(active, "active") if active is not None else None),
                              on_page=on_progress)
     chunks = _chunks(first, last, max(processes * 8, count // 25_000))
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    # Not fork: a process with threads (a service's decision-log writer, a test run's) may be inside SQLite
+    # or holding another lock at the fork, and the child then waits on it forever (seen in CI). Workers
+    # start clean and get everything they need through initargs.
+    context = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
+                                          else "spawn")
     total = ImpactTally()
     with ProcessPoolExecutor(max_workers=processes, mp_context=context, initializer=_start_worker,
                              initargs=(database.url, _files(candidate),
