@@ -138,8 +138,10 @@ def test_serve_on_a_taken_port_says_so_in_one_line_naming_port():
 
 
 def test_make_run_passes_port_and_host_to_serve():
-    # (as a newcomer types it: not inside the make running the tests, whose flags would print directories)
-    environment = {name: value for name, value in os.environ.items() if name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    # As a newcomer types it: not inside the make running the tests, whose flags would print directories
+    # and whose command-line variables (CI's VENV=.venv-3.12, PYTHON=…) make exports to its recipes.
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "VENV", "PYTHON")}
     result = subprocess.run(["make", "--no-print-directory", "-n", "run", "PORT=9090", "HOST=0.0.0.0"],
                             capture_output=True, text=True, cwd=RULES.parent, timeout=60, env=environment)
     assert result.returncode == 0, result.stderr
