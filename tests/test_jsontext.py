@@ -67,10 +67,14 @@ def test_an_integer_past_64_bits_keeps_every_digit():
 
 @pytest.mark.parametrize("text", [b'{"a": }', b'[1,]', b"\xff\xfe", b"", b"[" * 5000 + b"]" * 5000])
 def test_what_the_standard_library_refuses_is_refused_with_its_error(text):
-    with pytest.raises((ValueError, RecursionError)) as expected:
-        json.loads(text)
-    with pytest.raises(expected.type):
-        loads(text)
+    # (how deep the standard library nests depends on the Python version: 3.11 refuses 5000 levels, 3.13 reads them)
+    try:
+        expected = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        with pytest.raises(type(error)):
+            loads(text)
+    else:
+        assert loads(text) == expected
 
 
 def test_default_converts_what_json_has_no_type_for():
