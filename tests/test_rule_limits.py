@@ -98,12 +98,17 @@ def test_400_aliased_decisions_are_refused_quickly():
 
 @pytest.mark.parametrize("nested", ["[" * 50_000 + "]" * 50_000, "{a: " * 25_000 + "1" + "}" * 25_000])
 def test_100_kb_of_nested_flow_yaml_is_refused_quickly(nested):
-    # this crashed the process (C stack overflow in libyaml's composer) before the shape check;
-    # the document's own mapping is the first level
+    # This crashed the process (C stack overflow in libyaml's composer) before the shape check. Which
+    # layer speaks first depends on the PyYAML release (6.0.4's libyaml stops at 1,000 levels, scanning
+    # ahead of our count): either way one problem, on the nesting, in the brackets, in our words.
+    start = len("decisions: ") + 1
     problems, seconds = checked(f"domain: x\nsource: y\ndecisions: {nested}\n")
     assert seconds < SECONDS
-    assert problems == [f"payout.yaml:3:{len('decisions: ') + 1 + (MAX_DEPTH - 1) * (1 if nested[0] == '[' else 4)}: "
-                        f"mappings and lists are nested more than {MAX_DEPTH} levels deep"]
+    assert len(problems) == 1, problems
+    position = re.match(r"payout\.yaml:3:(\d+): (.*)$", problems[0])
+    assert position, problems[0]
+    assert start + MAX_DEPTH - 1 <= int(position.group(1)) < start + len(nested) // 2
+    assert position.group(2) == f"mappings and lists are nested more than {MAX_DEPTH} levels deep"
 
 
 def test_aliases_cannot_nest_deeper_than_the_text():
