@@ -18,21 +18,43 @@ PYTHON_VERSION := $(shell $(PYTHON_EXE) -c 'import sys; print("%d.%d" % sys.vers
 # 3.12 the headers define the old name again (a compiler warning, the same code).
 export CPPFLAGS += -DPyEval_CallObject=PyObject_CallObject
 
-.PHONY: run test test-fast lint check servers clean
+.PHONY: venv run test test-fast test-fresh lint check servers lock clean
 
-# The virtualenv is (re)built whenever the packaging or the Python version changes.
-$(VENV)/.python-$(PYTHON_VERSION):
+# Installs are pinned: requirements/lock.txt holds every package the targets below install (runtime, dev,
+# bench and console-test extras) at one version, with its hashes, for CPython 3.11-3.13 (one universal lock);
+# requirements/tools.txt the pip, setuptools and wheel that install and build them. `make lock` refreshes
+# the lock. RESOLVE=fresh instead installs the newest versions setup.cfg allows (CI's fresh-resolve leg).
+RESOLVE ?= lock
+LOCK := requirements/lock.txt
+TOOLS_LOCK := requirements/tools.txt
+
+# The virtualenv is built anew whenever the Python version, the way it is installed or the lock changes
+# (so nothing the lock no longer names stays installed).
+$(VENV)/.python-$(PYTHON_VERSION)-$(RESOLVE): $(LOCK) $(TOOLS_LOCK)
 	@test -n "$(PYTHON_VERSION)" || { echo "$(PYTHON) not found (PYTHON=python3.13 or a path to the interpreter)"; exit 1; }
 	rm -rf $(VENV)
 	$(PYTHON_EXE) -m venv $(VENV)
 	touch $@
 
-# durable-rules first and without the wheel cache: a wheel built before without the flag would not import on 3.13.
-$(BIN)/rulesvc: setup.cfg pyproject.toml $(VENV)/.python-$(PYTHON_VERSION)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet --no-cache-dir durable-rules==2.0.28
-	$(BIN)/pip install --quiet -e '.[dev]'
+# Without build isolation, so what builds durable-rules' sdist and this project is the locked setuptools.
+# durable-rules is always compiled here, with this Python's flag: a wheel another build left in pip's
+# cache (without the flag) would not import on 3.13. `pip check` fails on a requirement the lock lacks.
+$(BIN)/rulesvc: setup.cfg pyproject.toml $(VENV)/.python-$(PYTHON_VERSION)-$(RESOLVE)
+	@$(BIN)/pip cache remove durable_rules >/dev/null 2>&1 || true
+ifeq ($(RESOLVE),fresh)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev,bench]'
+else
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(TOOLS_LOCK)
+	$(BIN)/pip install --quiet --require-hashes --no-deps --no-build-isolation -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+endif
+	$(BIN)/pip check
+	echo $(RESOLVE) > $(VENV)/rulesvc-install
 	touch $@
+
+# The virtualenv alone (the bench uses it: bench/README.md).
+venv: $(BIN)/rulesvc
 
 # The console (http://127.0.0.1:8080/console/) runs scenarios and checks rule files for whoever holds
 # the admin token: without RULESVC_ADMIN_TOKEN in the environment, one is made for this run and printed.
@@ -70,6 +92,25 @@ test: lint check servers
 # Everything but the tests marked slow (real servers under load, kills, reload storms).
 test-fast: check servers
 	$(BIN)/pytest -m "not slow"
+
+# The newest versions setup.cfg allows, in their own virtualenv, with the fast tests: a range an upstream
+# release broke shows here (fix it with a bound or a code change, then `make lock`), not hidden by the lock.
+test-fresh:
+	$(MAKE) test-fast VENV=.venv-fresh RESOLVE=fresh
+	.venv-fresh/bin/python -m tests.lockfile --report
+
+# Regenerate the lock after a change to setup.cfg's requirements: versions already pinned stay unless the
+# change needs another (`make lock UPGRADE=1` moves every package to the newest version setup.cfg allows).
+# uv resolves once for every platform and for Python 3.11 and later; it runs from its own virtualenv.
+UV_VERSION := 0.13.9
+LOCK_VENV := .venv-lock
+UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+lock:
+	@test -x $(LOCK_VENV)/bin/uv && $(LOCK_VENV)/bin/uv --version | grep -q ' $(UV_VERSION)' || \
+		{ rm -rf $(LOCK_VENV) && $(PYTHON_EXE) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(UV_COMPILE) setup.cfg --extra dev --extra bench requirements/tools.in -o $(LOCK)
+	$(UV_COMPILE) requirements/tools.in --constraint $(LOCK) -o $(TOOLS_LOCK)
 
 clean:
 	rm -rf $(VENV) .venv-* var .pytest_cache .ruff_cache *.egg-info
