@@ -26,6 +26,24 @@ class InvalidRequest(Exception):
         super().__init__(str(fields))
 
 
+# The code each HTTP status is answered with. Ours, not werkzeug's or gunicorn's reason phrase: those follow
+# the RFCs' renamings (RFC 9110 calls 413 "Content Too Large", and gunicorn 27 already says so), while
+# callers match on the code.
+HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE", 408: "REQUEST_TIMEOUT", 409: "CONFLICT", 410: "GONE", 411: "LENGTH_REQUIRED",
+    412: "PRECONDITION_FAILED", 413: "REQUEST_ENTITY_TOO_LARGE", 414: "URI_TOO_LONG", 415: "UNSUPPORTED_MEDIA_TYPE",
+    416: "REQUESTED_RANGE_NOT_SATISFIABLE", 417: "EXPECTATION_FAILED", 422: "UNPROCESSABLE_ENTITY", 428: "PRECONDITION_REQUIRED",
+    429: "TOO_MANY_REQUESTS", 431: "REQUEST_HEADER_FIELDS_TOO_LARGE", 500: "INTERNAL_ERROR", 501: "NOT_IMPLEMENTED",
+    502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT", 505: "HTTP_VERSION_NOT_SUPPORTED",
+}
+
+
+def http_error_code(status: int) -> str:
+    """The error code of an answer with this status (``HTTP_<status>`` for one the table lacks)."""
+    return HTTP_ERROR_CODES.get(status, f"HTTP_{status}")
+
+
 def error_body(code: str, message: str, **extra: object) -> dict[str, object]:
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -74,8 +92,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        code = (error.name or "error").upper().replace(" ", "_")
-        return jsonify(error_body(code, error.description or error.name)), error.code
+        status = error.code or 500
+        return jsonify(error_body(http_error_code(status), error.description or error.name)), status
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

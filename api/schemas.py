@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from engine.facts import Instant, StrictBool, text_problem
+from engine.facts import FIELD_MESSAGES, SCHEMA_MESSAGES, Instant, StrictBool, text_problem
 
 OUTCOMES = ["allow", "deny", "defer", "review"]
 MAX_BATCH_ITEMS = 10_000
@@ -24,11 +24,18 @@ def _not_blank(value: str) -> None:
         raise ValidationError("must not be blank (spaces only)")
 
 
-class DecisionRequest(Schema):
+class Envelope(Schema):
+    """A request body or query: unknown keys refused, in the engine's words (engine/facts.py), not marshmallow's."""
+
     class Meta:
         unknown = RAISE
 
-    facts = fields.Raw(required=True, metadata={"description": "The facts the decision declares."})
+    error_messages = SCHEMA_MESSAGES
+
+
+class DecisionRequest(Envelope):
+    facts = fields.Raw(required=True, error_messages=FIELD_MESSAGES,
+                       metadata={"description": "The facts the decision declares."})
     now = Instant(load_default=None, allow_none=True,
                   metadata={"description": "Evaluate as of this instant; default: the server clock."})
     explain = StrictBool(load_default=False, metadata={"description": "Add the trace."})
@@ -43,26 +50,18 @@ class DecisionRequest(Schema):
             raise ValidationError("a commit needs an idempotency_key", "idempotency_key")
 
 
-class BatchItem(Schema):
-    class Meta:
-        unknown = RAISE
-
-    facts = fields.Raw(required=True)
+class BatchItem(Envelope):
+    facts = fields.Raw(required=True, error_messages=FIELD_MESSAGES)
     now = Instant(load_default=None, allow_none=True)
 
 
-class BatchRequest(Schema):
-    class Meta:
-        unknown = RAISE
-
-    items = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(min=1, max=MAX_BATCH_ITEMS),
+class BatchRequest(Envelope):
+    items = fields.List(fields.Raw(allow_none=True), required=True, error_messages=FIELD_MESSAGES,
+                        validate=validate.Length(min=1, max=MAX_BATCH_ITEMS),
                         metadata={"description": "Each item: {facts, now?}. Results come back in the same order."})
 
 
-class RecordsQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
+class RecordsQuery(Envelope):
     decision = fields.String(load_default=None, validate=_plain_text)
     outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
     id = fields.String(load_default=None, validate=_plain_text)
@@ -74,10 +73,7 @@ class RecordsQuery(Schema):
     limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=100_000))
 
 
-class LogQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
+class LogQuery(Envelope):
     decision = fields.String(load_default=None, validate=_plain_text)
     outcome = fields.String(load_default=None, validate=validate.OneOf(OUTCOMES))
     code = fields.String(load_default=None, validate=_plain_text)
@@ -88,11 +84,8 @@ class LogQuery(Schema):
     shadow = fields.Boolean(load_default=False, metadata={"description": "true: the shadow runs instead of decisions"})
 
 
-class ImpactQuery(Schema):
-    class Meta:
-        unknown = RAISE
-
-    file = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.-]+\.ya?ml$",
+class ImpactQuery(Envelope):
+    file = fields.String(required=True, error_messages=FIELD_MESSAGES, validate=validate.Regexp(r"^[A-Za-z0-9_.-]+\.ya?ml$",
                                                                  error="must be a rule file name such as payout.yaml"))
     decision = fields.String(load_default=None, validate=_plain_text)
     from_ = Instant(data_key="from", load_default=None)

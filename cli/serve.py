@@ -52,8 +52,9 @@ class JsonAccessLogger(glogging.Logger):
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     """gunicorn's own error answers (a malformed request, a line or header past the limits, a worker
     stopped mid-request) in the service's JSON error shape instead of gunicorn's HTML page."""
-    code = reason.upper().replace(" ", "_").replace("-", "_")
-    body = json.dumps({"error": {"code": code, "message": mesg or reason}}, ensure_ascii=False).encode("utf-8")
+    from api.errors import error_body, http_error_code  # loaded with the app by then; not before it (metrics)
+
+    body = json.dumps(error_body(http_error_code(status_int), mesg or reason), ensure_ascii=False).encode("utf-8")
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
     util.write_nonblock(sock, head + body)

@@ -90,13 +90,24 @@ class StrictStr(fields.Field):
         return value
 
 
+# What a request is told about a field or an object that does not fit, in our words rather than
+# marshmallow's defaults (a release may reword those; callers and the console's translations read these).
+REQUIRED = "Missing data for required field."
+NULL = "Field may not be null."
+UNKNOWN = "Unknown field."
+NOT_AN_OBJECT = "Invalid input type."
+NOT_A_LIST = "Not a valid list."
+FIELD_MESSAGES = {"required": REQUIRED, "null": NULL}
+SCHEMA_MESSAGES = {"unknown": UNKNOWN, "type": NOT_AN_OBJECT}
+
 _SCALARS: dict[str, type[fields.Field]] = {
     "money": Money, "instant": Instant, "date": Date, "time": TimeOfDay, "bool": StrictBool, "int": StrictInt, "str": StrictStr,
 }
 
 
 def _field(spec: FieldSpec, decision: str, *, in_list: bool = False) -> fields.Field:
-    options: dict[str, Any] = {"required": spec.required or in_list, "allow_none": not (spec.required or in_list)}
+    options: dict[str, Any] = {"required": spec.required or in_list, "allow_none": not (spec.required or in_list),
+                               "error_messages": FIELD_MESSAGES}
     if spec.description:
         options["metadata"] = {"description": spec.description}
     kind = spec.type.kind
@@ -107,6 +118,7 @@ def _field(spec: FieldSpec, decision: str, *, in_list: bool = False) -> fields.F
         return fields.Nested(_schema_class(spec.fields, decision, spec.path), **options)
     if kind == "list":
         assert spec.item is not None
+        options["error_messages"] = {**FIELD_MESSAGES, "invalid": NOT_A_LIST}
         return fields.List(_field(spec.item, decision, in_list=True), **options)
     if kind == "enum":
         return StrictStr(validate=validate.OneOf(spec.type.values, error="must be one of: {choices}"), **options)
@@ -124,6 +136,7 @@ def _schema_class(specs: dict[str, FieldSpec], decision: str, path: str = "facts
     declared = {field_name: _field(spec, decision) for field_name, spec in specs.items()}
     schema_class = Schema.from_dict(declared, name=f"{decision}.{path.replace('[]', '.item')}")
     schema_class.Meta.unknown = RAISE
+    schema_class.error_messages = SCHEMA_MESSAGES
     return schema_class
 
 

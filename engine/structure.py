@@ -4,7 +4,6 @@ files), reported as ``FILE:LINE:COL: message`` with did-you-mean for misspelt ke
 from __future__ import annotations
 
 import json
-import re
 from importlib import resources
 from typing import Any
 
@@ -45,8 +44,11 @@ def _explain(document: SourceDocument, error: jsonschema.ValidationError) -> lis
         return [document.problem(path + (key,), f"unknown key {key!r} in {where}{did_you_mean(str(key), allowed)}",
                                  key=True) for key in extras]
     if error.validator == "required":
-        missing = re.findall(r"'([^']+)' is a required property", error.message)
-        name = missing[0] if missing else error.message
+        # jsonschema reports each missing key on its own, naming it in a message it may reword: the key is
+        # the missing one the message names (the longest, if one name holds another), else the first missing.
+        missing = [key for key in error.validator_value if isinstance(error.instance, dict) and key not in error.instance]
+        named = [key for key in missing if key in error.message]
+        name = max(named, key=len) if named else (missing[0] if missing else error.message)
         return [document.problem(path, f"{where}: missing required key {name!r}", key=True)]
     if error.validator == "type":
         expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]

@@ -206,11 +206,8 @@ def load_scenario_file(file: str, text: str, rulebook: Rulebook) -> tuple[Scenar
                               idempotency_key=raw_step.get("idempotency_key")))
         cases.append(Case(name=raw_case["name"], line=document.position(case_path)[0], steps=steps,
                           uses_store="steps" in raw_case))
-    return (ScenarioFile(file, decision, cases) if not problems else None), sorted(problems, key=_position)
-
-
-def _position(problem: Problem) -> tuple[int, int]:
-    return problem.line, problem.column
+    # by position, then message: the same order whatever order jsonschema finds them in
+    return (ScenarioFile(file, decision, cases) if not problems else None), sorted(problems)
 
 
 def _instant_problem(document: SourceDocument, path: tuple[Any, ...], raw: Any, problems: list[Problem]) -> bool:

@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from engine import Rulebook, load_rulebook
+
+# Property tests judge answers, never speed: no per-example deadline and no "too slow" health check, which
+# a loaded 2-core CI machine would trip (timing belongs in bench/). Tests with their own settings keep them.
+settings.register_profile("rulesvc", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("rulesvc")
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"

@@ -296,11 +296,19 @@ def test_one_sign_in_is_valid_on_both_workers_and_the_token_is_never_logged(open
             assert error.code == 429 and error.headers["Retry-After"], error.code
             return error.code
 
-    with ThreadPoolExecutor(4) as pool:
-        statuses = list(pool.map(run_all, range(4)))
-    assert 200 in statuses and set(statuses) <= {200, 429}, statuses
-    log = server.log.read_text(encoding="utf-8")
-    entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    workers = {entry["pid"] for entry in entries if entry.get("path") == "/console/scenarios" and entry.get("method") == "POST"}
+    def workers_used() -> set[int]:
+        log = server.log.read_text(encoding="utf-8")
+        entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        return {entry["pid"] for entry in entries if entry.get("path") == "/console/scenarios" and entry.get("method") == "POST"}
+
+    # which worker accepts which connection is the kernel's choice: a few rounds until both have answered
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as pool:
+            statuses = list(pool.map(run_all, range(4)))
+        assert 200 in statuses and set(statuses) <= {200, 429}, statuses
+        if len(workers_used()) == 2:
+            break
+    workers = workers_used()
     assert len(workers) == 2, f"the session was used on {len(workers)} worker(s): {workers}"
+    log = server.log.read_text(encoding="utf-8")
     assert TOKEN not in log

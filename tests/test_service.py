@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from api.errors import http_error_code
+
 from .conftest import RULES, merged
 from .servers import free_port, wait_for_port
 from .test_payout import INITIATE_OK
@@ -264,10 +266,12 @@ def test_gunicorn_answers_even_broken_requests_in_json(served):
     chunked_body = json.dumps({"facts": {}, "pad": "x" * (2 * 1024 * 1024)}).encode()
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part)
                       for part in (chunked_body[i:i + 65536] for i in range(0, len(chunked_body), 65536)))
+    # The first three are gunicorn's to refuse, with a 4xx of its own choosing (a release may pick another);
+    # the last two are ours. The code always follows the status, from our table.
     cases = {
-        "garbage request line": (b"GARBAGE\r\n\r\n", 400),
-        "request line over 8190 bytes": (b"GET /v1/decisions/records?id=" + b"x" * 10_000 + b" HTTP/1.1\r\n\r\n", 414),
-        "101 headers": (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
+        "garbage request line": (b"GARBAGE\r\n\r\n", None),
+        "request line over 8190 bytes": (b"GET /v1/decisions/records?id=" + b"x" * 10_000 + b" HTTP/1.1\r\n\r\n", None),
+        "101 headers": (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", None),
         "chunked body over 1 MiB": (b"POST /v1/decisions/payout.initiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
                                     b"\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks + b"0\r\n\r\n", 413),
         "text/plain decision": (b"POST /v1/decisions/payout.initiate HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
@@ -275,9 +279,9 @@ def test_gunicorn_answers_even_broken_requests_in_json(served):
     }
     for name, (request, status) in cases.items():
         answered, headers, body = raw_request(served, request)
-        assert answered == status, name
+        assert answered == status if status else 400 <= answered < 500, (name, answered)
         assert headers["content-type"].startswith("application/json"), name
-        assert json.loads(body)["error"]["code"], name
+        assert json.loads(body)["error"]["code"] == http_error_code(answered), name
 
 
 @pytest.mark.slow

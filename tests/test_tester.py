@@ -88,8 +88,8 @@ def test_every_problem_of_a_scenario_file_is_reported_in_one_pass(rulebook):
         # the bad default once, at its own line, though three cases inherit it
         "s.yaml:3:8: now must be an RFC 3339 timestamp such as 2026-11-20T10:00:00+08:00 "
         "(YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z or ±HH:MM)",
-        "s.yaml:13:5: unknown key 'nmae' in cases[1] (did you mean 'name'?)",
         "s.yaml:13:5: cases[1]: missing required key 'name'",
+        "s.yaml:13:5: unknown key 'nmae' in cases[1] (did you mean 'name'?)",
         "s.yaml:18:10: now must be an RFC 3339 timestamp such as 2026-11-20T10:00:00+08:00 "
         "(YYYY-MM-DDTHH:MM[:SS[.ffffff]] with Z or ±HH:MM)",
         "s.yaml:19:40: allowance.withdraw has no rule with code 'NOTHING_TO_WITHDRAWW' "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -71,9 +72,9 @@ def test_the_base_file_is_valid(tmp_path):
 def test_yaml_syntax_error(tmp_path):
     text = edited("  channel: [pop, self_operated]", "  channel: [pop, self_operated")
     problems = problems_for(tmp_path, text)
+    # where the parser notices the missing ']' and how it words it are PyYAML's: assert the line it is on or after
     assert len(problems) == 1
-    assert problems[0].startswith("shop.yaml:5:10: YAML syntax error: while parsing a flow sequence")
-    assert "YAML syntax error" in problems[0]
+    assert re.match(r"shop\.yaml:(5|6):\d+: YAML syntax error: \S", problems[0]), problems
 
 
 def test_unknown_key_with_did_you_mean(tmp_path):
@@ -215,10 +216,11 @@ def _with(old: str, new: str) -> str:
 
 def test_a_key_indented_less_than_its_siblings_says_so(tmp_path):
     text = _with("        effect: deny\n        code: TOO_MUCH", "       effect: deny\n        code: TOO_MUCH")
-    assert problems_for(tmp_path, text) == [
-        "shop.yaml:30:8: YAML syntax error: this line is indented 7 spaces but line 29 above it 8: keys of one "
-        "mapping must line up exactly; indent it like the keys it belongs with (the YAML parser says: while "
-        "parsing a block collection did not find expected '-' indicator)"]
+    # ours up to the parser's own words, which are libyaml's (the pure-Python parser words it otherwise)
+    [problem] = problems_for(tmp_path, text)
+    ours = ("shop.yaml:30:8: YAML syntax error: this line is indented 7 spaces but line 29 above it 8: keys of one "
+            "mapping must line up exactly; indent it like the keys it belongs with (the YAML parser says: ")
+    assert problem.startswith(ours) and problem.endswith(")") and len(problem) > len(ours) + 1, problem
 
 
 def test_a_key_indented_more_than_the_value_above_says_what_to_indent(tmp_path):

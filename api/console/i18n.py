@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import g, request
 
+from engine import facts
 from engine.values import Type
 
 LANGUAGES = ("zh", "en")
@@ -352,13 +353,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "err.unknown_decision": ("没有名为 {name} 的决策。", "There is no decision named {name}."),
 }
 
-# Messages of the fact validation (engine/facts.py, marshmallow), shown in Chinese next to their fields.
+# Messages of the fact validation (engine/facts.py), shown in Chinese next to their fields.
 _FIELD_MESSAGES_ZH: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), zh) for pattern, zh in (
-    (r"^Missing data for required field\.$", "必填项"),
-    (r"^Unknown field\.$", "未声明的字段"),
-    (r"^Field may not be null\.$", "不能为空"),
-    (r"^Not a valid list\.$", "必须是列表"),
-    (r"^Invalid input type\.$", "必须是一个对象"),
+    (f"^{re.escape(facts.REQUIRED)}$", "必填项"),
+    (f"^{re.escape(facts.UNKNOWN)}$", "未声明的字段"),
+    (f"^{re.escape(facts.NULL)}$", "不能为空"),
+    (f"^{re.escape(facts.NOT_A_LIST)}$", "必须是列表"),
+    (f"^{re.escape(facts.NOT_AN_OBJECT)}$", "必须是一个对象"),
     (r"^must be true or false$", "必须选择 是 或 否"),
     (r"^must be a whole number$", "必须是整数"),
     (r"^must be a string$", "必须是文本"),
