@@ -100,12 +100,14 @@ test-fresh:
 	.venv-fresh/bin/python -m tests.lockfile --report
 
 # Regenerate the lock after a change to setup.cfg's requirements: versions already pinned stay unless the
-# change needs another (`make lock UPGRADE=1` moves every package to the newest version setup.cfg allows).
+# change needs another. `make lock UPGRADE=1` moves every package to the newest version setup.cfg allows,
+# `make lock UPGRADE='chinesecalendar pyyaml'` only those.
 # uv resolves once for every platform and for Python 3.11 and later; it runs from its own virtualenv.
 UV_VERSION := 0.13.9
 LOCK_VENV := .venv-lock
 UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade)
+	--custom-compile-command 'make lock' \
+	$(if $(filter 1,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package ,$(UPGRADE)))
 lock:
 	@test -x $(LOCK_VENV)/bin/uv && $(LOCK_VENV)/bin/uv --version | grep -q ' $(UV_VERSION)' || \
 		{ rm -rf $(LOCK_VENV) && $(PYTHON_EXE) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION); }

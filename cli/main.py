@@ -192,7 +192,7 @@ def calendar_import_command(years: tuple[int, int] | None, rules_dir: str) -> No
         if start > last:
             click.echo(f"nothing to import: chinese-calendar {package_version()} covers {first}-{last} and "
                        f"{directory} already has {last}; later years stay estimated until a release has them "
-                       "(pip install -U chinesecalendar)")
+                       "(a newer release: make lock UPGRADE=chinesecalendar)")
             return
         years = (start, last)
     try:
