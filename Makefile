@@ -96,13 +96,15 @@ test-fast: check servers
 # The newest versions setup.cfg allows, in their own virtualenv, with the fast tests: a range an upstream
 # release broke shows here (fix it with a bound or a code change, then `make lock`), not hidden by the lock.
 test-fresh:
+	rm -rf .venv-fresh
 	$(MAKE) test-fast VENV=.venv-fresh RESOLVE=fresh
 	.venv-fresh/bin/python -m tests.lockfile --report
 
 # Regenerate the lock after a change to setup.cfg's requirements: versions already pinned stay unless the
 # change needs another. `make lock UPGRADE=1` moves every package to the newest version setup.cfg allows,
 # `make lock UPGRADE='chinesecalendar pyyaml'` only those.
-# uv resolves once for every platform and for Python 3.11 and later; it runs from its own virtualenv.
+# uv resolves once for every platform and for Python 3.11 and later; it runs from its own virtualenv, pinned
+# by version only: it writes the lock, and every install checks the lock's hashes.
 UV_VERSION := 0.13.9
 LOCK_VENV := .venv-lock
 UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
