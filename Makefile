@@ -18,15 +18,27 @@ PYTHON_VERSION := $(shell $(PYTHON_EXE) -c 'import sys; print("%d.%d" % sys.vers
 # 3.12 the headers define the old name again (a compiler warning, the same code).
 export CPPFLAGS += -DPyEval_CallObject=PyObject_CallObject
 
-.PHONY: venv run test test-fast test-fresh lint check servers lock clean
+.PHONY: venv run test test-fast test-fresh test-lowest lint check servers lock clean
 
 # Installs are pinned: requirements/lock.txt holds every package the targets below install (runtime, dev,
 # bench and console-test extras) at one version, with its hashes, for CPython 3.11-3.13 (one universal lock);
 # requirements/tools.txt the pip, setuptools and wheel that install and build them. `make lock` refreshes
-# the lock. RESOLVE=fresh instead installs the newest versions setup.cfg allows (CI's fresh-resolve leg).
+# the lock. RESOLVE=fresh instead installs the newest versions setup.cfg allows (CI's fresh-resolve leg),
+# RESOLVE=lowest the lowest it allows for each direct requirement (`make test-lowest`: are the bounds honest?).
 RESOLVE ?= lock
 LOCK := requirements/lock.txt
 TOOLS_LOCK := requirements/tools.txt
+
+# uv resolves (make lock, RESOLVE=lowest) from its own virtualenv. It is pinned by version only: what it
+# writes, every install checks by hash.
+UV_VERSION := 0.13.9
+UV := .venv-lock/uv-$(UV_VERSION)/bin/uv
+UV_COMPILE = $(UV) pip compile --quiet --universal --python-version 3.11 --generate-hashes --custom-compile-command 'make lock' \
+	$(if $(filter 1,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package ,$(UPGRADE)))
+$(UV):
+	rm -rf .venv-lock
+	$(PYTHON_EXE) -m venv .venv-lock/uv-$(UV_VERSION)
+	.venv-lock/uv-$(UV_VERSION)/bin/pip install --quiet uv==$(UV_VERSION)
 
 # The virtualenv is built anew whenever the Python version, the way it is installed or the lock changes
 # (so nothing the lock no longer names stays installed).
@@ -39,11 +51,17 @@ $(VENV)/.python-$(PYTHON_VERSION)-$(RESOLVE): $(LOCK) $(TOOLS_LOCK)
 # Without build isolation, so what builds durable-rules' sdist and this project is the locked setuptools.
 # durable-rules is always compiled here, with this Python's flag: a wheel another build left in pip's
 # cache (without the flag) would not import on 3.13. `pip check` fails on a requirement the lock lacks.
-$(BIN)/rulesvc: setup.cfg pyproject.toml $(VENV)/.python-$(PYTHON_VERSION)-$(RESOLVE)
+$(BIN)/rulesvc: setup.cfg pyproject.toml $(VENV)/.python-$(PYTHON_VERSION)-$(RESOLVE) $(if $(filter lowest,$(RESOLVE)),$(UV))
 	@$(BIN)/pip cache remove durable_rules >/dev/null 2>&1 || true
 ifeq ($(RESOLVE),fresh)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/pip install --quiet --upgrade --upgrade-strategy eager -e '.[dev,bench]'
+else ifeq ($(RESOLVE),lowest)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(UV) pip compile --quiet --resolution lowest-direct --python-version $(PYTHON_VERSION) setup.cfg --extra dev --extra bench \
+		-o $(VENV)/lowest.txt
+	$(BIN)/pip install --quiet -r $(VENV)/lowest.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 else
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(TOOLS_LOCK)
 	$(BIN)/pip install --quiet --require-hashes --no-deps --no-build-isolation -r $(LOCK)
@@ -100,19 +118,17 @@ test-fresh:
 	$(MAKE) test-fast VENV=.venv-fresh RESOLVE=fresh
 	.venv-fresh/bin/python -m tests.lockfile --report
 
+# The lowest version setup.cfg allows of each direct requirement, with the fast tests (by hand, not in CI:
+# after raising or adding a lower bound). A failure means a bound to raise.
+test-lowest:
+	rm -rf .venv-lowest
+	$(MAKE) test-fast VENV=.venv-lowest RESOLVE=lowest
+
 # Regenerate the lock after a change to setup.cfg's requirements: versions already pinned stay unless the
 # change needs another. `make lock UPGRADE=1` moves every package to the newest version setup.cfg allows,
 # `make lock UPGRADE='chinesecalendar pyyaml'` only those.
-# uv resolves once for every platform and for Python 3.11 and later; it runs from its own virtualenv, pinned
-# by version only: it writes the lock, and every install checks the lock's hashes.
-UV_VERSION := 0.13.9
-LOCK_VENV := .venv-lock
-UV_COMPILE = $(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
-	--custom-compile-command 'make lock' \
-	$(if $(filter 1,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package ,$(UPGRADE)))
-lock:
-	@test -x $(LOCK_VENV)/bin/uv && $(LOCK_VENV)/bin/uv --version | grep -q ' $(UV_VERSION)' || \
-		{ rm -rf $(LOCK_VENV) && $(PYTHON_EXE) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION); }
+# uv resolves once for every platform and for Python 3.11 and later.
+lock: $(UV)
 	$(UV_COMPILE) setup.cfg --extra dev --extra bench requirements/tools.in -o $(LOCK)
 	$(UV_COMPILE) requirements/tools.in --constraint $(LOCK) -o $(TOOLS_LOCK)
 

@@ -68,5 +68,6 @@ def test_the_virtualenv_holds_exactly_the_locked_versions():
     mark = INSTALL_MARK.read_text().strip() if INSTALL_MARK.exists() else None
     if mark != "lock":
         pytest.skip("this virtualenv was not installed from the lock by make" if mark is None else
-                    "the fresh-resolve virtualenv holds the newest versions setup.cfg allows, not the lock's")
+                    f"RESOLVE={mark}: this virtualenv holds the {'newest' if mark == 'fresh' else 'lowest'} versions "
+                    "setup.cfg allows, not the lock's")
     assert differences(read_pins(LOCK), installed_versions()) == []
