@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements" / "lock.txt"
 TOOLS_LOCK = ROOT / "requirements" / "tools.txt"
-# Written by the Makefile into the virtualenv it installs: "lock" or "fresh" (RESOLVE=fresh).
+# Written by the Makefile into the virtualenv it installs: its RESOLVE, "lock", "fresh" or "lowest".
 INSTALL_MARK = Path(sys.prefix) / "rulesvc-install"
 PROJECT = "rulesvc"
 
@@ -82,11 +82,12 @@ def differences(pins: list[Pin], installed: dict[str, str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    found = differences(read_pins(LOCK), installed_versions())
+    pins = read_pins(LOCK)
+    found = differences(pins, installed_versions())
     for line in found:
         print(line)
     if not found:
-        print(f"installed as locked: {sum(pin.applies() for pin in read_pins(LOCK))} packages ({LOCK.relative_to(ROOT)})")
+        print(f"installed as locked: {sum(pin.applies() for pin in pins)} packages ({LOCK.relative_to(ROOT)})")
     return 1 if found and "--report" not in argv else 0
 
 
