@@ -1,7 +1,10 @@
 """Bearer tokens. Admin endpoints need ``Authorization: Bearer $RULESVC_ADMIN_TOKEN`` (without the
 variable they are off: 403). When ``RULESVC_QA_TOKEN`` is set, scenario runs and validations need it
-or the admin token; without it they are open. The scheme is matched in any letter case and tokens
-are compared in constant time (as digests, so not even their length leaks)."""
+or the admin token; without it they are open. Reading what decisions were made (the decision log,
+records, explain, shadow reports, version texts, CSV exports) needs ``RULESVC_AUDIT_TOKEN``, the QA or
+the admin token (SPEC §7.1): with none of them set those reads are off (403), never open. The scheme
+is matched in any letter case and tokens are compared in constant time (as digests, so not even
+their length leaks)."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from .errors import error_body
 
 TOKEN_VARIABLE = "RULESVC_ADMIN_TOKEN"
 QA_TOKEN_VARIABLE = "RULESVC_QA_TOKEN"
+AUDIT_TOKEN_VARIABLE = "RULESVC_AUDIT_TOKEN"
 
 
 def bearer_token() -> str | None:
@@ -27,7 +31,7 @@ def bearer_token() -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def _matches(supplied: str | None, *expected: str | None) -> bool:
+def token_matches(supplied: str | None, *expected: str | None) -> bool:
     if supplied is None:
         return False
     digest = hashlib.sha256(supplied.encode("utf-8", "surrogatepass")).digest()
@@ -50,7 +54,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
         token = os.environ.get(TOKEN_VARIABLE)
         if not token:
             return jsonify(error_body("ADMIN_DISABLED", f"admin endpoints are disabled: {TOKEN_VARIABLE} is not set")), 403
-        if not _matches(bearer_token(), token):
+        if not token_matches(bearer_token(), token):
             return _unauthorized("a valid admin bearer token is required")
         return view(*args, **kwargs)
     return guarded
@@ -61,7 +65,32 @@ def qa_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         qa_token = os.environ.get(QA_TOKEN_VARIABLE)
-        if qa_token and not _matches(bearer_token(), qa_token, os.environ.get(TOKEN_VARIABLE)):
+        if qa_token and not token_matches(bearer_token(), qa_token, os.environ.get(TOKEN_VARIABLE)):
             return _unauthorized(f"a valid bearer token ({QA_TOKEN_VARIABLE} or the admin token) is required")
+        return view(*args, **kwargs)
+    return guarded
+
+
+def audit_tokens() -> tuple[str | None, ...]:
+    """The tokens that may read the audit trail: audit, QA and admin (unset ones are None)."""
+    return tuple(os.environ.get(name) for name in (AUDIT_TOKEN_VARIABLE, QA_TOKEN_VARIABLE, TOKEN_VARIABLE))
+
+
+def sees_sensitive_facts(token: str | None) -> bool:
+    """Whether ``token`` may read sensitive facts in clear: the audit or the admin token (not QA's)."""
+    return token_matches(token, os.environ.get(AUDIT_TOKEN_VARIABLE), os.environ.get(TOKEN_VARIABLE))
+
+
+def audit_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The audit, QA or admin token; 403 when none of them is configured."""
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        tokens = audit_tokens()
+        if not any(tokens):
+            return jsonify(error_body("AUDIT_DISABLED", f"audit reads are disabled: set {AUDIT_TOKEN_VARIABLE} "
+                                      f"(or {QA_TOKEN_VARIABLE} / {TOKEN_VARIABLE})")), 403
+        if not token_matches(bearer_token(), *tokens):
+            return _unauthorized(f"a valid bearer token ({AUDIT_TOKEN_VARIABLE}, {QA_TOKEN_VARIABLE} "
+                                 "or the admin token) is required")
         return view(*args, **kwargs)
     return guarded
