@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import shutil
@@ -12,17 +11,17 @@ import tempfile
 from datetime import datetime
 from typing import Any
 
-from gunicorn import glogging, util
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from engine.jsontext import dumps_text
 
 from .common import DEFAULT_THREADS
+from .worker import WholeRequestWorker
 
 # gunicorn's own request limits, at their maxima: a request line (method, path, query) or a header of
 # up to 8190 bytes, 100 headers. Longer ones only come from broken or hostile clients, and even they
-# get a JSON answer (JsonErrorsWorker).
+# get a JSON answer (cli/worker.py).
 REQUEST_LIMITS = {"limit_request_line": 8190, "limit_request_field_size": 8190, "limit_request_fields": 100}
 # A worker is restarted only when it stops answering gunicorn's heartbeat for this long. With threads
 # a long request does not stop the heartbeat, and every heavy request has a time budget far shorter.
@@ -47,26 +46,6 @@ class JsonAccessLogger(glogging.Logger):
         })
         # Straight to the handlers: Logger.info would first walk the stack to find its caller.
         self.access_log.handle(logging.LogRecord(self.access_log.name, logging.INFO, __file__, 0, line, None, None))
-
-
-def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    """gunicorn's own error answers (a malformed request, a line or header past the limits, a worker
-    stopped mid-request) in the service's JSON error shape instead of gunicorn's HTML page."""
-    from api.errors import error_body, http_error_code  # loaded with the app by then; not before it (metrics)
-
-    body = json.dumps(error_body(http_error_code(status_int), mesg or reason), ensure_ascii=False).encode("utf-8")
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
-    util.write_nonblock(sock, head + body)
-
-
-class JsonErrorsWorker(ThreadWorker):
-    """gunicorn's threaded worker, answering its own errors in JSON (``util.write_error`` is the one
-    function its error handling writes with; it is replaced in each worker process)."""
-
-    def init_process(self) -> None:
-        util.write_error = _write_json_error
-        super().init_process()
 
 
 class RulesvcServer(BaseApplication):
@@ -149,8 +128,9 @@ def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, re
         RulesvcServer({
             "bind": f"{host}:{port}",
             "workers": workers,
-            # Threads: a heavy request (one per worker at a time) leaves the others answering.
-            "worker_class": f"{JsonErrorsWorker.__module__}.{JsonErrorsWorker.__name__}",
+            # Threads: a heavy request (one per worker at a time) leaves the others answering; each
+            # request reaches a thread only once it has arrived whole (slow clients hold no thread).
+            "worker_class": f"{WholeRequestWorker.__module__}.{WholeRequestWorker.__name__}",
             "threads": threads,
             "timeout": WORKER_TIMEOUT_SECONDS,
             **REQUEST_LIMITS,

@@ -329,6 +329,107 @@ def test_heavy_requests_leave_healthz_under_100_ms(served):
                   f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms", stacklevel=1)
 
 
+def _healthz_latencies(port: int, seconds: float) -> list[float]:
+    import time
+
+    latencies = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            status = get(port, "/healthz")[0]
+        except OSError:  # a timeout is as bad as it gets
+            status = 0
+        latencies.append(time.perf_counter() - started if status == 200 else 30.0)
+        time.sleep(0.05)
+    return sorted(latencies)
+
+
+@pytest.mark.slow
+def test_slow_and_idle_clients_hold_no_worker(served):
+    """SPEC §7.1: 10 clients sending a decision body one byte every 2 s, 10 sending their headers that
+    slowly, and 400 idle connections, on the 2-worker × 4-thread service: /healthz answers in under
+    100 ms meanwhile (gunicorn's gthread worker gave each slow client a thread: /healthz timed out), and a
+    client that never finishes its request gets a JSON 408 once its read timeout passes."""
+    import socket
+    import threading
+    import time
+
+    from cli.worker import HEAD_READ_TIMEOUT_SECONDS
+
+    body = json.dumps({"facts": merged(INITIATE_OK, {})}).encode()
+    slow_body = (b"POST /v1/decisions/payout.initiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body))
+    slow_head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"x" * 100
+    idle = [socket.create_connection(("127.0.0.1", served)) for _ in range(400)]
+    slow = [socket.create_connection(("127.0.0.1", served)) for _ in range(20)]
+    stop = threading.Event()
+
+    def trickle(sock: socket.socket, first: bytes) -> None:
+        try:
+            sock.sendall(first)
+            while not stop.wait(2.0):
+                sock.sendall(b"x")
+        except OSError:
+            pass  # closed by the server's read timeout
+
+    senders = [threading.Thread(target=trickle, args=(sock, slow_body if index < 10 else slow_head), daemon=True)
+               for index, sock in enumerate(slow)]
+    for sender in senders:
+        sender.start()
+    try:
+        time.sleep(1.0)
+        latencies = _healthz_latencies(served, 6.0)
+        assert latencies[int(len(latencies) * 0.9)] < 0.1, latencies
+        assert post(served, "/v1/decisions/payout.initiate", {"facts": merged(INITIATE_OK, {})})[0] == 200
+        warnings.warn(f"/healthz beside 20 slow and 400 idle clients: {len(latencies)} requests, median "
+                      f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms", stacklevel=1)
+    finally:
+        stop.set()
+        for sock in idle + slow:
+            sock.close()
+    # A request head that never ends: answered 408 in JSON after the head timeout, the connection closed.
+    with socket.create_connection(("127.0.0.1", served), timeout=HEAD_READ_TIMEOUT_SECONDS + 10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "REQUEST_TIMEOUT"
+    assert time.monotonic() - started < HEAD_READ_TIMEOUT_SECONDS + 3
+
+
+def test_pipelined_and_expect_continue_requests_are_answered_once_each(served):
+    """Requests read whole by the worker's event loop: two pipelined on one connection get two answers;
+    a body sent only after ``100 Continue`` gets exactly one interim response; a chunked body is framed."""
+    import socket
+
+    body = json.dumps({"facts": merged(INITIATE_OK, {})}).encode()
+    one = (b"POST /v1/decisions/payout.initiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    with socket.create_connection(("127.0.0.1", served), timeout=30) as sock:
+        sock.sendall(one + one[:40])  # the second one arrives in two parts
+        sock.sendall(one[40:])
+        answers = b""
+        while answers.count(b"HTTP/1.1 200") < 2:
+            answers += sock.recv(65536)
+    with socket.create_connection(("127.0.0.1", served), timeout=30) as sock:
+        head, _, payload = one.partition(b"\r\n\r\n")
+        sock.sendall(head + b"\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(payload)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and b"100 Continue" not in answer, answer
+    chunked = (b"POST /v1/decisions/payout.initiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+               + b"%x\r\n%s\r\n" % (10, body[:10]) + b"%x;ext=1\r\n%s\r\n" % (len(body) - 10, body[10:]) + b"0\r\n\r\n")
+    status, _, answer = raw_request(served, chunked)
+    assert status == 200 and json.loads(answer)["outcome"] == "allow", answer
+
+
 # --- SIGKILL at any moment of a commit (SPEC §7.1; issue 12, finding 6) ----------------------------------
 
 def _records_file_rows(url: str) -> list[str]:
