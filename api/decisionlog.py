@@ -1,4 +1,6 @@
-"""``/v1/decisions/log``: the decision log — query it, and explain one logged decision (SPEC §10)."""
+"""``/v1/decisions/log``: the decision log — query it a page at a time, and explain one logged decision
+(SPEC §10). Reading it needs the audit, QA or admin token, and each read runs in the worker's
+heavy-work slot within the audit time budget (SPEC §7.1)."""
 
 from __future__ import annotations
 
@@ -7,9 +9,13 @@ from marshmallow import ValidationError
 
 from engine.decisionlog import LogDatabase, LogQuery
 from engine.facts import flatten_errors
+from engine.limits import AUDIT_SECONDS, Budget, checkpoint
 from engine.replay import explain
 
+from .auth import audit_required
 from .errors import InvalidRequest
+from .limits import heavy_run
+from .pagination import decode_cursor, encode_cursor, with_next_page
 from .schemas import LogQuery as LogQuerySchema
 
 blueprint = Blueprint("decisionlog", __name__, url_prefix="/v1/decisions")
@@ -24,23 +30,31 @@ def log_database() -> LogDatabase:
 
 
 @blueprint.get("/log")
+@audit_required
 def list_entries():
-    """Logged decisions, newest first: a JSON list of entries."""
+    """Logged decisions, newest first: a JSON list of up to ``limit`` (≤ 1,000) entries; the next page's
+    address in the ``Link`` header, its cursor in ``Next-Cursor``."""
     try:
         args = _query_schema.load(request.args.to_dict())
     except ValidationError as error:
         raise InvalidRequest(flatten_errors(error.messages)) from None
-    entries = log_database().query(LogQuery(decision=args["decision"], start=args["from_"], end=args["to"],
-                                            outcome=args["outcome"], code=args["code"], decision_id=args["id"],
-                                            limit=args["limit"], shadow=args["shadow"]))
-    return jsonify(entries)
+    query = LogQuery(decision=args["decision"], start=args["from_"], end=args["to"], outcome=args["outcome"],
+                     code=args["code"], decision_id=args["id"], limit=args["limit"], shadow=args["shadow"],
+                     before_seq=decode_cursor(args["cursor"], "log"))
+    with heavy_run(Budget("decision log page", seconds=AUDIT_SECONDS)):
+        entries, next_seq = log_database().page(query)
+        checkpoint()
+        response = jsonify(entries)
+    return with_next_page(response, None if next_seq is None else encode_cursor("log", next_seq))
 
 
 @blueprint.get("/log/<decision_id>/explain")
+@audit_required
 def explain_entry(decision_id: str):
     """Replay one logged decision on the rules it was made with; say whether it reproduces, with the trace."""
     state = current_app.extensions["rulesvc"]
-    entry = log_database().entry(decision_id)
-    if entry is None:
-        abort(404, description=f"no decision {decision_id!r} in the decision log")
-    return jsonify(explain(entry, state.versions, state.rulebook))
+    with heavy_run(Budget("explain", seconds=AUDIT_SECONDS)):
+        entry = log_database().entry(decision_id)
+        if entry is None:
+            abort(404, description=f"no decision {decision_id!r} in the decision log")
+        return jsonify(explain(entry, state.versions, state.rulebook))

@@ -3,6 +3,10 @@ active; a candidate file's impact on logged decisions (admin); the shadow rules'
 
 from __future__ import annotations
 
+import threading
+import time
+from datetime import UTC, datetime
+
 from flask import Blueprint, abort, current_app, jsonify, request
 from marshmallow import ValidationError
 
@@ -12,15 +16,20 @@ from engine.facts import flatten_errors
 from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, Budget
 from engine.model import Domain
 from engine.replay import shadow_report
+from engine.values import to_output
 
-from .auth import admin_required, qa_required
+from .auth import admin_required, audit_required, qa_required
 from .bodies import yaml_text
 from .decisionlog import log_database
 from .errors import InvalidRequest, error_body
-from .limits import heavy_run
+from .limits import Busy, heavy_run
 from .schemas import ImpactQuery
 
 blueprint = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
+
+# The shadow report reads every shadow run since the shadow rules started (30,000 runs: seconds): one
+# worker computes it at most once in this many seconds, and answers the report it has meanwhile.
+SHADOW_REPORT_SECONDS = 10.0
 
 
 def _describe(domain: Domain) -> dict[str, object]:
@@ -46,6 +55,7 @@ def list_versions():
 
 
 @blueprint.get("/versions/<version>")
+@audit_required
 def one_version(version: str):
     """One kept version with the text of its files."""
     kept = log_database().version(version)
@@ -54,18 +64,57 @@ def one_version(version: str):
     return jsonify(kept)
 
 
+class ShadowReports:
+    """The shadow report this worker computed last, for :data:`SHADOW_REPORT_SECONDS`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: datetime | None = None
+        self._report: dict[str, object] | None = None
+        self._computed = 0.0
+
+    def fresh(self, since: datetime) -> dict[str, object] | None:
+        with self._lock:
+            young = time.monotonic() - self._computed < SHADOW_REPORT_SECONDS
+            return self._report if self._since == since and young else None
+
+    def latest(self, since: datetime) -> dict[str, object] | None:
+        with self._lock:
+            return self._report if self._since == since else None
+
+    def keep(self, since: datetime, report: dict[str, object]) -> None:
+        with self._lock:
+            self._since, self._report, self._computed = since, report, time.monotonic()
+
+
+_shadow_reports = ShadowReports()
+
+
 @blueprint.get("/shadow")
+@audit_required
 def shadow():
-    """The shadow rules' runs so far, in the impact JSON form (examples: the shadowed decisions' ids)."""
+    """The shadow rules' runs so far, in the impact JSON form (examples: the shadowed decisions' ids);
+    ``as_of`` says when it was computed (at most :data:`SHADOW_REPORT_SECONDS` ago, or while another
+    heavy request runs on this worker, the last one it computed)."""
     state = current_app.extensions["rulesvc"]
     runner = state.shadow
     if runner is None:
         abort(404, description="no shadow rules: start the service with rulesvc serve --shadow DIR")
-    report = shadow_report(log_database(), since=runner.started_at)
+    since = runner.started_at
+    report = _shadow_reports.fresh(since)
+    if report is None:
+        try:
+            with heavy_run(Budget("shadow report", seconds=IMPACT_SECONDS)):
+                report = {**shadow_report(log_database(), since=since), "as_of": to_output(datetime.now(UTC))}
+            _shadow_reports.keep(since, report)
+        except Busy:
+            report = _shadow_reports.latest(since)
+            if report is None:
+                raise
     candidate = runner.candidate
-    report["candidate"] = {"dir": str(runner.candidate_dir), "problems": runner.problems,
-                           "versions": sorted(domain.version for domain in candidate.domains.values()) if candidate else []}
-    return jsonify(report)
+    return jsonify({**report, "candidate": {
+        "dir": str(runner.candidate_dir), "problems": runner.problems,
+        "versions": sorted(domain.version for domain in candidate.domains.values()) if candidate else []}})
 
 
 @blueprint.post("/impact")

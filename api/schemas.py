@@ -9,6 +9,8 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from engine.facts import FIELD_MESSAGES, SCHEMA_MESSAGES, Instant, StrictBool, text_problem
 
+from .pagination import MAX_PAGE_ENTRIES
+
 OUTCOMES = ["allow", "deny", "defer", "review"]
 MAX_BATCH_ITEMS = 10_000
 
@@ -70,7 +72,10 @@ class RecordsQuery(Envelope):
     from_ = Instant(data_key="from", load_default=None)
     to = Instant(load_default=None)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))
-    limit = fields.Integer(load_default=1000, validate=validate.Range(min=1, max=100_000))
+    limit = fields.Integer(load_default=MAX_PAGE_ENTRIES, validate=validate.Range(min=1, max=MAX_PAGE_ENTRIES),
+                           metadata={"description": "Records in this page (at most 1,000)."})
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200),
+                           metadata={"description": "Where to go on: the Next-Cursor header of the previous page."})
 
 
 class LogQuery(Envelope):
@@ -80,8 +85,11 @@ class LogQuery(Envelope):
     id = fields.String(load_default=None, validate=_plain_text)
     from_ = Instant(data_key="from", load_default=None)
     to = Instant(load_default=None)
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=MAX_PAGE_ENTRIES),
+                           metadata={"description": "Entries in this page (at most 1,000)."})
     shadow = fields.Boolean(load_default=False, metadata={"description": "true: the shadow runs instead of decisions"})
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200),
+                           metadata={"description": "Where to go on: the Next-Cursor header of the previous page."})
 
 
 class ImpactQuery(Envelope):

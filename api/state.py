@@ -8,6 +8,7 @@ worker loads the same files, they converge on the same version.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -17,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine import Problem, Rulebook, RuleFileError, load_rulebook
-from engine.decisionlog import DecisionLog, LogQuery, LogUnavailable
+from engine.decisionlog import NO_LOG, DecisionLog, LogQuery, LogUnavailable, Masker, key_file, log_key
 from engine.evaluation import CompiledDecision, Evaluation
 from engine.model import Counter
 from engine.replay import ShadowRunner, VersionLibrary, impact
@@ -158,6 +159,14 @@ class ServiceState:
         report = tally.as_json()
         report["candidate"] = {"file": file_name, "versions": sorted(d.version for d in candidate.domains.values())}
         return report
+
+    @functools.cached_property
+    def masker(self) -> Masker:
+        """How sensitive values are shown to readers without the audit or admin token: the decision
+        log's HMAC, so a masked record and its log entry still match (and nothing maps one to clear text)."""
+        if self.decision_log is not None:
+            return self.decision_log.masker
+        return Masker(log_key(key_file(NO_LOG)))
 
     # --- store ---------------------------------------------------------------------------------
 

@@ -249,20 +249,27 @@ def run_http(warmup_s: float, rounds: int, seconds: float, batch_items: int, bat
     body = example_body()
     with tempfile.TemporaryDirectory(prefix="rulesvc-bench-") as tmp:
         workdir = Path(tmp)
-        ports = {"ours": free_port(), "noop": free_port()}
+        ports = {"ours": free_port(), "noop": free_port(), "noop_gthread": free_port()}
         generator = ensure_wrk()
         with running(ours_command(ports["ours"], workdir), ports["ours"], workdir / "ours.log"):
             worker_class = worker_class_of(workdir / "ours.log")
-            with running(noop_command(ports["noop"], worker_class), ports["noop"], workdir / "noop.log"):
+            # The no-op twice: with ours' worker, and with gunicorn's stock gthread one, which hands a
+            # request to a thread before it has arrived whole: the price of holding no thread for slow clients.
+            with (running(noop_command(ports["noop"], worker_class), ports["noop"], workdir / "noop.log"),
+                  running(noop_command(ports["noop_gthread"], "gthread"), ports["noop_gthread"],
+                          workdir / "noop_gthread.log")):
                 outcome = check_decision(ports["ours"], path, body)
                 check_decision(ports["noop"], path, body)
+                check_decision(ports["noop_gthread"], path, body)
                 for port in ports.values():
                     load(port, path, body, warmup_s, workdir)
                 results = interleaved_loads(ports, path, body, rounds, seconds, workdir)
             batch_per_s = batch_rate(ports["ours"], batch_body(batch_items, seed), batch_items, batch_requests)
-    ours, noop = results["ours"], results["noop"]
+    ours, noop, gthread = results["ours"], results["noop"], results["noop_gthread"]
     return {
         "ours_per_s": ours.per_s, "noop_per_s": noop.per_s, "ours_per_noop": ours.per_s / noop.per_s,
+        "noop_gthread_per_s": gthread.per_s, "noop_gthread_p50_ms": gthread.p50_ms,
+        "noop_per_noop_gthread": noop.per_s / gthread.per_s,
         "ours_p50_ms": ours.p50_ms, "ours_p99_ms": ours.p99_ms, "noop_p50_ms": noop.p50_ms, "noop_p99_ms": noop.p99_ms,
         "batch_per_s": batch_per_s,
         "setup": {"workers": WORKERS, "worker_class": worker_class, "threads_per_worker": DEFAULT_THREADS,

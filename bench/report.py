@@ -142,6 +142,11 @@ def markdown(report: dict[str, Any], found: list[Goal]) -> str:
         "|---|---:|---:|---:|",
         f"| ours: {setup['request']} | {_rate(http['ours_per_s'])} | {http['ours_p50_ms']:.2f} | {http['ours_p99_ms']:.2f} |",
         f"| no-op Flask | {_rate(http['noop_per_s'])} | {http['noop_p50_ms']:.2f} | {http['noop_p99_ms']:.2f} |",
+        f"| no-op Flask, gunicorn's stock gthread worker | {_rate(http['noop_gthread_per_s'])} | "
+        f"{http['noop_gthread_p50_ms']:.2f} | |",
+        "",
+        f"Reading each request whole before a thread takes it (slow clients hold no thread) leaves the no-op at "
+        f"{http['noop_per_noop_gthread']:.2f}× its rate under the stock worker.",
         "",
         f"Batch: {_rate(http['batch_per_s'])} decisions/s ({setup['batch_items']} payout.initiate items a request, "
         "one request at a time).",

@@ -189,21 +189,28 @@ class WholeRequestWorker(ThreadWorker):
         leftover = conn.parser.unreader.take_buffered()
         if leftover:
             self._take(conn, framing, leftover)
-        if conn in self.reading:
+        # A kept-alive connection is here because it became readable: most requests are whole already,
+        # and reading now saves a round through the poller (measured: a tenth of a no-op request).
+        if conn in self.reading and self._receive(conn) and conn in self.reading:
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
     def _on_readable(self, conn: TConn, _sock: Any) -> None:
+        self._receive(conn)
+
+    def _receive(self, conn: TConn) -> bool:
+        """Take what the socket holds; False when the connection is gone."""
         framing, _ = self.reading[conn]
         try:
             data = conn.sock.recv(RECEIVE_BYTES)
         except (BlockingIOError, InterruptedError):
-            return
+            return True
         except OSError:
             data = b""
         if not data:  # the client went away before finishing its request
             self._drop(conn)
-            return
+            return False
         self._take(conn, framing, data)
+        return True
 
     def _take(self, conn: TConn, framing: RequestFraming, data: bytes) -> None:
         if self.buffered_bytes + len(data) > MAX_BUFFERED_BYTES:

@@ -31,7 +31,7 @@ from .ids import new_id
 from .interpret import evaluate, evaluator
 from .loader import PLACEHOLDER
 from .matcher import Matcher
-from .model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule, sensitive_paths
+from .model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule, sensitive_paths, sensitive_record_columns
 from .store.base import Reservation, counter_slot, to_units
 from .trace import assumption_marks, trace_conditions
 from .values import to_output, to_shanghai, to_text, within_supported_years
@@ -82,6 +82,7 @@ class CompiledDecision:
         self.calendar = calendar or Calendar()
         self.facts = FactsLoader(decision.name, decision.facts)
         self.sensitive_paths = sensitive_paths(decision.facts)  # masked in the decision log
+        self.sensitive_record_columns = sensitive_record_columns(decision)  # and in records, for most readers
         conditions = [(rule.id, rule.when) for rule in decision.rules]
         # the reference path
         self.definition = ruleset_definition(conditions, decision.name)

@@ -145,6 +145,22 @@ def sensitive_paths(specs: dict[str, FieldSpec]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def sensitive_record_columns(decision: Decision) -> frozenset[str]:
+    """The record columns that read a sensitive fact, directly or through derived values: a record
+    reader without the audit or admin token sees them masked, as the decision log keeps them."""
+    from .expressions import Ref, walk  # the model stays importable without the expression parser
+
+    sensitive = set(sensitive_paths(decision.facts))
+
+    def reads_sensitive(expr: Expr | None) -> bool:
+        return expr is not None and any(isinstance(node, Ref) and node.path in sensitive for node in walk(expr))
+
+    for derived in decision.derived:  # in order: a derived value reads only those before it
+        if reads_sensitive(derived.expr) or any(reads_sensitive(part) for part in derived.fields.values()):
+            sensitive.add(derived.name)
+    return frozenset(column for column, expr in decision.record.items() if reads_sensitive(expr))
+
+
 def defaulted_paths(specs: dict[str, FieldSpec], raw: Any) -> list[str]:
     """The paths of the facts a request left out (or sent null) that a declared default filled in."""
     found: list[str] = []

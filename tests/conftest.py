@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,13 @@ settings.load_profile("rulesvc")
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rules"
 NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
+
+# Reading the log, records, shadow reports and version texts needs a token (SPEC §7.1): every app and
+# `rulesvc serve` the tests start knows this one (set at import, so servers started by module fixtures
+# inherit it); the tests of the guard itself unset it or send another.
+AUDIT_TOKEN = "audit-token-of-the-tests"
+AUDIT = {"Authorization": f"Bearer {AUDIT_TOKEN}"}
+os.environ["RULESVC_AUDIT_TOKEN"] = AUDIT_TOKEN
 
 
 @pytest.fixture(scope="session")

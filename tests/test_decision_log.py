@@ -20,7 +20,7 @@ import pytest
 from api import create_app
 from engine.decisionlog import DecisionLog, LogDatabase, LogQuery, Masker, key_file, open_log
 
-from .conftest import NOW, RULES, merged
+from .conftest import AUDIT, NOW, RULES, merged
 from .test_payout import INITIATE_OK
 
 ROOT = RULES.parent
@@ -233,17 +233,18 @@ def test_queries_filter_by_decision_outcome_code_id_and_time(service):
            ["decision_id"] for amount in ("100.00", "600.00", "700.00")]
     client.post("/v1/decisions/rebate.apply", json={"facts": REBATE, "now": NOW.isoformat()})
     state.decision_log.flush()
-    listed = client.get("/v1/decisions/log").json
+    listed = client.get("/v1/decisions/log", headers=AUDIT).json
     assert isinstance(listed, list) and len(listed) == 4
     assert listed[-1]["decision_id"] == ids[0]  # newest first
-    assert [e["decision_id"] for e in client.get("/v1/decisions/log?decision=payout.initiate&outcome=deny").json] == \
-        [ids[2], ids[1]]
-    assert [e["decision_id"] for e in client.get("/v1/decisions/log?code=AMOUNT_OVER_LIMIT&limit=1").json] == [ids[2]]
-    assert client.get(f"/v1/decisions/log?id={ids[0]}").json[0]["facts"]["payout"]["amount"] == "100.00"
+    denied = client.get("/v1/decisions/log?decision=payout.initiate&outcome=deny", headers=AUDIT).json
+    assert [e["decision_id"] for e in denied] == [ids[2], ids[1]]
+    over = client.get("/v1/decisions/log?code=AMOUNT_OVER_LIMIT&limit=1", headers=AUDIT).json
+    assert [e["decision_id"] for e in over] == [ids[2]]
+    assert client.get(f"/v1/decisions/log?id={ids[0]}", headers=AUDIT).json[0]["facts"]["payout"]["amount"] == "100.00"
     later = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
-    assert client.get("/v1/decisions/log", query_string={"from": later}).json == []
-    assert len(client.get("/v1/decisions/log", query_string={"to": later}).json) == 4
-    bad = client.get("/v1/decisions/log?outcome=maybe&limit=0&from=yesterday")
+    assert client.get("/v1/decisions/log", query_string={"from": later}, headers=AUDIT).json == []
+    assert len(client.get("/v1/decisions/log", query_string={"to": later}, headers=AUDIT).json) == 4
+    bad = client.get("/v1/decisions/log?outcome=maybe&limit=0&from=yesterday", headers=AUDIT)
     assert bad.status_code == 400
     assert set(bad.json["error"]["fields"]) == {"outcome", "limit", "from"}
 
@@ -270,9 +271,10 @@ def test_every_active_version_is_kept_with_its_text(tmp_path):
     assert sorted(v["domain"] for v in first) == ["allowance", "payout", "rebate", "recovery"]
     assert all(v["active"] for v in first)
     old_payout = next(v["version"] for v in first if v["domain"] == "payout")
-    kept = client.get(f"/v1/rulesets/versions/{old_payout}").json
+    kept = client.get(f"/v1/rulesets/versions/{old_payout}", headers=AUDIT).json
     assert kept["files"] == {"payout.yaml": (RULES / "payout.yaml").read_text(encoding="utf-8")}
-    rebate = client.get(f"/v1/rulesets/versions/{next(v['version'] for v in first if v['domain'] == 'rebate')}").json
+    rebate_version = next(v['version'] for v in first if v['domain'] == 'rebate')
+    rebate = client.get(f"/v1/rulesets/versions/{rebate_version}", headers=AUDIT).json
     assert "calendars/cn-2026.yaml" in rebate["files"]  # working days count on the calendar: it is part of the version
 
     text = (rules / "payout.yaml").read_text(encoding="utf-8").replace('value: "500.00"', 'value: "300.00"')
@@ -282,8 +284,8 @@ def test_every_active_version_is_kept_with_its_text(tmp_path):
     assert len(versions) == 5
     assert {v["version"]: v["active"] for v in versions}[old_payout] is False
     new_payout = next(v["version"] for v in versions if v["domain"] == "payout" and v["active"])
-    assert client.get(f"/v1/rulesets/versions/{new_payout}").json["files"]["payout.yaml"] == text
-    assert client.get("/v1/rulesets/versions/sha256:nope").status_code == 404
+    assert client.get(f"/v1/rulesets/versions/{new_payout}", headers=AUDIT).json["files"]["payout.yaml"] == text
+    assert client.get("/v1/rulesets/versions/sha256:nope", headers=AUDIT).status_code == 404
     state.reload()  # the same files again: nothing new to keep
     assert len(client.get("/v1/rulesets/versions").json["versions"]) == 5
 

@@ -8,7 +8,7 @@ import pytest
 
 from api import create_app
 
-from .conftest import RULES
+from .conftest import AUDIT, RULES
 from .test_payout import INITIATE_OK
 from .test_timing import CONTACT
 
@@ -75,14 +75,14 @@ def test_batch_of_unknown_decision(client):
 
 def test_records_json_csv_and_bad_query(client):
     committed = decide(client, "payout.initiate", facts=INITIATE_OK, now=NOW, commit=True, idempotency_key="p1").get_json()
-    listed = client.get("/v1/decisions/records?decision=payout.initiate&outcome=allow").get_json()["records"]
+    listed = client.get("/v1/decisions/records?decision=payout.initiate&outcome=allow", headers=AUDIT).get_json()["records"]
     assert [r["decision_id"] for r in listed] == [committed["decision_id"]]
-    assert client.get("/v1/decisions/records?from=2026-11-20T10:00:01%2B08:00").get_json()["records"] == []
-    csv_response = client.get(f"/v1/decisions/records?id={committed['decision_id']}&format=csv")
+    assert client.get("/v1/decisions/records?from=2026-11-20T10:00:01%2B08:00", headers=AUDIT).get_json()["records"] == []
+    csv_response = client.get(f"/v1/decisions/records?id={committed['decision_id']}&format=csv", headers=AUDIT)
     assert csv_response.mimetype == "text/csv"
     assert csv_response.get_data(as_text=True).splitlines()[1].startswith(
         f"{committed['decision_id']},order-1,jd_buyer_1,补差价,已通过,30.00")
-    bad = client.get("/v1/decisions/records?outcome=maybe&from=yesterday&colour=red")
+    bad = client.get("/v1/decisions/records?outcome=maybe&from=yesterday&colour=red", headers=AUDIT)
     assert bad.status_code == 400
     assert set(bad.get_json()["error"]["fields"]) == {"outcome", "from", "colour"}
 
@@ -293,4 +293,4 @@ def test_a_huge_unpaid_delay_is_invalid_not_silently_allowed(client):
 
 
 def test_records_query_with_nul_is_a_400(client):
-    assert client.get("/v1/decisions/records?id=%00").status_code == 400
+    assert client.get("/v1/decisions/records?id=%00", headers=AUDIT).status_code == 400

@@ -13,7 +13,7 @@ from engine.decisionlog import LogDatabase, LogQuery, open_log
 from engine.replay import VersionLibrary, explain, impact
 from engine.rulebook import read_rule_files
 
-from .conftest import NOW, RULES, merged
+from .conftest import AUDIT, NOW, RULES, merged
 from .test_decision_log import REBATE, payout, run_cli
 from .test_timing import CONTACT
 
@@ -195,10 +195,10 @@ def test_explain_a_defer_that_read_stored_counters(tmp_path):
         "now": "2026-11-20T15:00:00+08:00"}).json
     assert second["reasons"][0]["code"] == "DAILY_SMS_LIMIT_REACHED"
     app.extensions["rulesvc"].decision_log.flush()
-    answer = client.get(f"/v1/decisions/log/{second['decision_id']}/explain").json
+    answer = client.get(f"/v1/decisions/log/{second['decision_id']}/explain", headers=AUDIT).json
     assert answer["reproduced"] is True  # with the stored count it read (1 SMS today), not today's store
     assert answer["replayed"]["next_eligible_at"] == "2026-11-21T09:00:00+08:00"
-    assert client.get("/v1/decisions/log/01NOSUCHDECISION/explain").status_code == 404
+    assert client.get("/v1/decisions/log/01NOSUCHDECISION/explain", headers=AUDIT).status_code == 404
 
 
 def test_explain_says_why_not_when_it_cannot(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from api import create_app
 
-from .conftest import RULES
+from .conftest import AUDIT, RULES
 from .test_cli import NOW, rulesvc
 from .test_payout import INITIATE_OK
 
@@ -104,7 +104,7 @@ def test_a_blank_idempotency_key_is_refused(tmp_path: Path):
                            json={"facts": INITIATE_OK, "now": NOW, "commit": True, "idempotency_key": "   "})
     assert response.status_code == 400
     assert response.get_json()["error"]["fields"] == {"idempotency_key": ["must not be blank (spaces only)"]}
-    assert not client.get("/v1/decisions/records").get_json()["records"]
+    assert not client.get("/v1/decisions/records", headers=AUDIT).get_json()["records"]
 
 
 def test_the_readme_commit_example_writes_into_var_not_the_repository_root():
@@ -115,7 +115,7 @@ def test_the_readme_commit_example_writes_into_var_not_the_repository_root():
 
 def test_state_doc_names_the_code_the_records_endpoint_answers(tmp_path):
     client = create_app(RULES, store_url=f"sqlite:///{tmp_path}/store.db").test_client()
-    code = client.get("/v1/decisions/records?outcome=maybe").get_json()["error"]["code"]
+    code = client.get("/v1/decisions/records?outcome=maybe", headers=AUDIT).get_json()["error"]["code"]
     state = (RULES.parent / "docs" / "state.md").read_text(encoding="utf-8")
     assert code == "INVALID_REQUEST"
     assert f"An unknown or invalid parameter gives 400 with code `{code}`" in state

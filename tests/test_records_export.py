@@ -13,7 +13,7 @@ import pytest
 
 from api import create_app
 
-from .conftest import RULES, merged
+from .conftest import AUDIT, RULES, merged
 from .test_cli import rulesvc
 from .test_payout import INITIATE_OK
 
@@ -46,7 +46,7 @@ def test_formula_cells_are_written_as_text_in_both_exports(service):
     for index, formula in enumerate(FORMULAS):
         commit(client, f"f-{index}", customer={"account": formula}, order={"id": formula if index % 2 else f"o-{index}"},
                store={"id": "@store" if index == 0 else "store-1"})
-    http = client.get("/v1/decisions/records?decision=payout.initiate&format=csv").get_data(as_text=True)
+    http = client.get("/v1/decisions/records?decision=payout.initiate&format=csv", headers=AUDIT).get_data(as_text=True)
     # bytes, not text: a CR inside a cell must reach the reader as it was written
     cli = subprocess.run([sys.executable, "-m", "cli.main", "records", "--store", store, "--csv"], capture_output=True,
                          cwd=RULES.parent, timeout=60)
@@ -71,7 +71,7 @@ def test_records_filter_by_order_and_store(service):
     other = commit(client, "c", order={"id": "order-B"}, store={"id": "store-2"})
 
     def ids(query: str) -> list[str]:
-        response = client.get(f"/v1/decisions/records?{query}")
+        response = client.get(f"/v1/decisions/records?{query}", headers=AUDIT)
         assert response.status_code == 200, response.get_json()
         return [record["decision_id"] for record in response.get_json()["records"]]
 
@@ -79,9 +79,9 @@ def test_records_filter_by_order_and_store(service):
     assert ids("store_id=store-2") == [other["decision_id"]]
     assert ids("order_id=order-A&store_id=store-2") == []
     assert ids("order_id=nothing") == []
-    csv_rows = rows(client.get("/v1/decisions/records?order_id=order-B&format=csv").get_data(as_text=True))
+    csv_rows = rows(client.get("/v1/decisions/records?order_id=order-B&format=csv", headers=AUDIT).get_data(as_text=True))
     assert [row[0] for row in csv_rows[1:]] == [other["decision_id"]]
-    assert client.get("/v1/decisions/records?order_id=%00").status_code == 400
+    assert client.get("/v1/decisions/records?order_id=%00", headers=AUDIT).status_code == 400
 
     by_order = rulesvc("records", "--store", store, "--order-id", "order-A")
     assert [json.loads(line)["decision_id"] for line in by_order.stdout.splitlines()] == \

@@ -16,7 +16,7 @@ import pytest
 
 from api.errors import http_error_code
 
-from .conftest import RULES, merged
+from .conftest import AUDIT, RULES, merged
 from .servers import free_port, wait_for_port
 from .test_payout import INITIATE_OK
 from .test_timing import CONTACT
@@ -35,7 +35,9 @@ def post(port: int, path: str, body: dict) -> tuple[int, dict]:
 
 
 def get(port: int, path: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+    """GET with the audit token (the records and the log need it; other paths ignore it)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=AUDIT)
+    with urllib.request.urlopen(request, timeout=30) as response:
         return response.status, response.read()
 
 

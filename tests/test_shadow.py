@@ -8,7 +8,7 @@ import pytest
 
 from api import create_app
 
-from .conftest import NOW, RULES
+from .conftest import AUDIT, NOW, RULES
 from .test_decision_log import payout
 from .test_impact import AMOUNTS
 
@@ -44,20 +44,20 @@ def test_disagreements_are_counted_logged_and_reported(tmp_path, lowered):
         assert (answer["outcome"], answer["reasons"]) == (expected["outcome"], expected["reasons"])  # the active rules'
         answers[amount] = answer["decision_id"]
     settle(state)
-    report = client.get("/v1/rulesets/shadow").json
+    report = client.get("/v1/rulesets/shadow", headers=AUDIT).json
     assert report["replayed"] == len(AMOUNTS)
     assert report["transitions"] == {"allow->deny": 5}
     assert report["examples"]["allow->deny"] == [answers[a] for a in ("300.01", "350.00", "420.00", "499.99", "500.00")]
     assert report["candidate"]["problems"] == [] and len(report["candidate"]["versions"]) == 4
     assert shadow_count(client, "false") - disagreed_before == 5
     assert shadow_count(client, "true") - agreed_before == 5
-    shadow_runs = client.get("/v1/decisions/log?shadow=true&outcome=deny&limit=100").json
+    shadow_runs = client.get("/v1/decisions/log?shadow=true&outcome=deny&limit=100", headers=AUDIT).json
     disagreements = [run for run in shadow_runs if not run["shadow"]["agreed"]]
     assert sorted(run["shadow"]["of"] for run in disagreements) == sorted(
         answers[a] for a in ("300.01", "350.00", "420.00", "499.99", "500.00"))
     assert all(run["shadow"]["before"]["outcome"] == "allow" for run in disagreements)
     # the decision log itself lists the service's decisions only
-    assert len(client.get("/v1/decisions/log?limit=1000").json) == len(AMOUNTS)
+    assert len(client.get("/v1/decisions/log?limit=1000", headers=AUDIT).json) == len(AMOUNTS)
 
 
 def test_a_slow_or_failing_candidate_never_holds_up_an_answer(tmp_path, lowered):
@@ -87,7 +87,7 @@ def test_a_slow_or_failing_candidate_never_holds_up_an_answer(tmp_path, lowered)
     state.shadow.replayer.evaluation = evaluation
     client.post("/v1/decisions/payout.initiate", json={"facts": payout("350.00"), "now": NOW.isoformat()})
     settle(state)  # the thread survived the failure and goes on
-    assert client.get("/v1/rulesets/shadow").json["transitions"]["allow->deny"] >= 1
+    assert client.get("/v1/rulesets/shadow", headers=AUDIT).json["transitions"]["allow->deny"] >= 1
 
 
 def test_a_broken_candidate_is_reported_and_decisions_go_on(tmp_path, lowered):
@@ -99,14 +99,14 @@ def test_a_broken_candidate_is_reported_and_decisions_go_on(tmp_path, lowered):
     assert client.post("/v1/decisions/payout.initiate", json={"facts": payout("350.00"), "now": NOW.isoformat()}
                        ).json["outcome"] == "allow"
     settle(state)
-    report = client.get("/v1/rulesets/shadow").json
+    report = client.get("/v1/rulesets/shadow", headers=AUDIT).json
     assert report["replayed"] == 0
     assert any("store.has_areas" in problem for problem in report["candidate"]["problems"])
 
 
 def test_shadow_is_404_without_shadow_rules(tmp_path):
     client = create_app(RULES, store_url=f"sqlite:///{tmp_path}/s.db", log_url=f"sqlite:///{tmp_path}/l.db").test_client()
-    assert client.get("/v1/rulesets/shadow").status_code == 404
+    assert client.get("/v1/rulesets/shadow", headers=AUDIT).status_code == 404
     with pytest.raises(ValueError, match="need a decision log"):
         create_app(RULES, store_url=f"sqlite:///{tmp_path}/s.db", log_url="none", shadow_dir=RULES)
 
@@ -124,4 +124,4 @@ def test_shadow_runs_mask_what_the_service_calls_sensitive(tmp_path, lowered):
     state.decision_log.database.close()
     content = b"".join(path.read_bytes() for path in tmp_path.glob("log.db*") if path.suffix != ".key")
     assert b"ACCT-SECRET-4242" not in content
-    assert client.get("/v1/decisions/log?shadow=true").json[0]["masked"] == ["customer.account"]
+    assert client.get("/v1/decisions/log?shadow=true", headers=AUDIT).json[0]["masked"] == ["customer.account"]

@@ -86,6 +86,7 @@ class LogQuery:
     decision_id: str | None = None
     limit: int | None = 100
     shadow: bool = False  # False: the service's decisions; True: shadow runs only
+    before_seq: int | None = None  # a page: only entries logged before this one (by their sequence number)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -163,6 +164,16 @@ class LogDatabase:
         if query.limit is not None:
             statement = statement.limit(query.limit)
         return [loads(row.entry) for row in self._read(statement)]
+
+    def page(self, query: LogQuery) -> tuple[list[dict[str, Any]], int | None]:
+        """Up to ``query.limit`` entries, newest first, and the sequence number to pass as ``before_seq``
+        for the next page (None: this is the last one)."""
+        limit = query.limit or 100
+        rows = self._read(select(decision_log.c.seq, decision_log.c.entry).where(*_conditions(query))
+                          .order_by(decision_log.c.seq.desc()).limit(limit + 1))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [loads(row.entry) for row in rows], (int(rows[-1].seq) if more else None)
 
     def entry(self, decision_id: str) -> dict[str, Any] | None:
         """One logged decision (not a shadow run) by its id."""
@@ -262,6 +273,8 @@ def _conditions(query: LogQuery) -> list[Any]:
         conditions.append(columns.evaluated_us >= epoch_us(query.start))
     if query.end:
         conditions.append(columns.evaluated_us < epoch_us(query.end))
+    if query.before_seq is not None:
+        conditions.append(columns.seq < query.before_seq)
     return [and_(*conditions)]
 
 

@@ -24,6 +24,7 @@ from ..decisionlog import DecisionLog, LogDatabase, LogQuery, verdict_of_result
 from ..errors import RuleFileError
 from ..evaluation import CompiledDecision, Evaluation
 from ..ids import new_id
+from ..limits import checkpoint
 from ..model import defaulted_paths
 from ..rulebook import Rulebook, load_rulebook, rules_signature
 from ..values import to_output
@@ -160,4 +161,5 @@ def shadow_report(database: LogDatabase, *, since: datetime | None = None, limit
         after: Verdict | NotReplayable = (NotReplayable(shadow["not_replayable"]) if shadow.get("not_replayable")
                                           else Verdict.from_json(entry))
         tally.add(shadow["of"], before, after)
+        checkpoint()
     return tally.as_json()
