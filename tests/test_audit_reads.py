@@ -1,0 +1,105 @@
+"""Reading what decisions were made (SPEC §7.1; issue 20, findings 2, 3 and 5): only with the audit, QA
+or admin token; a page of at most 1,000 entries at a time with a cursor; inside the heavy-work slot; the
+shadow report not recomputed for every caller; sensitive record columns masked for all but the audit
+and admin readers."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from api import create_app
+from api.limits import heavy_run
+from engine.limits import Budget
+
+from .conftest import AUDIT, NOW, RULES, merged
+from .test_payout import INITIATE_OK
+
+ADMIN_TOKEN, QA_TOKEN = "admin-token-of-the-tests", "qa-token-of-the-tests"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+QA = {"Authorization": f"Bearer {QA_TOKEN}"}
+READS = ["/v1/decisions/log", "/v1/decisions/records", "/v1/decisions/records?format=csv",
+         "/v1/decisions/log/01NOSUCH/explain", "/v1/rulesets/versions/sha256:nope"]
+
+
+@pytest.fixture
+def service(tmp_path, monkeypatch):
+    monkeypatch.setenv("RULESVC_ADMIN_TOKEN", ADMIN_TOKEN)
+    monkeypatch.setenv("RULESVC_QA_TOKEN", QA_TOKEN)
+    app = create_app(RULES, store_url=f"sqlite:///{tmp_path}/store.db", log_url=f"sqlite:///{tmp_path}/log.db")
+    state = app.extensions["rulesvc"]
+    yield app.test_client(), state
+    state.decision_log.close()
+
+
+def commit(client, key: str, account: str) -> dict:
+    facts = merged(INITIATE_OK, {"customer": {"account": account}, "order": {"id": f"order-{key}"}})
+    response = client.post("/v1/decisions/payout.initiate", json={"facts": facts, "commit": True, "idempotency_key": key})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+@pytest.mark.parametrize("path", READS)
+def test_audit_reads_need_a_token(service, path):
+    client, _ = service
+    assert client.get(path).status_code == 401
+    assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    for token in (AUDIT, QA, ADMIN):
+        assert client.get(path, headers=token).status_code in (200, 404), (path, token)
+
+
+def test_with_no_reader_token_configured_the_reads_are_off_not_open(service, monkeypatch):
+    client, _ = service
+    for name in ("RULESVC_AUDIT_TOKEN", "RULESVC_QA_TOKEN", "RULESVC_ADMIN_TOKEN"):
+        monkeypatch.delenv(name)
+    answer = client.get("/v1/decisions/log")
+    assert answer.status_code == 403 and answer.json["error"]["code"] == "AUDIT_DISABLED"
+
+
+def test_records_show_sensitive_columns_masked_unless_the_reader_may_see_them(service):
+    client, state = service
+    committed = commit(client, "k-1", "buyer-secret-77")
+    mask = state.masker.mask_value("buyer-secret-77")
+    for reader, expected in ((AUDIT, "buyer-secret-77"), (ADMIN, "buyer-secret-77"), (QA, mask)):
+        records = client.get(f"/v1/decisions/records?id={committed['decision_id']}", headers=reader).json["records"]
+        assert [record["customer_account"] for record in records] == [expected]
+        exported = client.get("/v1/decisions/records?format=csv", headers=reader).get_data(as_text=True)
+        table = list(csv.reader(io.StringIO(exported.lstrip("\ufeff"))))
+        assert [row[2] for row in table[1:]] == [expected]
+    # The same hmac as the log keeps: a masked record and its log entry still match, neither maps to clear text.
+    state.decision_log.flush()
+    entry = client.get(f"/v1/decisions/log?id={committed['decision_id']}", headers=QA).json[0]
+    assert entry["facts"]["customer"]["account"] == mask
+
+
+def test_the_log_comes_a_page_at_a_time_with_a_cursor(service):
+    client, state = service
+    ids = [client.post("/v1/decisions/payout.initiate", json={"facts": INITIATE_OK, "now": NOW.isoformat()}).json
+           ["decision_id"] for _ in range(7)]
+    state.decision_log.flush()
+    seen, path, pages = [], "/v1/decisions/log?limit=3&decision=payout.initiate", 0
+    while path:
+        answer = client.get(path, headers=AUDIT)
+        assert answer.status_code == 200 and len(answer.json) <= 3
+        seen += [entry["decision_id"] for entry in answer.json]
+        pages += 1
+        link = answer.headers.get("Link")
+        assert (link is None) == ("Next-Cursor" not in answer.headers)
+        path = link[link.index("/v1/"):link.index(">")] if link else None
+        assert path is None or "decision=payout.initiate" in path  # the filters carry over
+    assert seen == ids[::-1] and pages == 3  # newest first, each entry once
+    too_many = client.get("/v1/decisions/log?limit=1001", headers=AUDIT)
+    assert too_many.status_code == 400 and "limit" in too_many.json["error"]["fields"]
+    for cursor in ("garbage", "eyJ4Ijoxfe", "WyJyZWNvcmRzIiwxXQ"):  # not base64 JSON; not a list; another listing's
+        bad = client.get(f"/v1/decisions/log?cursor={cursor}", headers=AUDIT)
+        assert bad.status_code == 400 and "cursor" in bad.json["error"]["fields"], cursor
+
+
+def test_an_audit_read_waits_its_turn_with_the_heavy_work(service):
+    client, _ = service
+    with heavy_run(Budget("a validation")):
+        busy = client.get("/v1/decisions/log", headers=AUDIT)
+    assert busy.status_code == 429 and busy.json["error"]["code"] == "BUSY" and busy.headers["Retry-After"]
+    assert client.get("/v1/decisions/log", headers=AUDIT).status_code == 200
