@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Response
 
 from engine import Rulebook
 from engine.decisionlog import DEFAULT_LOG_URL, open_log
 from engine.replay import ShadowRunner
 from engine.store import DEFAULT_STORE_URL, is_cluster, open_store
 
-from . import decisionlog, decisions, health, metrics, records, rulesets, scenarios
+from . import access, decisionlog, decisions, health, metrics, records, rulesets, scenarios
 from .bodies import MAX_BODY_BYTES
 from .console import register_console
 from .errors import register_error_handlers
@@ -52,6 +52,8 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
             raise ValueError("shadow rules need a decision log: their runs are compared and kept there")
         shadow = ShadowRunner(shadow_dir, decision_log, on_skip=metrics.SHADOW_SKIPPED.inc,
                               on_result=lambda decision, agreed: metrics.SHADOW_DECISIONS.labels(decision, agreed).inc())
+    # revoked console sessions and failed token checks, shared by the workers (opened in each on first use)
+    app.extensions[access.EXTENSION] = access.AccessDatabase(access.default_url(store_url, records_url or "", log_url))
     app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url),
                                              decision_log, shadow, require_partitions=is_cluster(store_url))
     # records and the log before decisions: /v1/decisions/records is not a decision named "records"
@@ -59,4 +61,11 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
         app.register_blueprint(module.blueprint)
     register_console(app)
     register_error_handlers(app)
+    app.after_request(_no_sniffing)
     return app
+
+
+def _no_sniffing(response: Response) -> Response:
+    """Every answer is read as the type it says (a JSON error or a CSV export is never run as HTML)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response

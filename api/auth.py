@@ -4,7 +4,14 @@ or the admin token; without it they are open. Reading what decisions were made (
 records, explain, shadow reports, version texts, CSV exports) needs ``RULESVC_AUDIT_TOKEN``, the QA or
 the admin token (SPEC §7.1): with none of them set those reads are off (403), never open. The scheme
 is matched in any letter case and tokens are compared in constant time (as digests, so not even
-their length leaks)."""
+their length leaks).
+
+Guessing is throttled per client address (:func:`token_accepted`): after
+:data:`~api.access.MAX_FAILURES` wrong tokens within :data:`~api.access.WINDOW_SECONDS` every token
+check from that address — a right token too, or guessing would go on — is a 429 with ``Retry-After``
+until the oldest failure ages out. The count lives in the service's access database (:mod:`api.access`),
+so it holds across gunicorn's workers. The address is the connecting one (``REMOTE_ADDR``): no
+forwarded header is trusted, so clients behind one proxy share its count."""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from typing import Any
 
 from flask import jsonify, request
 
+from . import access
 from .errors import error_body
 
 TOKEN_VARIABLE = "RULESVC_ADMIN_TOKEN"
@@ -32,6 +40,7 @@ def bearer_token() -> str | None:
 
 
 def token_matches(supplied: str | None, *expected: str | None) -> bool:
+    """Whether ``supplied`` is one of the ``expected`` tokens (unset ones never match), in constant time."""
     if supplied is None:
         return False
     digest = hashlib.sha256(supplied.encode("utf-8", "surrogatepass")).digest()
@@ -40,6 +49,25 @@ def token_matches(supplied: str | None, *expected: str | None) -> bool:
         if token:  # every configured token is compared, whichever matches
             matched |= hmac.compare_digest(digest, hashlib.sha256(token.encode("utf-8")).digest())
     return matched
+
+
+def client_address() -> str:
+    """Who a failed check counts against: the connecting address (see the module's docstring)."""
+    return request.remote_addr or "-"
+
+
+def token_accepted(supplied: str | None, *expected: str | None) -> bool:
+    """:func:`token_matches`, throttled per client: raises :class:`~api.access.Throttled` while this
+    client is over its failed checks; a wrong token is counted as one. No token is no guess: it is
+    refused without a look at the count."""
+    if supplied is None:
+        return False
+    ledger, client = access.current(), client_address()
+    ledger.check(client)
+    if token_matches(supplied, *expected):
+        return True
+    ledger.failed(client)
+    return False
 
 
 def _unauthorized(message: str) -> Any:
@@ -54,7 +82,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
         token = os.environ.get(TOKEN_VARIABLE)
         if not token:
             return jsonify(error_body("ADMIN_DISABLED", f"admin endpoints are disabled: {TOKEN_VARIABLE} is not set")), 403
-        if not token_matches(bearer_token(), token):
+        if not token_accepted(bearer_token(), token):
             return _unauthorized("a valid admin bearer token is required")
         return view(*args, **kwargs)
     return guarded
@@ -65,7 +93,7 @@ def qa_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         qa_token = os.environ.get(QA_TOKEN_VARIABLE)
-        if qa_token and not token_matches(bearer_token(), qa_token, os.environ.get(TOKEN_VARIABLE)):
+        if qa_token and not token_accepted(bearer_token(), qa_token, os.environ.get(TOKEN_VARIABLE)):
             return _unauthorized(f"a valid bearer token ({QA_TOKEN_VARIABLE} or the admin token) is required")
         return view(*args, **kwargs)
     return guarded
@@ -89,7 +117,7 @@ def audit_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if not any(tokens):
             return jsonify(error_body("AUDIT_DISABLED", f"audit reads are disabled: set {AUDIT_TOKEN_VARIABLE} "
                                       f"(or {QA_TOKEN_VARIABLE} / {TOKEN_VARIABLE})")), 403
-        if not token_matches(bearer_token(), *tokens):
+        if not token_accepted(bearer_token(), *tokens):
             return _unauthorized(f"a valid bearer token ({AUDIT_TOKEN_VARIABLE}, {QA_TOKEN_VARIABLE} "
                                  "or the admin token) is required")
         return view(*args, **kwargs)

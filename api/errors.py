@@ -13,6 +13,7 @@ from engine.limits import LimitExceeded
 from engine.store import IdempotencyConflict, StoreUnavailable
 
 from . import metrics
+from .access import Throttled
 from .limits import Busy
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Busy)
     def busy(error: Busy):
         response = jsonify(error_body("BUSY", str(error)))
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response, 429
+
+    @app.errorhandler(Throttled)
+    def throttled(error: Throttled):
+        response = jsonify(error_body("TOO_MANY_REQUESTS", str(error)))
         response.headers["Retry-After"] = str(error.retry_after)
         return response, 429
 

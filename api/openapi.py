@@ -40,7 +40,8 @@ ERRORS = {
     413: "Body over the size limit (1 MiB; 16 MiB for a batch), or LIMIT_EXCEEDED: more work than a count limit allows",
     415: "Body not sent in the media type the endpoint takes (application/json; YAML: application/yaml)",
     422: "Refused: every FILE:LINE:COL problem (the running rules stay active), or a limit exceeded",
-    429: "BUSY: this worker is running another scenario run, validation or impact replay; see Retry-After",
+    429: "BUSY: this worker is running another scenario run, validation or impact replay; or TOO_MANY_REQUESTS: "
+         "too many wrong tokens from this address lately (every endpoint that checks a token); see Retry-After",
     503: "Store or decision log unavailable; nothing was written",
 }
 DECISION_ERRORS = (400, 404, 409, 413, 415, 503)
@@ -211,13 +212,16 @@ def _add(spec: APISpec, endpoint: Endpoint) -> None:
         operation["security"] = [{"admin": []}]
     elif endpoint.qa:
         operation["security"] = [{}, {"qa": []}, {"admin": []}]
+    errors = endpoint.errors
+    if 401 in errors and 429 not in errors:
+        errors = (*errors, 429)  # a token check is throttled per client (api.auth.token_accepted)
     if endpoint.ok is not None:
-        operation["responses"] = _responses(spec, endpoint.ok, endpoint.errors, many=endpoint.many)
+        operation["responses"] = _responses(spec, endpoint.ok, errors, many=endpoint.many)
         for media, schema in endpoint.also:
             operation["responses"]["200"]["content"][media] = {"schema": schema}
     else:
         operation["responses"] = {"200": {"description": "OK", "content": {endpoint.ok_text: {"schema": {
-            "type": "string"}}}}, **_error_responses(endpoint.errors)}
+            "type": "string"}}}}, **_error_responses(errors)}
     spec.path(path=endpoint.path, operations={endpoint.method: operation})
 
 
@@ -234,7 +238,8 @@ def _error_responses(errors: tuple[int, ...]) -> dict[str, Any]:
         "schema": {"$ref": "#/components/schemas/Error"}}}} for status in errors}
     if "429" in responses:
         responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"},
-                                                       "description": "seconds until the running one's time budget ends"}}
+                                                       "description": "seconds until the running one's time budget ends, "
+                                                                      "or until this address may try a token again"}}
     return responses
 
 

@@ -19,6 +19,7 @@ PAGES = ["/console/", "/console/rules/payout", "/console/rules/recovery", "/cons
          "/console/rules/allowance", "/console/try/payout.initiate", "/console/try/recovery.contact",
          "/console/try/rebate.apply", "/console/scenarios", "/console/validate", "/console/impact", "/console/log",
          "/console/calendar", "/console/login"]
+READER_PAGES = {"/console/log"}  # what was decided: only for a signed-in reader (SPEC §7.1)
 
 
 @pytest.fixture
@@ -88,6 +89,8 @@ def row(html: str, rule: str) -> str:
 
 @pytest.mark.parametrize("path", PAGES)
 def test_every_page_renders_in_chinese_with_assets_from_the_app_only(client, path):
+    if path in READER_PAGES:
+        sign_in(client)
     response = client.get(path)
     assert response.status_code == 200
     html = text(response)
@@ -107,6 +110,7 @@ def test_static_assets_are_served_by_the_app(client):
 
 
 def test_unknown_pages_are_html_404s(client):
+    sign_in(client)  # the log's pages answer 403 before saying whether a decision exists
     for path in ("/console/nothing-here", "/console/rules/nosuch", "/console/try/payout.nosuch", "/console/log/01NOTTHERE"):
         response = client.get(path)
         assert response.status_code == 404, path
@@ -351,9 +355,10 @@ def test_sign_out_ends_the_admin_session(client):
     assert client.post("/console/validate", data={"csrf_token": csrf(client), "text": "x"}).status_code == 403
 
 
-def test_without_an_admin_token_sign_in_is_off(client, monkeypatch):
-    monkeypatch.delenv("RULESVC_ADMIN_TOKEN")
-    assert "管理功能未开启" in text(client.get("/console/login"))
+def test_without_any_token_sign_in_is_off(client, monkeypatch):
+    for variable in ("RULESVC_ADMIN_TOKEN", "RULESVC_AUDIT_TOKEN", "RULESVC_QA_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    assert "登录未开启" in text(client.get("/console/login"))
     response = client.post("/console/login", data={"token": "", "csrf_token": csrf(client)})
     assert response.status_code == 403
 
@@ -528,6 +533,7 @@ def commit(client, order: str, amount: str = "30.00") -> dict:
 
 
 def test_log_lists_committed_records_with_filters_and_csv(client):
+    sign_in(client)
     allowed = commit(client, "order-a")
     denied = commit(client, "order-b", "600.00")
     html = text(client.get("/console/log"))
@@ -548,6 +554,7 @@ def test_log_lists_committed_records_with_filters_and_csv(client):
 
 
 def test_log_filters_are_checked(client):
+    sign_in(client)
     response = client.get("/console/log?from=yesterday&outcome=maybe")
     assert response.status_code == 400
     html = text(response)
@@ -555,6 +562,7 @@ def test_log_filters_are_checked(client):
 
 
 def test_log_decision_is_explained_from_the_decision_log(app, client):
+    sign_in(client)
     denied = commit(client, "order-c", "600.00")
     app.extensions["rulesvc"].decision_log.flush()
     html = text(client.get(f"/console/log/{denied['decision_id']}"))
@@ -562,8 +570,10 @@ def test_log_decision_is_explained_from_the_decision_log(app, client):
     assert "decided" in row(html, "payout.initiate/amount-limit").split()
 
 
-def test_log_decision_shows_the_stored_result_without_a_log(rulebook, tmp_path):
+def test_log_decision_shows_the_stored_result_without_a_log(rulebook, tmp_path, monkeypatch):
+    monkeypatch.setenv("RULESVC_ADMIN_TOKEN", TOKEN)
     client = create_app(RULES, rulebook=rulebook, store_url=f"sqlite:///{tmp_path}/s.db", log_url="none").test_client()
+    sign_in(client)
     denied = commit(client, "order-c", "600.00")
     html = text(client.get(f"/console/log/{denied['decision_id']}"))
     assert 'data-testid="explain-unavailable"' in html and 'data-outcome="deny"' in html
@@ -575,6 +585,7 @@ def test_log_decision_renders_an_explanation_once_the_seam_provides_one(client, 
                                explain=True)
     monkeypatch.setattr(audit, "explain_decision", lambda state, decision_id: {
         "decision_id": decision_id, "reproduced": True, "logged": {"outcome": "deny"}, "replayed": replayed, "why_not": None})
+    sign_in(client)
     html = text(client.get("/console/log/01JANYTHING"))
     assert 'data-testid="reproduced"' in html
     assert "decided" in row(html, "payout.initiate/amount-limit").split()

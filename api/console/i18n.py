@@ -35,20 +35,29 @@ TEXT: dict[str, tuple[str, str]] = {
     "lang.switch": ("English", "中文"),
     "lang.switch_label": ("切换到英文", "Switch to Chinese"),
     "auth.signed_in": ("管理员已登录", "Signed in as admin"),
-    "auth.sign_in": ("管理员登录", "Admin sign-in"),
+    "auth.signed_in_audit": ("审计员已登录", "Signed in as auditor"),
+    "auth.signed_in_qa": ("QA 已登录", "Signed in as QA"),
+    "auth.sign_in": ("登录", "Sign in"),
     "auth.sign_out": ("退出登录", "Sign out"),
-    "auth.token": ("管理员令牌", "Admin token"),
-    "auth.token_help": ("令牌即服务端的 RULESVC_ADMIN_TOKEN，本浏览器会话内只需输入一次；控制台不会显示或记录它。",
-                        "The token is the server's RULESVC_ADMIN_TOKEN. Enter it once per browser session; "
-                        "the console never shows or logs it."),
+    "auth.token": ("管理员、审计或 QA 令牌", "Admin, audit or QA token"),
+    "auth.token_help": ("即服务端的 RULESVC_ADMIN_TOKEN（全部功能）、RULESVC_AUDIT_TOKEN（查看决策记录）或 "
+                        "RULESVC_QA_TOKEN（查看决策记录，敏感信息脱敏），本浏览器会话内只需输入一次；控制台不会显示或记录它。",
+                        "The server's RULESVC_ADMIN_TOKEN (everything), RULESVC_AUDIT_TOKEN (reading the decisions made) "
+                        "or RULESVC_QA_TOKEN (reading them with sensitive facts masked). Enter it once per browser "
+                        "session; the console never shows or logs it."),
     "auth.submit": ("登录", "Sign in"),
     "auth.wrong": ("令牌不正确。", "That token is not correct."),
     "auth.disabled": ("管理功能未开启：服务端没有设置 RULESVC_ADMIN_TOKEN。请让运维设置后重启服务。",
                       "Admin features are off: the server has no RULESVC_ADMIN_TOKEN. Ask whoever runs the service "
                       "to set it and restart."),
+    "auth.all_disabled": ("登录未开启：服务端没有设置 RULESVC_ADMIN_TOKEN、RULESVC_AUDIT_TOKEN 或 RULESVC_QA_TOKEN。"
+                          "请让运维设置后重启服务。",
+                          "Sign-in is off: the server has none of RULESVC_ADMIN_TOKEN, RULESVC_AUDIT_TOKEN and "
+                          "RULESVC_QA_TOKEN. Ask whoever runs the service to set one and restart."),
     "auth.needed": ("此操作需要管理员令牌。", "This needs the admin token."),
     "auth.needed_link": ("先登录", "Sign in first"),
     "auth.done": ("已登录，可以运行场景、校验与影响分析。", "Signed in: you can run scenarios, validation and impact."),
+    "auth.done_reader": ("已登录，可以查看决策记录。", "Signed in: you can read the decisions made."),
     "auth.out": ("已退出登录。", "Signed out."),
     # outcomes and effects
     "outcome.allow": ("通过", "allowed"),
@@ -309,6 +318,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "log.logged": ("记录的结果", "Logged"),
     "log.replayed": ("重放的结果", "Replayed"),
     "log.back": ("返回决策记录", "Back to decisions"),
+    "log.masked": ("敏感信息已脱敏（hmac:…）：用审计令牌或管理员令牌登录可查看原文。",
+                   "Sensitive facts are masked (hmac:…): sign in with the audit or admin token to see them."),
     "log.invalid_filter": ("筛选条件有误：", "The filters are not valid:"),
     # calendar
     "cal.title": ("{year} 年工作日历", "Working days in {year}"),
@@ -341,6 +352,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "err.title": ("出错了", "Something went wrong"),
     "err.400": ("请求无效", "Bad request"),
     "err.403": ("需要管理员权限", "Admin only"),
+    "err.403_reader": ("查看决策记录需要审计令牌（或 QA、管理员令牌）",
+                       "Reading decisions needs the audit token (or the QA or admin token)"),
+    "err.throttled": ("令牌错误次数过多，请稍后再试", "Too many wrong tokens: try again later"),
+    "err.retry_after": ("{seconds} 秒后可以重试。", "Try again in {seconds} s."),
     "err.404": ("页面不存在", "Not found"),
     "err.413": ("内容太大（上限 1 MiB）", "Too large (the limit is 1 MiB)"),
     "err.limit": ("工作量超出上限，已停止", "Past the limit: the work was stopped"),

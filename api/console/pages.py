@@ -94,7 +94,8 @@ def switch_language(code: str) -> Response:
     if code not in i18n.LANGUAGES:
         abort(404)
     response = redirect(safe_next(request.args.get("next")))
-    response.set_cookie(i18n.COOKIE, code, max_age=i18n.COOKIE_MAX_AGE, path=PREFIX, samesite="Lax", httponly=True)
+    response.set_cookie(i18n.COOKIE, code, max_age=i18n.COOKIE_MAX_AGE, path=PREFIX, samesite="Lax", httponly=True,
+                        secure=request.is_secure)
     return response
 
 
@@ -106,11 +107,11 @@ def login():
 @blueprint.post("/login")
 def login_submit():
     target = safe_next(request.form.get("next"))
-    if not security.admin_enabled():
+    if not security.sign_in_enabled():
         return page("login.html", 403, next=target, wrong=False)
     if not security.sign_in(request.form.get("token", "")):
         return page("login.html", 401, next=target, wrong=True)
-    flash(i18n.t("auth.done"))
+    flash(i18n.t("auth.done" if security.is_admin() else "auth.done_reader"))
     return redirect(target)
 
 

@@ -1,9 +1,18 @@
-"""Who may do what in the console: reading is open; running and checking need the admin token.
+"""Who may do what in the console (SPEC §7.1, §12): policies and tryouts are open; pages showing past
+decisions (records, log, explanations) need a reading role; running and checking need the admin token.
 
-The token (``RULESVC_ADMIN_TOKEN``, the one the admin API takes) is typed once per browser session.
-The session is a cookie signed with the app's secret key (``SameSite=Strict``, HTTP only, gone when
-the browser closes, refused after :data:`SESSION_LIFETIME`); it holds an HMAC of the token, never the
-token, so changing the token signs every browser out. Every form carries a CSRF token
+A token is typed once per browser session and decides the session's role (:data:`ROLES`):
+``RULESVC_ADMIN_TOKEN`` → ``admin`` (everything, sensitive facts in clear), ``RULESVC_AUDIT_TOKEN`` →
+``audit`` (reads, sensitive facts in clear), ``RULESVC_QA_TOKEN`` → ``qa`` (reads, sensitive facts
+masked). Tokens are compared by :func:`api.auth.token_accepted`, like the API's, and so share its
+throttle per client address: too many wrong tokens and the sign-in is a 429 with ``Retry-After``.
+
+The session is a cookie signed with the app's secret key (``SameSite=Strict``, HTTP only, ``Secure``
+when the request came over https, gone when the browser closes, refused after
+:data:`SESSION_LIFETIME`). It holds the role, an HMAC of the role's token — never the token, so
+changing a token signs its browsers out — and a random session id. Logging out (or signing in again)
+revokes that id in the service's access database (:mod:`api.access`), which every worker reads, so a
+copy of the cookie kept from before is refused from then on. Every form carries a CSRF token
 (Flask-WTF's, bound to the session); a POST without a valid one is a 400.
 
 The secret key is ``RULESVC_SECRET_KEY`` when set (needed only when several hosts must share
@@ -23,18 +32,23 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, Request, abort, current_app, request, session
+from flask import Flask, Request, abort, current_app, g, request, session
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
-from ..auth import TOKEN_VARIABLE
+from .. import access
+from ..auth import AUDIT_TOKEN_VARIABLE, QA_TOKEN_VARIABLE, TOKEN_VARIABLE, token_accepted, token_matches
 
 SECRET_VARIABLE = "RULESVC_SECRET_KEY"
 SESSION_COOKIE = "rulesvc_console"
 SESSION_LIFETIME = timedelta(hours=12)
 CSRF_FIELD = "csrf_token"
-_ADMIN_KEY = "admin"
+# (role, the variable holding its token), strongest first: a token set for two roles signs in as the first
+ROLES = (("admin", TOKEN_VARIABLE), ("audit", AUDIT_TOKEN_VARIABLE), ("qa", QA_TOKEN_VARIABLE))
+READERS = frozenset(role for role, _ in ROLES)  # every role may read the decisions made
+CLEAR_READERS = frozenset({"admin", "audit"})  # the roles that see sensitive facts in clear (SPEC §7.1)
+_ROLE, _MARK, _ID = "role", "mark", "sid"
 
 
 class ConsoleSessions(SecureCookieSessionInterface):
@@ -45,6 +59,12 @@ class ConsoleSessions(SecureCookieSessionInterface):
         if not request.path.startswith(self.get_cookie_path(app)):
             return self.session_class()  # empty and never modified: nothing is sent back
         return super().open_session(app, request)
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """``Secure`` whenever the request came over https: ``request.is_secure`` follows the WSGI scheme,
+        which gunicorn sets from ``X-Forwarded-Proto`` only for the proxies it trusts
+        (``forwarded_allow_ips``, by default the local host); no header is trusted here."""
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 
 def configure_sessions(app: Flask, cookie_path: str) -> None:
@@ -78,43 +98,97 @@ def check_csrf() -> None:
         abort(400, description="csrf")
 
 
+def _token(role: str) -> str | None:
+    return os.environ.get(dict(ROLES)[role])
+
+
+def sign_in_enabled() -> bool:
+    """Whether any token the sign-in accepts is set."""
+    return any(_token(role) for role, _ in ROLES)
+
+
 def admin_enabled() -> bool:
-    return bool(os.environ.get(TOKEN_VARIABLE))
+    return bool(_token("admin"))
 
 
-def _mark(token: str) -> str:
+def _mark(role: str, token: str) -> str:
     """What the session keeps instead of the token: an HMAC under the app's secret key."""
     key = current_app.secret_key
     key_bytes = key if isinstance(key, bytes) else str(key).encode()
-    return hmac.new(key_bytes, b"rulesvc-console-admin\0" + token.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key_bytes, f"rulesvc-console-{role}\0{token}".encode(), hashlib.sha256).hexdigest()
+
+
+def role() -> str | None:
+    """This browser session's role, if it signed in with a token now in force and has not been revoked
+    (looked up once per request, and only for a session that holds a sign-in)."""
+    if "console_role" not in g:
+        g.console_role = _current_role()
+    return g.console_role
+
+
+def _current_role() -> str | None:
+    held_role, held_mark, session_id = session.get(_ROLE), session.get(_MARK), session.get(_ID)
+    if held_role not in READERS or not isinstance(held_mark, str) or not isinstance(session_id, str):
+        return None
+    token = _token(held_role)
+    if not token or not hmac.compare_digest(held_mark, _mark(held_role, token)):
+        return None
+    return None if access.current().is_revoked(session_id) else held_role
 
 
 def is_admin() -> bool:
-    """Whether this browser session signed in with the admin token now in force."""
-    token = os.environ.get(TOKEN_VARIABLE)
-    held = session.get(_ADMIN_KEY)
-    return bool(token) and isinstance(held, str) and hmac.compare_digest(held, _mark(token))
+    return role() == "admin"
+
+
+def can_read_decisions() -> bool:
+    return role() in READERS
+
+
+def sees_sensitive_facts() -> bool:
+    """Whether this session may see sensitive facts in clear (audit or admin; QA sees them masked)."""
+    return role() in CLEAR_READERS
 
 
 def sign_in(supplied: str) -> bool:
-    """Start an admin session if ``supplied`` is the admin token (compared in constant time)."""
-    token = os.environ.get(TOKEN_VARIABLE)
-    if not token or not hmac.compare_digest(supplied.encode(), token.encode()):
+    """Start a session with the role of ``supplied`` if it is one of the tokens in force. Raises
+    :class:`~api.access.Throttled` while this client is over its failed checks."""
+    tokens = {name: _token(name) for name, _ in ROLES}
+    if not token_accepted(supplied, *tokens.values()):
         return False
-    session.clear()  # a fresh session (and CSRF token) on sign-in: no fixation
-    session[_ADMIN_KEY] = _mark(token)
+    signed_in = next(name for name, token in tokens.items() if token_matches(supplied, token))
+    _revoke()  # the session held before (maybe a copy the caller kept) ends here: no fixation
+    session.clear()  # a fresh session (and CSRF token) on sign-in
+    session.update({_ROLE: signed_in, _MARK: _mark(signed_in, tokens[signed_in] or ""),
+                    _ID: secrets.token_urlsafe(18)})
+    g.console_role = signed_in
     return True
 
 
 def sign_out() -> None:
+    _revoke()
     session.clear()
+    g.console_role = None
 
 
-def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """For views that run work or change state: 403 (a page with the way to sign in) without a session."""
-    @functools.wraps(view)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        if not is_admin():
-            abort(403)
-        return view(*args, **kwargs)
-    return guarded
+def _revoke() -> None:
+    """Refuse this session's id from now on, in every worker."""
+    session_id = session.get(_ID)
+    if isinstance(session_id, str):
+        access.current().revoke(session_id, SESSION_LIFETIME.total_seconds())
+
+
+def _required(allowed: Callable[[], bool], need: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not allowed():
+                abort(403, description=need)
+            return view(*args, **kwargs)
+        return guarded
+    return decorate
+
+
+# For views that run work or change state: 403 (a page with the way to sign in) without an admin session.
+admin_required = _required(is_admin, "admin")
+# For views that show decisions made (records, log, explanations): 403 without a reading session.
+reader_required = _required(can_read_decisions, "reader")

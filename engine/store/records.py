@@ -118,9 +118,10 @@ def build_record(result: dict[str, Any], business_keys: dict[str, Any], committe
 CSV_HEADER = ("打款单号", "订单号", "客户账号", "打款原因", "状态", "打款金额", "店铺", "申请时间", "决策", "原因代码")
 
 
-# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(…), @SUM(…), a tab or
-# CR before one): such a cell is written with a leading ' so it stays text (SPEC §6).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(…), @SUM(…), or a tab,
+# CR, LF or space before one, which some programs skip): such a cell is written with a leading ' so it
+# stays text (SPEC §6).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", " ")
 
 
 def csv_cell(text: str) -> str:
