@@ -6,15 +6,12 @@ reader holds the audit or admin token."""
 
 from __future__ import annotations
 
-import dataclasses
-
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from engine import Rulebook, UnknownDecision
-from engine.decisionlog import Masker
 from engine.facts import flatten_errors
-from engine.store import DecisionRecord, RecordQuery, export_csv
+from engine.store import RecordQuery, export_csv
 
 from .auth import audit_required, bearer_token, sees_sensitive_facts
 from .errors import InvalidRequest
@@ -36,24 +33,12 @@ def list_records():
                                             outcome=args["outcome"], decision_id=args["id"], order_id=args["order_id"],
                                             store_id=args["store_id"], limit=args["limit"]))
     if not sees_sensitive_facts(bearer_token()):
-        found = [masked_record(record, state.rulebook, state.masker) for record in found]
+        found = state.masked_records(found)
     if args["format"] == "csv":
         body = export_csv(found, lambda decision, value: reason_label(state.rulebook, decision, value))
         return Response(body, mimetype="text/csv", headers={
             "Content-Disposition": 'attachment; filename="decision-records.csv"'})
     return jsonify({"records": [record.as_json() for record in found]})
-
-
-def masked_record(record: DecisionRecord, rulebook: Rulebook, masker: Masker) -> DecisionRecord:
-    """``record`` with the columns its decision reads from sensitive facts masked (unknown decision: all
-    the columns that can hold personal data)."""
-    try:
-        columns = rulebook.decision(record.decision).sensitive_record_columns
-    except UnknownDecision:
-        columns = frozenset({"customer_account"})
-    changes = {column: masker.mask_value(value) for column in columns
-               if isinstance(value := getattr(record, column, None), str) and value}
-    return dataclasses.replace(record, **changes) if changes else record
 
 
 def reason_label(rulebook: Rulebook, decision: str, value: str | None) -> str:

@@ -8,6 +8,7 @@ worker loads the same files, they converge on the same version.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -23,7 +24,8 @@ from engine.evaluation import CompiledDecision, Evaluation
 from engine.model import Counter
 from engine.replay import ShadowRunner, VersionLibrary, impact
 from engine.rulebook import rulebook_from_files, rules_signature
-from engine.store import CountingReader, Store
+from engine.store import CountingReader, DecisionRecord, Store
+from engine.store.records import RECORD_COLUMNS
 
 from . import metrics
 from .openapi import build_spec
@@ -167,6 +169,22 @@ class ServiceState:
         if self.decision_log is not None:
             return self.decision_log.masker
         return Masker(log_key(key_file(NO_LOG)))
+
+    def masked_records(self, records: list[DecisionRecord]) -> list[DecisionRecord]:
+        """``records`` as a reader without the audit or admin token sees them (SPEC §7.1): each column its
+        decision reads from a sensitive fact (``customer_account: customer.account``) masked as the
+        decision log masks it, so equal values stay equal and match the log's. A decision no longer
+        active has every text column masked: better masked than shown. A record's stored result holds no
+        facts, so the columns are all there is to mask."""
+        masked = []
+        for record in records:
+            compiled = self.rulebook.decisions.get(record.decision)
+            columns = (compiled.sensitive_record_columns if compiled is not None
+                       else [column for column in RECORD_COLUMNS if column != "amount"])
+            changes = {column: self.masker.mask_value(value) for column in columns
+                       if isinstance(value := getattr(record, column, None), str) and value}
+            masked.append(dataclasses.replace(record, **changes) if changes else record)
+        return masked
 
     # --- store ---------------------------------------------------------------------------------
 

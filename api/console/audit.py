@@ -1,7 +1,7 @@
 """Where the console reads past decisions from — the one place to wire in the decision log.
 
 The Log and Impact pages call only the functions below; the pages ask for a reading sign-in and say
-whether records are shown masked (:func:`masked_records`). Committed decision records exist today (the
+whether records are shown masked (``ServiceState.masked_records``). Committed decision records exist today (the
 store's ``records`` query and its CSV export). The decision log (SPEC §10), its explanation of one
 decision and the impact replay (SPEC §11) do not exist yet: their functions answer ``None``, which
 the pages show as "not available yet". To wire them in, make these functions call the engine's log,
@@ -11,16 +11,15 @@ templates already render those shapes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from engine import RuleFileError
-from engine.decisionlog import MASK_PREFIX, LogQuery
+from engine.decisionlog import LogQuery
 from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, Budget
 from engine.replay import explain
 from engine.store import DecisionRecord, RecordQuery, export_csv
-from engine.store.records import RECORD_COLUMNS
 
 from ..limits import heavy_run
 from ..records import reason_label
@@ -52,38 +51,12 @@ def find_records(state: ServiceState, filters: Filters, limit: int = RECORDS_SHO
 
 def records_csv(state: ServiceState, filters: Filters, masked: bool = False) -> str:
     """The merchant's CSV export (打款单号, 订单号, 客户账号, 打款原因, 状态, …) of the matching records,
-    with sensitive columns masked when ``masked`` (see :func:`masked_records`)."""
+    with sensitive columns masked when ``masked`` (see :meth:`ServiceState.masked_records`)."""
     found = state.store.records(_record_query(filters, RECORDS_EXPORTED))
     if masked:
-        found = masked_records(state, found)
+        found = state.masked_records(found)
     rulebook = state.rulebook
     return export_csv(found, lambda decision, value: reason_label(rulebook, decision, value))
-
-
-def masked_records(state: ServiceState, records: list[DecisionRecord]) -> list[DecisionRecord]:
-    """``records`` as a reader without the audit or admin token sees them (SPEC §7.1): each column taken
-    from a sensitive fact (``customer_account: customer.account``) masked as the decision log masks it,
-    so equal values stay equal and match the log's; without a log (no key) just marked as masked. A
-    record's stored result holds no facts, so the columns are all there is to mask."""
-    masker = state.decision_log.masker if state.decision_log is not None else None
-    masked = []
-    for record in records:
-        changes = {column: masker.mask_value(str(value)) if masker else MASK_PREFIX + "…"
-                   for column in _sensitive_columns(state, record.decision)
-                   if (value := getattr(record, column)) is not None}
-        masked.append(replace(record, **changes) if changes else record)
-    return masked
-
-
-def _sensitive_columns(state: ServiceState, decision: str) -> list[str]:
-    """The record columns of ``decision`` whose expression reads a sensitive fact (all text columns of a
-    decision no longer active: better masked than shown)."""
-    compiled = state.rulebook.decisions.get(decision)
-    if compiled is None:
-        return [column for column in RECORD_COLUMNS if column != "amount"]
-    paths = [path.replace("[]", "") for path in compiled.sensitive_paths]
-    return [column for column, expr in compiled.decision.record.items()
-            if column in RECORD_COLUMNS and any(path in expr.text for path in paths)]
 
 
 def _record_query(filters: Filters, limit: int) -> RecordQuery:
