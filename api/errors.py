@@ -70,7 +70,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StoreUnavailable)
     def unavailable(error: StoreUnavailable):
         metrics.STORE_ERRORS.inc()
-        log.warning("store unavailable: %s", error)
+        # One line, with what the driver said (hosts, slot counts); the caller gets the message alone.
+        log.warning("store unavailable: %s%s", error, f": {error.detail}" if error.detail else "")
         return jsonify(error_body("STORE_UNAVAILABLE", str(error))), 503
 
     @app.errorhandler(LogUnavailable)

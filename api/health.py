@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
 from . import metrics
+from .errors import error_body
 
 blueprint = Blueprint("health", __name__)
 
@@ -33,8 +34,15 @@ def healthz():
 
 @blueprint.get("/readyz")
 def readyz():
+    """Ready once the rules are loaded and the store can serve a commit (docs/state.md §4): a load
+    balancer then sends no traffic to an instance whose commits would fail. A record store that takes
+    no records leaves it ready — commits go on, their records wait in the outbox — and says so."""
     state = current_app.extensions["rulesvc"]
-    return jsonify({"status": "ready", "version": state.rulebook.version, "decisions": len(state.rulebook.decisions)})
+    readiness = state.readiness()
+    if readiness["store"] != "ok":
+        return jsonify(error_body("STORE_UNAVAILABLE", readiness["store"])), 503
+    return jsonify({"status": "ready", "version": state.rulebook.version, "decisions": len(state.rulebook.decisions),
+                    **readiness})
 
 
 @blueprint.get("/metrics")

@@ -135,7 +135,8 @@ ENDPOINTS = (
     Endpoint("get", "/v1/rulesets/shadow", "shadow_report", "rulesets",
              "The shadow rules' runs so far, in the impact form", ok=schemas.ImpactReport, errors=(404, 503)),
     Endpoint("get", "/healthz", "healthz", "operations", "Liveness", ok=schemas.Health),
-    Endpoint("get", "/readyz", "readyz", "operations", "Readiness: the active rules", ok=schemas.Readiness),
+    Endpoint("get", "/readyz", "readyz", "operations", "Readiness: the active rules, a store that can serve commits",
+             ok=schemas.Readiness, errors=(503,)),
     Endpoint("get", "/metrics", "metrics", "operations", "Prometheus metrics", ok_text="text/plain"),
 )
 

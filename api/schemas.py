@@ -284,11 +284,15 @@ class Health(Schema):
 
 
 class Readiness(Schema):
-    """The service is ready, with its active rules."""
+    """The service is ready, with its active rules: the store can serve commits."""
 
     status = fields.String(required=True, metadata={"example": "ready"})
     version = fields.String(required=True)
     decisions = fields.Integer(required=True)
+    store = fields.String(required=True, metadata={"example": "ok"})
+    records = fields.String(required=True, metadata={
+        "example": "ok", "description": "ok, or why the record store takes no records now (commits go on: "
+                                        "their records wait in the outbox)"})
 
 
 # --- the decision log, versions, impact and shadow (SPEC §10, §11) ------------------------------------

@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,7 +25,7 @@ from engine.evaluation import CompiledDecision, Evaluation
 from engine.model import Counter
 from engine.replay import ShadowRunner, VersionLibrary, impact
 from engine.rulebook import rulebook_from_files, rules_signature
-from engine.store import CountingReader, DecisionRecord, Store
+from engine.store import CountingReader, DecisionRecord, Store, StoreUnavailable
 from engine.store.records import RECORD_COLUMNS
 
 from . import metrics
@@ -32,6 +33,7 @@ from .openapi import build_spec
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL_SECONDS = 1.0
+READINESS_TTL_SECONDS = 1.0  # how long a look at the store answers /readyz (load balancers ask often)
 
 
 class ServiceState:
@@ -56,6 +58,7 @@ class ServiceState:
         self._watching_in_master = False
         self._openapi: dict[str, object] = {}
         self._openapi_for: Rulebook | None = None
+        self._readiness: tuple[float, dict[str, str]] | None = None  # (when, what) of the last look
 
     # --- rules ---------------------------------------------------------------------------------
 
@@ -199,9 +202,33 @@ class ServiceState:
                     self._store, self._store_pid = store, os.getpid()
         return self._store
 
+    def readiness(self) -> dict[str, str]:
+        """``{"store": …, "records": …}``, each "ok" or why not: whether the store can serve a commit now
+        (a formed cluster, a primary, a writable file) and whether the record store takes records (while it
+        does not, commits go on and their records wait in the outbox). Looked at most once a second."""
+        looked = self._readiness
+        if looked is not None and time.monotonic() - looked[0] < READINESS_TTL_SECONDS:
+            return looked[1]
+        found = {"store": _ok_or_why(lambda: self.store.check()), "records": _ok_or_why(lambda: self.store.check_records())}
+        before = looked[1] if looked is not None else {"store": "ok", "records": "ok"}
+        for part, state in found.items():  # one line when a part stops or starts serving, not one a second
+            if state != before[part]:
+                log.log(logging.INFO if state == "ok" else logging.WARNING, "readiness: %s %s", part,
+                        "serves again" if state == "ok" else state)
+        self._readiness = time.monotonic(), found
+        return found
+
     def counters(self) -> StoreCounters:
         """Counters for a plain evaluation; the store is only touched if a counter is read."""
         return StoreCounters(self)
+
+
+def _ok_or_why(check: Callable[[], None]) -> str:
+    try:
+        check()
+    except StoreUnavailable as error:
+        return str(error)
+    return "ok"
 
 
 class StoreCounters:

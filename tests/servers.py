@@ -64,6 +64,12 @@ class RedisServer:
             self.process.wait(timeout=10)
             self.process = None
 
+    def replicate(self, primary: RedisServer | None) -> None:
+        """Make this server a read-only replica of ``primary`` (``REPLICAOF``), or a primary again with None."""
+        target = ["no", "one"] if primary is None else ["127.0.0.1", str(primary.port)]
+        subprocess.run([shutil.which("redis-cli"), "-p", str(self.port), "replicaof", *target], check=True,
+                       stdout=subprocess.DEVNULL, timeout=10)
+
 
 class PostgresServer:
     def __init__(self, directory: Path):
@@ -129,9 +135,11 @@ class RedisClusterServers:
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports)
 
-    def start(self) -> None:
-        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-        if server is None or cli is None:
+    def start(self, form: bool = True) -> None:
+        """Start the nodes and, with ``form``, make them one cluster; without it they stay an unformed
+        cluster (cluster-enabled, no slot assigned: every command is CLUSTERDOWN) until :meth:`form`."""
+        server = shutil.which("redis-server")
+        if server is None or shutil.which("redis-cli") is None:
             _missing("redis-server")
         for port in self.ports:
             directory = self.directory / str(port)
@@ -142,6 +150,12 @@ class RedisClusterServers:
                  "--dir", str(directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for port in self.ports:
             wait_for_port(port)
+        if form:
+            self.form()
+
+    def form(self) -> None:
+        """Assign the 16384 slots to the nodes (redis-cli --cluster create) and wait for cluster_state:ok."""
+        cli = shutil.which("redis-cli")
         subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
                         "--cluster-replicas", "0", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=60)

@@ -6,6 +6,7 @@ import http.client
 import json
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -144,6 +145,60 @@ def test_commit_without_key_and_store_down(tmp_path, rulebook):
     enable = {"actor": {"role": "main"}, "store": {"channel": "pop", "business_mode": "sop", "subject_type": "enterprise",
               "after_sales_self_service": True, "enterprise_wallet_opened": True, "agreement_signed": True}}
     assert client.post("/v1/decisions/payout.enable", json={"facts": enable, "now": NOW}).status_code == 200
+
+
+def get_json(port: int, path: str) -> tuple[int, dict]:
+    try:
+        status, body = get(port, path)
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    return status, json.loads(body)
+
+
+def test_serve_on_an_unformed_cluster_answers_503_until_it_forms(tmp_path):
+    from .servers import RedisClusterServers
+    from .test_store import ENABLE
+
+    cluster = RedisClusterServers(tmp_path / "cluster")
+    port = free_port()
+    stderr = tmp_path / "stderr"
+    try:
+        cluster.start(form=False)  # cluster-enabled nodes, 0 of 16384 slots: RedisCluster(...) raises
+        with stderr.open("wb") as errors:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cli.main", "serve", "--port", str(port), "--workers", "1", "--store", cluster.url,
+                 "--records", f"sqlite:///{tmp_path}/records.db", "--log", "none"], cwd=RULES.parent,
+                stdout=subprocess.DEVNULL, stderr=errors)
+        try:
+            wait_for_port(port, timeout=30)
+            assert get_json(port, "/healthz") == (200, {"status": "ok"})
+            status, body = post(port, "/v1/decisions/payout.enable", {"facts": ENABLE, "now": NOW})
+            assert status == 200 and body["outcome"] == "allow"
+            commit = {"facts": CONTACT, "now": NOW, "commit": True, "idempotency_key": "unformed-1"}
+            status, body = post(port, "/v1/decisions/recovery.contact", commit)
+            assert status == 503 and body["error"]["code"] == "STORE_UNAVAILABLE", body
+            assert body["error"]["message"].startswith("counter store unavailable: RedisClusterException (")
+            assert "Traceback" not in json.dumps(body)
+            status, body = get_json(port, "/readyz")
+            assert status == 503 and body["error"]["code"] == "STORE_UNAVAILABLE"
+
+            cluster.form()  # the same service, not restarted, connects and serves
+            deadline = time.monotonic() + 15
+            while get_json(port, "/readyz")[0] != 200 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            status, body = get_json(port, "/readyz")
+            assert status == 200 and body["store"] == "ok" and body["records"] == "ok"
+            status, body = post(port, "/v1/decisions/recovery.contact", commit)
+            assert status == 200 and body["outcome"] == "allow"
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    finally:
+        cluster.stop()
+    log = stderr.read_text(encoding="utf-8")
+    assert "Traceback" not in log
+    assert "store unavailable: counter store unavailable: RedisClusterException" in log  # one line, with the cause
+    assert "0 of 16384" in log
 
 
 def worker_pids(master: int) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ import pytest
 from engine import load_rulebook
 from engine.commit import commit_decision
 from engine.store import IdempotencyConflict, RecordQuery, StoreUnavailable, export_csv, open_store
+from engine.store.redis_store import RECONNECT_INTERVAL_SECONDS
 
 from .conftest import RULES, codes, merged
 from .test_payout import INITIATE_OK
@@ -255,6 +257,180 @@ def test_record_store_down_keeps_commits_in_the_outbox(contact, redis_url, postg
     assert [record.idempotency_key for record in in_postgres] == ["pg-down"]
     assert store.drain() == 0
     assert [r.idempotency_key for r in store.records(RecordQuery(decision="recovery.contact"))] == ["pg-ok", "pg-down"]
+
+
+# --- a store that answers but cannot serve: 503, nothing half-written, ready again by itself ---------------
+
+# payout.enable reads no counter: it answers whatever the store does
+ENABLE = {"actor": {"role": "main"}, "store": {"channel": "pop", "business_mode": "sop", "subject_type": "enterprise",
+          "after_sales_self_service": True, "enterprise_wallet_opened": True, "agreement_signed": True,
+          "in_gray_release": True}}
+
+
+def test_an_unformed_cluster_is_unavailable_until_it_forms(contact, rulebook, tmp_path):
+    from .servers import RedisClusterServers
+
+    cluster = RedisClusterServers(tmp_path / "cluster")
+    try:
+        cluster.start(form=False)  # cluster-enabled nodes, 0 of 16384 slots assigned
+        store = open_store(cluster.url, f"sqlite:///{tmp_path}/records.db")  # RedisCluster(...) would raise here
+        assert rulebook.decide("payout.enable", ENABLE, now=NOW, counters=store.reader())["outcome"] == "allow"
+        with pytest.raises(StoreUnavailable, match=r"^counter store unavailable: RedisClusterException \(the cluster "
+                                                   r"cannot be discovered"):
+            commit_decision(contact, contact_facts("o-1"), idempotency_key="u-1", store=store, now=NOW)
+        with pytest.raises(StoreUnavailable) as unready:
+            store.check()
+        assert "0 of 16384" in unready.value.detail  # redis-py's account, for the log
+        assert store.records(RecordQuery()) == []
+
+        cluster.form()
+        time.sleep(RECONNECT_INTERVAL_SECONDS)  # the last failed discovery is not repeated sooner
+        store.check()
+        kept = commit_decision(contact, contact_facts("o-1"), idempotency_key="u-1", store=store, now=NOW)
+        assert kept["outcome"] == "allow"
+        assert [record.decision_id for record in store.records(RecordQuery())] == [kept["decision_id"]]
+        store.close()
+    finally:
+        cluster.stop()
+
+
+def test_a_cluster_that_loses_its_slots_is_clusterdown_then_serves_again(contact, tmp_path):
+    import subprocess
+
+    from .servers import RedisClusterServers
+
+    cluster = RedisClusterServers(tmp_path / "cluster")
+    try:
+        cluster.start()
+        store = open_store(cluster.url, f"sqlite:///{tmp_path}/records.db")
+        assert commit_decision(contact, contact_facts("o-1"), idempotency_key="d-1", store=store,
+                               now=NOW)["outcome"] == "allow"
+        store.drain()
+        partition = contact.partition_key(contact.load(contact_facts("o-2", "buyer-2")))
+        slot = store.client.keyslot(store.keys(partition).outbox)
+        owner = store.client.nodes_manager.get_node_from_slot(slot)
+        # the slot of buyer-2's partition goes unserved: Redis answers CLUSTERDOWN for it
+        for port in cluster.ports:
+            subprocess.run(["redis-cli", "-p", str(port), "cluster", "delslots", str(slot)], capture_output=True,
+                           timeout=10)
+        # CLUSTERDOWN, or — when redis-py, told so, asks for the slot map again — slots not all covered
+        with pytest.raises(StoreUnavailable, match="^counter store unavailable: (ClusterDownError|RedisClusterException)"):
+            commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="d-2", store=store, now=NOW)
+        with pytest.raises(StoreUnavailable):  # cluster_state:fail (or, again, the slot map's hole)
+            store.check()
+        subprocess.run(["redis-cli", "-p", str(owner.port), "cluster", "addslots", str(slot)], check=True,
+                       capture_output=True, timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                store.check()
+                break
+            except StoreUnavailable:
+                time.sleep(0.2)
+        # nothing half-written: no record, and no key (the retry is evaluated anew, not replayed)
+        assert [record.idempotency_key for record in store.records(RecordQuery())] == ["d-1"]
+        assert store.client.get(store.keys(partition).idempotency("d-2")) is None
+        assert commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="d-2", store=store,
+                               now=NOW)["outcome"] == "allow"
+        assert sorted(record.idempotency_key for record in store.records(RecordQuery())) == ["d-1", "d-2"]
+        store.close()
+    finally:
+        cluster.stop()
+
+
+def test_a_read_only_replica_refuses_commits_whole(contact, tmp_path):
+    import redis
+
+    from .servers import RedisServer
+
+    primary, replica = RedisServer(tmp_path), RedisServer(tmp_path)
+    primary.start()
+    replica.start()
+    try:
+        replica.replicate(primary)
+        store = open_store(replica.url, f"sqlite:///{tmp_path}/records.db")  # --store redis:// at a replica
+        with pytest.raises(StoreUnavailable, match=r"^counter store unavailable: ReadOnlyError \(a read-only replica\)"):
+            commit_decision(contact, contact_facts("o-1"), idempotency_key="r-1", store=store, now=NOW)
+        with pytest.raises(StoreUnavailable, match="a read-only replica"):
+            store.check()
+        # no reservation, key or record anywhere
+        assert redis.Redis.from_url(primary.url).keys("*") == [] and redis.Redis.from_url(replica.url).keys("*") == []
+        assert store.records(RecordQuery()) == []
+
+        replica.replicate(None)  # promoted: the same store serves, with no restart
+        store.check()
+        kept = commit_decision(contact, contact_facts("o-1"), idempotency_key="r-1", store=store, now=NOW)
+        assert [record.decision_id for record in store.records(RecordQuery())] == [kept["decision_id"]]
+    finally:
+        replica.stop()
+        primary.stop()
+
+
+def _read_only(database_url: str, on: bool) -> None:
+    """Turn default_transaction_read_only on or off for a database: its sessions then refuse writes with
+    SQLSTATE 25006, as a hot standby in recovery does."""
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[1]
+    admin = database_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = {'on' if on else 'off'}")
+
+
+def test_records_on_a_read_only_postgres_wait_in_the_outbox(contact, redis_url, postgres_server):
+    import psycopg
+
+    with psycopg.connect(postgres_server.url, autocommit=True) as connection:
+        connection.execute("DROP DATABASE IF EXISTS standby_records")
+        connection.execute("CREATE DATABASE standby_records")
+    records_url = postgres_server.url.rsplit("/", 1)[0] + "/standby_records"
+    _read_only(records_url, True)
+    try:
+        # no tables yet, and none can be made: the store cannot open (a commit answers 503)
+        with pytest.raises(StoreUnavailable, match=r"^record store unavailable: InternalError \(read-only"):
+            open_store(redis_url, records_url)
+        _read_only(records_url, False)
+        store = open_store(redis_url, records_url)
+        store.check_records()
+        _read_only(records_url, True)
+        store.records_store.engine.dispose()  # sessions take the database's default when they start
+        with pytest.raises(StoreUnavailable, match="read-only: a standby in recovery"):
+            store.check_records()
+        store.check()  # the counters serve: commits go on, their records wait in the outbox
+        kept = commit_decision(contact, contact_facts("o-1", "ro-1"), idempotency_key="ro-1", store=store, now=NOW)
+        with pytest.raises(StoreUnavailable, match="read-only"):
+            store.drain()
+        assert [record.decision_id for record in store.records(RecordQuery())] == [kept["decision_id"]]
+    finally:
+        _read_only(records_url, False)
+    store.records_store.engine.dispose()
+    store.drain()
+    assert [record.idempotency_key for record in store.records_store.query(RecordQuery())] == ["ro-1"]
+
+
+def test_a_read_only_sqlite_file_refuses_commits_whole(contact, sqlite_url, tmp_path):
+    import subprocess
+
+    store = open_store(sqlite_url)
+    assert commit_decision(contact, contact_facts("o-1"), idempotency_key="s-1", store=store, now=NOW)["outcome"] == "allow"
+    store.close()
+    database = sqlite_url[len("sqlite:///"):]
+    if subprocess.run(["chattr", "+i", database], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not possible here (a read-only file for root too)")
+    try:
+        store = open_store(sqlite_url)
+        with pytest.raises(StoreUnavailable, match=r"^counter store unavailable: OperationalError \(a read-only database"):
+            commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="s-2", store=store, now=NOW)
+        with pytest.raises(StoreUnavailable, match="a read-only database file"):
+            store.check()
+        assert [record.idempotency_key for record in store.records(RecordQuery())] == ["s-1"]
+        store.close()
+    finally:
+        subprocess.run(["chattr", "-i", database], check=True)
+    store = open_store(sqlite_url)
+    store.check()
+    assert commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="s-2", store=store,
+                           now=NOW)["outcome"] == "allow"
 
 
 # --- the outbox: a commit killed after its atomic write, a mover killed half-way ------------------------

@@ -18,6 +18,7 @@ from .base import (
     StoreUnavailable,
     counter_slot,
     to_units,
+    unavailable,
 )
 from .records import CSV_HEADER, DecisionRecord, RecordQuery, build_record, export_csv
 from .sql import SqliteStore, SqlRecords, make_engine
@@ -50,5 +51,5 @@ def open_store(store_url: str = DEFAULT_STORE_URL, records_url: str | None = Non
 __all__ = [
     "CLUSTER_SCHEME", "CSV_HEADER", "DEFAULT_STORE_URL", "Attempt", "CounterSlot", "CountingReader", "DecisionRecord",
     "IdempotencyConflict", "RecordQuery", "Reservation", "SqliteStore", "Store", "StoreUnavailable", "build_record",
-    "counter_slot", "export_csv", "is_cluster", "open_store", "to_units",
+    "counter_slot", "export_csv", "is_cluster", "open_store", "to_units", "unavailable",
 ]

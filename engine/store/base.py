@@ -18,7 +18,20 @@ CLUSTER_SCHEME = "redis+cluster://"  # --store redis+cluster://HOST:PORT[,HOST:P
 
 
 class StoreUnavailable(RulesvcError):
-    """The counter or record store cannot be reached; nothing was written."""
+    """The counter or record store cannot be reached or cannot serve (an unformed or CLUSTERDOWN cluster,
+    a read-only replica or standby); nothing was written. ``detail`` is the library's own account, for
+    the log only: it may name hosts and ports, which an answer to a caller should not."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.detail = detail
+
+
+def unavailable(store: str, error: BaseException, reason: str | None = None) -> StoreUnavailable:
+    """The :class:`StoreUnavailable` for a driver's ``error``, e.g. ``counter store unavailable:
+    ClusterDownError (the cluster is down or not formed)``; ``store`` is "counter store" or "record store"."""
+    described = error.__class__.__name__ + (f" ({reason})" if reason else "")
+    return StoreUnavailable(f"{store} unavailable: {described}", str(error))
 
 
 class IdempotencyConflict(RulesvcError):
@@ -133,6 +146,17 @@ class Store(Protocol):
 
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
         """The records of ``query``, those still in an outbox included."""
+        ...
+
+    def check(self) -> None:
+        """Raise :class:`StoreUnavailable` unless a commit could be served now: the counter store answers
+        and takes writes (a formed cluster, a primary, a writable file). For readiness: one or a few
+        round trips."""
+        ...
+
+    def check_records(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the record store takes records now (while it does not,
+        commits go on and their records wait in the outbox)."""
         ...
 
     def start_moving(self) -> None:

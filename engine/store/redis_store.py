@@ -20,16 +20,36 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
-from .base import CLUSTER_SCHEME, Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay, storage_expiry
+from .base import (
+    CLUSTER_SCHEME,
+    Attempt,
+    CounterSlot,
+    CountingReader,
+    StoredDecision,
+    StoreUnavailable,
+    replay,
+    storage_expiry,
+    unavailable,
+)
 from .outbox import OutboxMover, recorded_or_none
 from .records import DecisionRecord, RecordQuery, merge_records, record_from_json, record_to_json
 from .sql import SqlRecords
@@ -40,6 +60,27 @@ IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 MAX_ATTEMPTS = 200
 OUTBOX_INDEX = "rulesvc:outbox-partitions"  # cluster only: partition tag -> when its outbox was last written (ms)
 INDEX_KEEP_MS = 10_000  # an emptied partition leaves the index this long after its last write
+RECONNECT_INTERVAL_SECONDS = 1.0  # a cluster that could not be discovered is asked again after this long
+
+# What redis-py raises when the counter store cannot serve. RedisClusterException (and SlotNotCoveredError,
+# one of its kinds) is no RedisError: the cluster client raises it when it cannot discover the cluster —
+# at construction, or when it refreshes its slot map after an error.
+REDIS_FAILURES = (redis.RedisError, RedisClusterException)
+
+# Why, as the answer says it: the first class that fits (MovedError is an AskError, MasterDownError a
+# ClusterDownError; redirections past redis-py's retries end in a ClusterError, "TTL exhausted").
+_REASONS: tuple[tuple[type[Exception], str], ...] = (
+    (redis.ReadOnlyError, "a read-only replica"),
+    (ClusterDownError, "the cluster is down or not formed"),
+    (TryAgainError, "the cluster is moving slots"),
+    (AskError, "the cluster is moving slots"),
+    (SlotNotCoveredError, "hash slots not covered by the cluster"),
+    (RedisClusterException, "the cluster cannot be discovered: not formed, not in cluster mode or unreachable"),
+    (ClusterError, "the cluster cannot serve"),
+    (redis.BusyLoadingError, "loading its data"),
+    (redis.ConnectionError, "unreachable"),
+    (redis.TimeoutError, "no answer in time"),
+)
 
 # KEYS[1] idempotency key, KEYS[2] outbox hash, KEYS[3..] counter keys
 # ARGV[1] stored decision, ARGV[2] its TTL, ARGV[3] decision id, ARGV[4] its record (JSON),
@@ -110,33 +151,98 @@ def cluster_client(url: str, **options: Any) -> RedisCluster:
     return RedisCluster(startup_nodes=nodes, **options)
 
 
+def redis_unavailable(error: Exception) -> StoreUnavailable:
+    """The :class:`StoreUnavailable` for one of redis-py's :data:`REDIS_FAILURES`."""
+    reason = next((reason for kind, reason in _REASONS if isinstance(error, kind)), None)
+    return unavailable("counter store", error, reason)
+
+
 class RedisStore:
     def __init__(self, url: str, records: SqlRecords):
+        self.url = url
         self.cluster = url.startswith(CLUSTER_SCHEME)
+        self.records_store = records
+        self.mover = OutboxMover(_RedisOutbox(self), records)
+        self._client: redis.Redis | RedisCluster | None = None
+        self._client_lock = threading.Lock()
+        self._failure: StoreUnavailable | None = None  # the last failure to make a client, and when
+        self._failed_at = 0.0
+
+    @property
+    def client(self) -> redis.Redis | RedisCluster:
+        """redis-py's client, made on first use — and again after the cluster could not be discovered.
+
+        ``RedisCluster(...)`` asks the nodes for the slot map at once and raises on a cluster that is not
+        formed: the service must start anyway, answer what needs no counters, and connect once the
+        cluster serves. Raises :class:`StoreUnavailable` (meanwhile at most one attempt a second).
+        """
+        client = self._client
+        if client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self._connect()
+                client = self._client
+        return client
+
+    def _connect(self) -> redis.Redis | RedisCluster:
+        failure = self._failure
+        if failure is not None and time.monotonic() - self._failed_at < RECONNECT_INTERVAL_SECONDS:
+            raise StoreUnavailable(str(failure), failure.detail)  # a new one: a raised exception keeps its frames
         options = {"socket_timeout": 5, "socket_connect_timeout": 5}
         try:
-            self.client = cluster_client(url, **options) if self.cluster else redis.Redis.from_url(url, **options)
-        except redis.RedisError as error:  # the cluster client asks the nodes for the slot map at once
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
-        self.records_store = records
-        self._reserve = self.client.register_script(_RESERVE)
-        self._forget_partition = self.client.register_script(_FORGET_PARTITION)
-        self.mover = OutboxMover(_RedisOutbox(self), records)
+            client = cluster_client(self.url, **options) if self.cluster else redis.Redis.from_url(self.url, **options)
+        except REDIS_FAILURES as error:
+            self._failure, self._failed_at = redis_unavailable(error), time.monotonic()
+            raise redis_unavailable(error) from None
+        self._failure = None
+        self._reserve = client.register_script(_RESERVE)
+        self._forget_partition = client.register_script(_FORGET_PARTITION)
+        return client
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """redis-py's failures as :class:`StoreUnavailable`. A cluster client that could not refresh its slot
+        map is dropped, so the next use discovers the cluster anew rather than trusting a broken map."""
+        try:
+            yield
+        except REDIS_FAILURES as error:
+            if isinstance(error, RedisClusterException):
+                self._client = None  # not closed: other threads may be using it; its sockets close with it
+            raise redis_unavailable(error) from None
+
+    def check(self) -> None:
+        """Ready when a commit could be served: on a cluster, every primary says ``cluster_state:ok`` (all
+        16384 slots served); on one server, it is a primary (a replica refuses writes: READONLY)."""
+        with self.serving():
+            client = self.client
+            if isinstance(client, RedisCluster):
+                primaries = client.get_primaries()
+                states = [client.cluster_info(target_nodes=node).get("cluster_state") for node in primaries]
+                failing = [state for state in states if state != "ok"]
+                if failing or not primaries:
+                    raise StoreUnavailable(f"counter store unavailable: cluster_state:{failing[0] if failing else 'none'} "
+                                           f"on {len(failing)} of {len(primaries)} primaries")
+                return
+            role = client.role()[0]
+            role = role.decode() if isinstance(role, bytes) else role
+            if role != "master":
+                raise StoreUnavailable(f"counter store unavailable: a read-only replica (ROLE {role})")
+
+    def check_records(self) -> None:
+        self.records_store.check()
 
     def keys(self, partition: str | None) -> KeySpace:
         return KeySpace(partition_tag(partition) if self.cluster else None)
 
     def _units(self, slot: CounterSlot) -> int:
-        try:
+        with self.serving():
             value = self.client.get(self.keys(slot.partition).counter(slot.key))
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         return int(value or 0)
 
     def _units_many(self, slots: list[CounterSlot]) -> dict[str, int]:
         """The counts of many slots in one round trip (a pipeline on a cluster: the keys span hash slots)."""
         keys = [self.keys(slot.partition).counter(slot.key) for slot in slots]
-        try:
+        with self.serving():
             if self.cluster:
                 pipeline = self.client.pipeline()
                 for key in keys:
@@ -144,8 +250,6 @@ class RedisStore:
                 values = pipeline.execute()
             else:
                 values = self.client.mget(keys)
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         return {slot.key: int(value or 0) for slot, value in zip(slots, values, strict=True)}
 
     def reader(self) -> CountingReader:
@@ -155,7 +259,7 @@ class RedisStore:
                partition: str | None = None) -> dict[str, Any]:
         space = self.keys(partition)
         key = space.idempotency(idempotency_key)
-        try:
+        with self.serving():  # a failure before the script wrote nothing; the script writes all or nothing
             for number in range(MAX_ATTEMPTS):
                 stored = self.client.get(key)
                 if stored is not None:
@@ -186,8 +290,6 @@ class RedisStore:
                     continue  # another instance committed meanwhile: evaluate again with fresh counters
                 self.mover.notify()
                 return made.result
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         raise StoreUnavailable("too many concurrent commits on the same counters; retry")
 
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
@@ -209,7 +311,8 @@ class RedisStore:
 
     def close(self) -> None:
         self.mover.stop()
-        self.client.close()
+        if self._client is not None:  # never made (a cluster that was not formed): nothing to close
+            self._client.close()
         self.records_store.engine.dispose()
 
 
@@ -226,20 +329,18 @@ class _RedisOutbox:
                 for tag, score in self.store.client.zrange(OUTBOX_INDEX, 0, -1, withscores=True)]
 
     def pending(self) -> list[DecisionRecord]:
-        try:
+        with self.store.serving():
             spaces = self._spaces()
             pipeline = self.store.client.pipeline(transaction=False)  # on a cluster: one batch per node
             for space, _ in spaces:
                 pipeline.hvals(space.outbox)
             outboxes = pipeline.execute()
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
         return [record_from_json(json.loads(raw)) for values in outboxes for raw in values]
 
     def remove(self, records: list[DecisionRecord]) -> None:
-        client = self.store.client
         ids = [record.decision_id for record in records]
-        try:
+        with self.store.serving():
+            client = self.store.client
             if not self.store.cluster:
                 client.hdel(KeySpace(None).outbox, *ids)
                 return
@@ -255,8 +356,6 @@ class _RedisOutbox:
                 # indexes its partition just before its script writes the outbox).
                 if left == 0 and score is not None and now_ms - score > INDEX_KEEP_MS:
                     self.store._forget_partition(keys=[OUTBOX_INDEX], args=[space.tag, int(score)])
-        except redis.RedisError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
 
 
 def _expire_at(expires: datetime | None) -> int:

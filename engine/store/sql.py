@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    false,
     insert,
     select,
 )
@@ -41,7 +43,16 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from ..values import epoch_ms, parse_instant
-from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay, storage_expiry
+from .base import (
+    Attempt,
+    CounterSlot,
+    CountingReader,
+    StoredDecision,
+    StoreUnavailable,
+    replay,
+    storage_expiry,
+    unavailable,
+)
 from .outbox import OutboxMover, recorded_or_none
 from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery, merge_records, record_from_json, record_to_json
 
@@ -98,6 +109,35 @@ outbox = Table(
 _UNITS = select(counters.c.units).where(counters.c.key == bindparam("key"))
 
 
+def sql_unavailable(store: str, error: SQLAlchemyError) -> StoreUnavailable:
+    """The :class:`StoreUnavailable` for a database error, saying why when the driver's error tells:
+    a read-only SQLite file (SQLITE_READONLY), a PostgreSQL standby in recovery or a database with
+    ``default_transaction_read_only`` (psycopg's ReadOnlySqlTransaction, SQLSTATE 25006)."""
+    cause = getattr(error, "orig", None)
+    reason = None
+    if isinstance(cause, sqlite3.Error) and (getattr(cause, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_READONLY:
+        reason = "a read-only database file"
+    elif type(cause).__module__.startswith("psycopg"):  # psycopg is imported only once it is in use
+        from psycopg.errors import ReadOnlySqlTransaction
+
+        if isinstance(cause, ReadOnlySqlTransaction):
+            reason = "read-only: a standby in recovery, or default_transaction_read_only"
+    return unavailable(store, error, reason)
+
+
+def check_writable(engine: Engine, table: Table, store: str) -> None:
+    """Raise :class:`StoreUnavailable` unless ``engine`` reaches its database and may write ``table``: a
+    write that changes nothing, rolled back. A standby, a read-only transaction default and a read-only
+    SQLite file all refuse it, with the error a commit would get (``pg_is_in_recovery()`` would miss
+    ``default_transaction_read_only``; SQLite has no query for a read-only file)."""
+    try:
+        with engine.connect() as connection:  # begins (SQLite: BEGIN IMMEDIATE, as a commit would)
+            connection.execute(delete(table).where(false()))
+            connection.rollback()
+    except SQLAlchemyError as error:
+        raise sql_unavailable(store, error) from None
+
+
 def make_engine(url: str, *, write_lock: bool = True) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout and — for writers — ``BEGIN
     IMMEDIATE`` (``write_lock=False`` gives plain readers that never wait for a commit)."""
@@ -136,7 +176,11 @@ class SqlRecords:
         try:
             metadata.create_all(engine)
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("record store", error) from None
+
+    def check(self) -> None:
+        """Raise :class:`StoreUnavailable` unless records can be written now."""
+        check_writable(self.engine, decision_records, "record store")
 
     def move(self, records: list[DecisionRecord]) -> None:
         """Write the records this store does not have yet, in one transaction: idempotent on
@@ -150,7 +194,7 @@ class SqlRecords:
                     if record.decision_id not in present:
                         self._insert_new(connection, record)
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("record store", error) from None
 
     def _insert_new(self, connection: Connection, record: DecisionRecord) -> None:
         try:
@@ -188,7 +232,7 @@ class SqlRecords:
         except IntegrityError:
             raise DuplicateIdempotencyKey(record.idempotency_key) from None
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("record store", error) from None
 
     def recorded(self, key: str) -> StoredDecision | None:
         """The decision recorded under idempotency ``key``, for a replay; None if there is none."""
@@ -201,7 +245,7 @@ class SqlRecords:
                 statement = select(decision_records).where(decision_records.c.idempotency_key == key)
                 row = connection.execute(statement).mappings().first()
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("record store", error) from None
         return None if row is None else _record(row)
 
     def query(self, query: RecordQuery) -> list[DecisionRecord]:
@@ -224,7 +268,7 @@ class SqlRecords:
             with self.engine.connect() as connection:
                 rows = connection.execute(statement.limit(query.limit)).mappings().all()
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("record store", error) from None
         return [_record(row) for row in rows]
 
 
@@ -256,7 +300,7 @@ class SqliteStore:
         try:
             metadata.create_all(engine)
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("counter store", error) from None
 
     @staticmethod
     def _units(connection: Connection, slot: CounterSlot) -> int:
@@ -282,7 +326,7 @@ class SqliteStore:
                 return found
             except SQLAlchemyError as error:
                 self._readers.connection = None
-                raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+                raise sql_unavailable("counter store", error) from None
 
         def read(slot: CounterSlot) -> int:
             try:
@@ -292,7 +336,7 @@ class SqliteStore:
                 return units
             except SQLAlchemyError as error:
                 self._readers.connection = None
-                raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+                raise sql_unavailable("counter store", error) from None
         return CountingReader(read, read_many)
 
     def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt],
@@ -332,10 +376,17 @@ class SqliteStore:
         except IntegrityError as error:
             raise StoreUnavailable(f"conflicting write, retry: {error.__class__.__name__}") from None
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("counter store", error) from None
         if self.mover is not None:
             self.mover.notify()
         return made.result
+
+    def check(self) -> None:
+        check_writable(self.engine, counters, "counter store")
+
+    def check_records(self) -> None:
+        if not self._same_database:  # else check() looked at that very file
+            self.records_store.check()
 
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
         if self.mover is None:
@@ -378,7 +429,7 @@ class _SqliteOutbox:
             with self.engine.connect() as connection:
                 rows = connection.execute(select(outbox.c.record)).scalars().all()
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("counter store", error) from None
         return [record_from_json(json.loads(row)) for row in rows]
 
     def remove(self, records: list[DecisionRecord]) -> None:
@@ -386,5 +437,5 @@ class _SqliteOutbox:
             with self.engine.begin() as connection:
                 connection.execute(delete(outbox).where(outbox.c.decision_id.in_([r.decision_id for r in records])))
         except SQLAlchemyError as error:
-            raise StoreUnavailable(f"counter store unavailable: {error.__class__.__name__}") from None
+            raise sql_unavailable("counter store", error) from None
 
