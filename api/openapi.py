@@ -33,8 +33,10 @@ YAML_TYPES = ("application/yaml",)  # the media type documented for YAML bodies
 # Every error answer is an Error body; an endpoint lists the statuses it can answer.
 ERRORS = {
     400: "Invalid facts or request: every field path with its messages",
-    401: "No or wrong admin token (or QA token, when RULESVC_QA_TOKEN is set)",
-    403: "Admin endpoints are disabled (no RULESVC_ADMIN_TOKEN)",
+    401: "No or wrong token: the admin token; the QA token when RULESVC_QA_TOKEN is set; for audit reads the "
+         "audit, QA or admin token",
+    403: "Admin endpoints are disabled (no RULESVC_ADMIN_TOKEN); audit reads are disabled (none of "
+         "RULESVC_AUDIT_TOKEN, RULESVC_QA_TOKEN, RULESVC_ADMIN_TOKEN is set)",
     404: "Unknown decision, domain, version or logged decision; or the decision log is off",
     409: "Idempotency key reused with different facts",
     413: "Body over the size limit (1 MiB; 16 MiB for a batch), or LIMIT_EXCEEDED: more work than a count limit allows",
@@ -46,6 +48,11 @@ ERRORS = {
 }
 DECISION_ERRORS = (400, 404, 409, 413, 415, 503)
 HEAVY_ERRORS = (401, 413, 415, 422, 429)  # scenario runs, validations, impact replays: bounded work (SPEC §7.1)
+AUDIT_ERRORS = (401, 403, 422, 429)  # reads of what was decided: a token, and bounded like heavy work
+PAGE_HEADERS = {
+    "Link": {"schema": {"type": "string"}, "description": 'The next page: <URL>; rel="next" (absent on the last page)'},
+    "Next-Cursor": {"schema": {"type": "string"}, "description": "The cursor of the next page (absent on the last page)"},
+}
 
 
 def query(name: str, *, enum: list[str] | None = None, fmt: str | None = None, kind: str = "string",
@@ -69,6 +76,7 @@ def path_parameter(name: str, example: str) -> dict[str, Any]:
     return {"in": "path", "name": name, "required": True, "schema": {"type": "string"}, "example": example}
 
 
+CURSOR = query("cursor", description="Where to go on: the Next-Cursor header of the previous page")
 FILE_NAME = query("file", description="The file name the problems are reported under (FILE:LINE:COL), "
                                       "e.g. payout.yaml")
 
@@ -89,6 +97,8 @@ class Endpoint:
     errors: tuple[int, ...] = ()
     admin: bool = False
     qa: bool = False  # open, unless RULESVC_QA_TOKEN is set: then that token or the admin token
+    audit: bool = False  # the audit, QA or admin token (SPEC §7.1)
+    paged: bool = False  # a page with a cursor: Link and Next-Cursor headers
     also: tuple[tuple[str, dict[str, Any]], ...] = ()  # other 200 media types: (type, schema)
     ok_text: str = ""  # a 200 that is text (e.g. Prometheus), when there is no ``ok`` schema
     many: bool = False  # the 200 body is a JSON list of ``ok``
@@ -100,8 +110,8 @@ ENDPOINTS = (
              query=(query("decision"), query("outcome", enum=schemas.OUTCOMES), query("id"),
                     query("order_id", description="订单号"), query("store_id"),
                     query("from", fmt="date-time"), query("to", fmt="date-time"), query("format", enum=["json", "csv"]),
-                    query("limit", kind="integer", minimum=1, maximum=100_000)),
-             errors=(400, 503), also=(("text/csv", {"type": "string"}),)),
+                    query("limit", kind="integer", minimum=1, maximum=1000), CURSOR),
+             errors=(400, *AUDIT_ERRORS, 503), also=(("text/csv", {"type": "string"}),), audit=True, paged=True),
     Endpoint("get", "/v1/rulesets", "list_rulesets", "rulesets", "Active rule files", ok=schemas.RulesetList),
     Endpoint("get", "/v1/rulesets/{domain}", "get_ruleset", "rulesets", "One active rule file", ok=schemas.Ruleset,
              errors=(404,)),
@@ -117,23 +127,25 @@ ENDPOINTS = (
     Endpoint("get", "/v1/decisions/log", "list_decision_log", "decision log",
              "Logged decisions, newest first (a JSON list)", ok=schemas.LogEntry, many=True,
              query=(*LOG_FILTERS, query("outcome", enum=schemas.OUTCOMES), query("code"), query("id"),
-                    query("limit", kind="integer", minimum=1, maximum=10_000),
-                    query("shadow", kind="boolean", description="true: the shadow runs instead of the decisions")),
-             errors=(400, 404, 503)),
+                    query("limit", kind="integer", minimum=1, maximum=1000),
+                    query("shadow", kind="boolean", description="true: the shadow runs instead of the decisions"), CURSOR),
+             errors=(400, 404, *AUDIT_ERRORS, 503), audit=True, paged=True),
     Endpoint("get", "/v1/decisions/log/{decision_id}/explain", "explain_logged_decision", "decision log",
              "Replay a logged decision on the rules it was made with: reproduced or why not, with the trace",
-             ok=schemas.Explanation, errors=(404, 503)),
+             ok=schemas.Explanation, errors=(404, *AUDIT_ERRORS, 503), audit=True),
     Endpoint("get", "/v1/rulesets/versions", "list_ruleset_versions", "rulesets",
              "Every ruleset version that was ever active", ok=schemas.RulesetVersionList, errors=(404, 503)),
     Endpoint("get", "/v1/rulesets/versions/{version}", "get_ruleset_version", "rulesets",
-             "One kept ruleset version with its files' text", ok=schemas.KeptVersion, errors=(404, 503)),
+             "One kept ruleset version with its files' text", ok=schemas.KeptVersion, errors=(404, *AUDIT_ERRORS, 503),
+             audit=True),
     Endpoint("post", "/v1/rulesets/impact", "impact_of_candidate", "rulesets",
              "Replay logged decisions on the active rules with one file replaced (admin)", ok=schemas.ImpactReport,
              query=({**query("file", description="The rule file the body replaces, e.g. payout.yaml"), "required": True},
                     *LOG_FILTERS, query("limit", kind="integer", minimum=1)),
              body="yaml", errors=(400, 403, 404, *HEAVY_ERRORS, 503), admin=True),
     Endpoint("get", "/v1/rulesets/shadow", "shadow_report", "rulesets",
-             "The shadow rules' runs so far, in the impact form", ok=schemas.ImpactReport, errors=(404, 503)),
+             "The shadow rules' runs so far, in the impact form", ok=schemas.ImpactReport,
+             errors=(404, *AUDIT_ERRORS, 503), audit=True),
     Endpoint("get", "/healthz", "healthz", "operations", "Liveness", ok=schemas.Health),
     Endpoint("get", "/readyz", "readyz", "operations", "Readiness: the active rules, a store that can serve commits",
              ok=schemas.Readiness, errors=(503,)),
@@ -152,6 +164,8 @@ def build_spec(rulebook: Rulebook) -> dict[str, Any]:
                                               "description": "The token in RULESVC_ADMIN_TOKEN"})
     spec.components.security_scheme("qa", {"type": "http", "scheme": "bearer",
                                            "description": "When RULESVC_QA_TOKEN is set: that token (or the admin one)"})
+    spec.components.security_scheme("audit", {"type": "http", "scheme": "bearer",
+                                              "description": "The token in RULESVC_AUDIT_TOKEN (or the QA or admin one)"})
     for name in ("DecisionRequest", "BatchRequest", "DecisionResult", "Error"):
         spec.components.schema(name, schema=getattr(schemas, name))
     spec.path(path="/v1/decisions/{decision}", operations={"post": {
@@ -213,6 +227,8 @@ def _add(spec: APISpec, endpoint: Endpoint) -> None:
         operation["security"] = [{"admin": []}]
     elif endpoint.qa:
         operation["security"] = [{}, {"qa": []}, {"admin": []}]
+    elif endpoint.audit:
+        operation["security"] = [{"audit": []}, {"qa": []}, {"admin": []}]
     errors = endpoint.errors
     if 401 in errors and 429 not in errors:
         errors = (*errors, 429)  # a token check is throttled per client (api.auth.token_accepted)
@@ -220,6 +236,8 @@ def _add(spec: APISpec, endpoint: Endpoint) -> None:
         operation["responses"] = _responses(spec, endpoint.ok, errors, many=endpoint.many)
         for media, schema in endpoint.also:
             operation["responses"]["200"]["content"][media] = {"schema": schema}
+        if endpoint.paged:
+            operation["responses"]["200"]["headers"] = PAGE_HEADERS
     else:
         operation["responses"] = {"200": {"description": "OK", "content": {endpoint.ok_text: {"schema": {
             "type": "string"}}}}, **_error_responses(errors)}

@@ -160,7 +160,7 @@ def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None
 
     body = json.dumps(error_body(http_error_code(status_int), mesg or reason), ensure_ascii=False).encode("utf-8")
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+            f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n").encode("latin-1")
     util.write_nonblock(sock, head + body)
 
 
