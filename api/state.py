@@ -53,6 +53,8 @@ class ServiceState:
         self._watching_in_master = False
         self._openapi: dict[str, object] = {}
         self._openapi_for: Rulebook | None = None
+        # The server clock: the time of every commit (SPEC §6). A function, so a test can hold it still.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # --- rules ---------------------------------------------------------------------------------
 

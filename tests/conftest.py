@@ -23,6 +23,17 @@ RULES = ROOT / "rules"
 NOW = datetime.fromisoformat("2026-11-20T10:00:00+08:00")
 
 
+# The tests commit at fixed instants of 2026 (NOW, the seeds' examples), whatever day they run: the
+# service's commit skew (RULESVC_COMMIT_SKEW, SPEC §6) is opened wide for them, services they start
+# included. The tests of the skew itself set it back (tests/test_commit_time.py).
+WIDE_COMMIT_SKEW = str(100 * 366 * 86_400)
+
+
+@pytest.fixture(autouse=True)
+def _commits_at_fixed_instants(monkeypatch):
+    monkeypatch.setenv("RULESVC_COMMIT_SKEW", WIDE_COMMIT_SKEW)
+
+
 @pytest.fixture(scope="session")
 def rulebook() -> Rulebook:
     return load_rulebook([RULES])

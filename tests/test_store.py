@@ -294,10 +294,12 @@ def test_a_process_killed_after_the_commit_leaves_reservation_and_record(contact
 
 def test_payout_records_in_postgres_query_and_csv(initiate, rulebook, postgres_server, redis_url):
     store = open_store(redis_url, postgres_server.url)
-    first = commit_decision(initiate, payout_facts("pg-order-1", "12.34"), idempotency_key="rec-1", store=store, now=NOW)
+    made_at = datetime.fromisoformat("2026-11-20T10:00:03+08:00")  # the server's clock, 3 s after the request's now
+    first = commit_decision(initiate, payout_facts("pg-order-1", "12.34"), idempotency_key="rec-1", store=store, now=NOW,
+                            server_now=made_at)
     later = datetime.fromisoformat("2026-11-20T11:00:00+08:00")
     denied = commit_decision(initiate, payout_facts("pg-order-2", "60.00"), idempotency_key="rec-2", store=store,
-                             now=later)
+                             now=later, server_now=later)
     assert denied["outcome"] == "deny"
     by_id = store.records(RecordQuery(decision_id=first["decision_id"]))
     assert [(r.order_id, r.customer_account, r.amount, r.reason, r.committed) for r in by_id] == [
@@ -308,9 +310,12 @@ def test_payout_records_in_postgres_query_and_csv(initiate, rulebook, postgres_s
     assert first["decision_id"] in [r.decision_id for r in window] and denied["decision_id"] not in [
         r.decision_id for r in window]
     csv_text = export_csv(by_id, lambda decision, value: rulebook.decision(decision).label("reason", value))
-    assert csv_text.splitlines()[0] == "\ufeff打款单号,订单号,客户账号,打款原因,状态,打款金额,店铺,申请时间,决策,原因代码"
+    assert csv_text.splitlines()[0] == ("\ufeff打款单号,订单号,客户账号,打款原因,状态,打款金额,店铺,申请时间,决策,原因代码,"
+                                        "请求时间(now)")
     assert csv_text.splitlines()[1] == (f"{first['decision_id']},pg-order-1,jd_buyer_1,补差价,已通过,12.34,store-1,"
-                                        "2026-11-20T10:00:00+08:00,payout.initiate,")
+                                        "2026-11-20T10:00:03+08:00,payout.initiate,,2026-11-20T10:00:00+08:00")
+    # the record keeps both instants, in PostgreSQL too
+    assert [(r.evaluated_at, r.now) for r in by_id] == [(made_at, NOW)]
 
 
 def test_a_key_redis_forgot_is_replayed_from_the_records(contact, redis_url, tmp_path):

@@ -33,14 +33,16 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from ..values import epoch_ms, parse_instant
+from ..values import epoch_ms, from_epoch_us, parse_instant
 from .base import Attempt, CounterSlot, CountingReader, StoredDecision, StoreUnavailable, replay, storage_expiry
 from .outbox import OutboxMover, recorded_or_none
 from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery, merge_records, record_from_json, record_to_json
@@ -80,6 +82,9 @@ decision_records = Table(
     Column("reason", String(64), nullable=True),
     Column("result", Text, nullable=False),
     Column("fingerprint", String(64), nullable=True),
+    # The request's `now` (ISO 8601); evaluated_ms is the server's clock (SPEC §6). Added by
+    # upgrade_records for tables made before it; NULL there (their decision document has the instant).
+    Column("request_now", Text, nullable=True),
     Index("ix_records_decision_time", "decision", "evaluated_ms"),
     Index("ix_records_order", "order_id"),
     Index("ix_records_store", "store_id", "evaluated_ms"),
@@ -135,6 +140,7 @@ class SqlRecords:
         self.engine = engine
         try:
             metadata.create_all(engine)
+            upgrade_records(engine)
         except SQLAlchemyError as error:
             raise StoreUnavailable(f"record store unavailable: {error.__class__.__name__}") from None
 
@@ -177,7 +183,7 @@ class SqlRecords:
             "idempotency_key": record.idempotency_key, "order_id": record.order_id,
             "customer_account": record.customer_account, "store_id": record.store_id, "amount": record.amount,
             "reason": record.reason, "result": json.dumps(record.result, ensure_ascii=False),
-            "fingerprint": record.fingerprint,
+            "fingerprint": record.fingerprint, "request_now": None if record.now is None else record.now.isoformat(),
         }
         if connection is not None:
             connection.execute(insert(decision_records).values(row))
@@ -228,12 +234,30 @@ class SqlRecords:
         return [_record(row) for row in rows]
 
 
+def upgrade_records(engine: Engine) -> None:
+    """Bring a record table an earlier version made up to this one (docs/state.md §6): add the
+    ``request_now`` column. Run at every start by every process; the check is repeated inside the
+    write transaction, so two processes starting at once add it once."""
+    if "request_now" in _columns(engine):
+        return
+    with engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE, so the look and the change are one step
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE decision_records ADD COLUMN IF NOT EXISTS request_now TEXT"))
+        elif "request_now" not in _columns(connection):
+            connection.execute(text("ALTER TABLE decision_records ADD COLUMN request_now TEXT"))
+
+
+def _columns(bind: Engine | Connection) -> set[str]:
+    return {column["name"] for column in inspect(bind).get_columns("decision_records")}
+
+
 def _record(row: Any) -> DecisionRecord:
     result = json.loads(row["result"])
     return DecisionRecord(
         decision_id=row["decision_id"], decision=row["decision"], outcome=row["outcome"],
         reason_codes=row["reason_codes"].split() if row["reason_codes"] else [],
-        ruleset_version=row["ruleset_version"], evaluated_at=parse_instant(result["evaluated_at"]),
+        ruleset_version=row["ruleset_version"], evaluated_at=from_epoch_us(row["evaluated_ms"] * 1000),
+        now=None if row["request_now"] is None else parse_instant(row["request_now"]),
         committed=bool(row["committed"]), idempotency_key=row["idempotency_key"], result=result,
         order_id=row["order_id"], customer_account=row["customer_account"], store_id=row["store_id"],
         amount=None if row["amount"] is None else Decimal(row["amount"]).quantize(Decimal("0.01")),
