@@ -82,7 +82,10 @@ def decide(decision: str):
     if evaluation is not None:  # None: a repeated idempotency key answered with the first decision, logged then
         state.log_decision(compiled, evaluation, result, source="commit" if envelope["commit"] else "http",
                            duration_us=duration_us, committed=envelope["commit"] and result["outcome"] == "allow")
-    return jsonify(result)
+    response = jsonify(result)
+    if result.get("replayed"):  # a repeated idempotency key: the first decision again (SPEC §6)
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @blueprint.post("/<decision>/batch")

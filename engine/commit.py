@@ -71,8 +71,10 @@ def commit(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, 
                               facts_fingerprint, now=at)
         return Attempt(result, reservations, record)
 
-    result = store.commit(idempotency_key, facts_fingerprint, attempt, partition=compiled.partition_key(facts))
-    # The store answers with the last attempt's result, or with the first decision of a repeated key.
+    result = store.commit(compiled.name, idempotency_key, facts_fingerprint, attempt,
+                          partition=compiled.partition_key(facts))
+    # The store answers with the last attempt's result, or with the first decision of a repeated key
+    # (a copy marked replayed).
     made = attempts[-1] if attempts and attempts[-1][0] is result else None
     return Committed(result, made[1] if made else None)
 

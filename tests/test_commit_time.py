@@ -112,12 +112,21 @@ def test_batch_items_say_which_problem_is_whose(app):
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "INVALID_REQUEST"
 
 
-# a record table as the version before this one made it: no request_now column
+# a record table as the version before this one made it: no request_now column, keys unique globally
 OLD_RECORDS = """CREATE TABLE decision_records (
-    decision_id VARCHAR(32) NOT NULL PRIMARY KEY, decision VARCHAR(128) NOT NULL, outcome VARCHAR(16) NOT NULL,
+    decision_id VARCHAR(32) NOT NULL, decision VARCHAR(128) NOT NULL, outcome VARCHAR(16) NOT NULL,
     reason_codes TEXT NOT NULL, ruleset_version VARCHAR(80) NOT NULL, evaluated_ms BIGINT NOT NULL,
-    committed BOOLEAN NOT NULL, idempotency_key VARCHAR(256) UNIQUE, order_id TEXT, customer_account TEXT,
-    store_id TEXT, amount NUMERIC(16, 2), reason VARCHAR(64), result TEXT NOT NULL, fingerprint VARCHAR(64))"""
+    committed BOOLEAN NOT NULL, idempotency_key VARCHAR(256), order_id TEXT, customer_account TEXT,
+    store_id TEXT, amount NUMERIC(16, 2), reason VARCHAR(64), result TEXT NOT NULL, fingerprint VARCHAR(64),
+    PRIMARY KEY (decision_id), UNIQUE (idempotency_key))"""
+OLD_RECORD_INDEXES = ("CREATE INDEX ix_records_decision_time ON decision_records (decision, evaluated_ms)",
+                      "CREATE INDEX ix_records_order ON decision_records (order_id)")
+
+
+def make_old_records(connection) -> None:
+    """The old table and some of its indexes, on a DB-API connection (sqlite3 or psycopg)."""
+    for statement in (OLD_RECORDS, *OLD_RECORD_INDEXES):
+        connection.execute(statement)
 
 
 def test_a_record_table_made_before_keeps_working(tmp_path, app):
@@ -125,7 +134,7 @@ def test_a_record_table_made_before_keeps_working(tmp_path, app):
     old_result = ('{"decision_id": "01OLD", "decision": "recovery.contact", "outcome": "allow", "reasons": [], '
                   '"ruleset": {"version": "sha256:old"}, "evaluated_at": "2026-11-19T10:00:00+08:00"}')
     with sqlite3.connect(path) as connection:
-        connection.execute(OLD_RECORDS)
+        make_old_records(connection)
         connection.execute("INSERT INTO decision_records VALUES ('01OLD', 'recovery.contact', 'allow', '', "
                            "'sha256:old', 1795053600000, 1, 'old-key', 'o-0', NULL, NULL, NULL, NULL, ?, 'f')",
                            (old_result,))

@@ -377,7 +377,7 @@ def test_on_a_cluster_the_keys_of_a_commit_share_one_hash_slot(initiate, ruleboo
     for key in keys:
         by_tag.setdefault(key.split("}")[0], set()).add(client.keyslot(key))
     assert len(by_tag) == 2 and all(len(slots) == 1 for slots in by_tag.values()), by_tag
-    assert sorted(key.split("}:")[1].split(":")[0] for key in keys) == ["counter"] * 8 + ["idempotency"] * 2 + ["outbox"] * 2
+    assert sorted(key.split("}:")[1].split(":")[0] for key in keys) == ["counter"] * 8 + ["decision-key"] * 2 + ["outbox"] * 2
     # the records are found in the outbox, moved, and counted as on one server
     assert len(store.records(RecordQuery())) == 2 and store.drain() == 2 and store.drain() == 0
     # store-1's sub-account has 30.00 of its 100.00 today: a plain evaluation reads it in its partition
