@@ -9,14 +9,14 @@ from flask import Blueprint, current_app, jsonify
 from marshmallow import ValidationError
 
 from engine import InvalidFacts
-from engine.commit import commit
+from engine.commit import commit, commit_time_problem
 from engine.evaluation import CompiledDecision
 from engine.facts import flatten_errors
 from engine.values import parse_instant
 
 from . import metrics
 from .bodies import MAX_BATCH_BODY_BYTES, json_body
-from .errors import error_body
+from .errors import InvalidRequest, error_body
 from .schemas import MAX_BATCH_ITEMS, BatchItem, BatchRequest, DecisionRequest
 
 blueprint = Blueprint("decisions", __name__, url_prefix="/v1/decisions")
@@ -29,19 +29,25 @@ _EVALUATE_KEYS = frozenset({"facts", "now", "explain"})
 
 
 def _load(schema: Any, body: Any, compiled: CompiledDecision) -> dict[str, Any]:
-    """The envelope, checked; with a bad envelope the facts are checked too, so every error is listed."""
+    """The envelope, checked; with a bad envelope the facts are checked too, so every error is listed.
+
+    Raises :class:`InvalidRequest` when the request itself is wrong (not a JSON object, a bad ``now``,
+    ``commit`` or ``explain``, a commit without its key, an unknown key), else :class:`InvalidFacts`
+    (SPEC §6: ``INVALID_FACTS`` is for facts); either lists every problem by path.
+    """
     if not isinstance(body, dict):
-        raise InvalidFacts({"body": ['must be a JSON object such as {"facts": {...}}']})
+        raise InvalidRequest({"body": ['must be a JSON object such as {"facts": {...}}']})
     try:
         return schema.load(body)
     except ValidationError as error:
         fields = flatten_errors(error.messages)
+    about_request = any(path != "facts" for path in fields)  # "facts" itself missing is about the facts
     if "facts" in body:
         try:
             compiled.facts.load(body["facts"])
         except InvalidFacts as facts_error:
             fields.update(facts_error.fields)
-    raise InvalidFacts(fields)
+    raise InvalidRequest(fields) if about_request else InvalidFacts(fields)
 
 
 def _observed(compiled: CompiledDecision, started: float, result: dict[str, Any]) -> int:
@@ -62,8 +68,12 @@ def decide(decision: str):
     envelope = (_load(_request_schema, body, compiled) if plain is None
                 else {"facts": plain[0], "now": plain[1], "explain": plain[2], "commit": False})
     if envelope["commit"]:
+        server_now = state.clock()  # the time of a commit is the server's (SPEC §6)
+        problem = commit_time_problem(envelope["now"], server_now)
+        if problem:
+            raise InvalidRequest({"now": [problem]})
         committed = commit(compiled, envelope["facts"], idempotency_key=envelope["idempotency_key"],
-                           store=state.store, now=envelope["now"])
+                           store=state.store, now=envelope["now"], server_now=server_now)
         result, evaluation = committed.result, committed.evaluation
     else:
         result, evaluation = compiled.run(envelope["facts"], now=envelope["now"], explain=envelope["explain"],
@@ -72,7 +82,10 @@ def decide(decision: str):
     if evaluation is not None:  # None: a repeated idempotency key answered with the first decision, logged then
         state.log_decision(compiled, evaluation, result, source="commit" if envelope["commit"] else "http",
                            duration_us=duration_us, committed=envelope["commit"] and result["outcome"] == "allow")
-    return jsonify(result)
+    response = jsonify(result)
+    if result.get("replayed"):  # a repeated idempotency key: the first decision again (SPEC §6)
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 @blueprint.post("/<decision>/batch")
@@ -85,14 +98,17 @@ def decide_batch(decision: str):
         try:  # marshmallow says what is wrong with the envelope
             items = _batch_schema.load(body if isinstance(body, dict) else {"items": None})["items"]
         except ValidationError as error:
-            raise InvalidFacts(flatten_errors(error.messages)) from None
-    envelopes: list[tuple[Any, Any] | InvalidFacts] = [_batch_item(item, compiled) for item in items]
-    valid = [envelope for envelope in envelopes if not isinstance(envelope, InvalidFacts)]
+            raise InvalidRequest(flatten_errors(error.messages)) from None
+    envelopes: list[tuple[Any, Any] | InvalidFacts | InvalidRequest] = [_batch_item(item, compiled) for item in items]
+    valid = [envelope for envelope in envelopes if not isinstance(envelope, InvalidFacts | InvalidRequest)]
     made = iter(compiled.run_many(valid, counters=state.counters()))
     results = []
     outcomes: dict[str, int] = {}
     for envelope in envelopes:
-        answer = envelope if isinstance(envelope, InvalidFacts) else next(made)
+        answer = envelope if isinstance(envelope, InvalidFacts | InvalidRequest) else next(made)
+        if isinstance(answer, InvalidRequest):
+            results.append(error_body("INVALID_REQUEST", "the item does not fit this endpoint", fields=answer.fields))
+            continue
         if isinstance(answer, InvalidFacts):
             results.append(error_body("INVALID_FACTS", "the facts do not match the decision's declarations",
                                       fields=answer.fields))
@@ -107,14 +123,14 @@ def decide_batch(decision: str):
     return jsonify({"results": results})
 
 
-def _batch_item(item: Any, compiled: CompiledDecision) -> tuple[Any, Any] | InvalidFacts:
-    """``(facts, now)`` of a batch item."""
+def _batch_item(item: Any, compiled: CompiledDecision) -> tuple[Any, Any] | InvalidFacts | InvalidRequest:
+    """``(facts, now)`` of a batch item, or what is wrong with it."""
     plain = _plain_envelope(item, _ITEM_KEYS)
     if plain is not None:
         return plain[0], plain[1]
     try:
         envelope = _load(_item_schema, item, compiled)
-    except InvalidFacts as error:
+    except (InvalidFacts, InvalidRequest) as error:
         return error
     return envelope["facts"], envelope["now"]
 

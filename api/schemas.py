@@ -39,12 +39,17 @@ class DecisionRequest(Envelope):
     facts = fields.Raw(required=True, error_messages=FIELD_MESSAGES,
                        metadata={"description": "The facts the decision declares."})
     now = Instant(load_default=None, allow_none=True,
-                  metadata={"description": "Evaluate as of this instant; default: the server clock."})
+                  metadata={"description": "Evaluate as of this instant; default: the server clock. With commit, "
+                                           "at most RULESVC_COMMIT_SKEW seconds (default 300) from the server clock, "
+                                           "else 400 INVALID_REQUEST."})
     explain = StrictBool(load_default=False, metadata={"description": "Add the trace."})
     commit = StrictBool(load_default=False, metadata={"description": "Reserve counters and record the decision."})
     idempotency_key = fields.String(load_default=None, allow_none=True,
                                     validate=[validate.Length(min=1, max=200), _plain_text, _not_blank],
-                                    metadata={"description": "Required with commit; the same key returns the first decision."})
+                                    metadata={"description": "Required with commit (else 400 INVALID_REQUEST); scoped "
+                                                             "per decision: the same key on this decision returns the "
+                                                             "first decision, marked replayed, with the header "
+                                                             "Idempotent-Replayed: true."})
 
     @validates_schema
     def _key_with_commit(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -162,8 +167,11 @@ class DecisionResult(Schema):
     next_eligible_at = fields.String(required=True, allow_none=True, metadata={
         **DATE_TIME, "description": "With defer: the earliest instant every deferring rule is satisfied."})
     ruleset = fields.Nested(RulesetRef, required=True)
-    evaluated_at = fields.String(required=True, metadata=DATE_TIME)
+    evaluated_at = fields.String(required=True, metadata={**DATE_TIME, "description": "The instant evaluated as of "
+                                                                                    "(the request's now)."})
     trace = fields.List(fields.Nested(TraceEntry), metadata={"description": "Only with explain."})
+    replayed = fields.Boolean(metadata={"description": "true: a repeated idempotency key, answered with the first "
+                                                       "decision (header Idempotent-Replayed: true)."})
 
 
 class ErrorDetail(Schema):
@@ -237,7 +245,10 @@ class Record(Schema):
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     reason_codes = fields.List(fields.String(), required=True)
     ruleset_version = fields.String(required=True)
-    evaluated_at = fields.String(required=True, metadata=DATE_TIME)
+    evaluated_at = fields.String(required=True, metadata={**DATE_TIME, "description": "When the commit was made: "
+                                                                                    "the server's clock."})
+    now = fields.String(required=True, metadata={**DATE_TIME, "description": "The instant decided as of: the "
+                                                                           "request's now (within RULESVC_COMMIT_SKEW)."})
     committed = fields.Boolean(required=True)
     idempotency_key = fields.String(required=True, allow_none=True)
     order_id = fields.String(required=True, allow_none=True)

@@ -59,6 +59,8 @@ class ServiceState:
         self._openapi: dict[str, object] = {}
         self._openapi_for: Rulebook | None = None
         self._readiness: tuple[float, dict[str, str]] | None = None  # (when, what) of the last look
+        # The server clock: the time of every commit (SPEC §6). A function, so a test can hold it still.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # --- rules ---------------------------------------------------------------------------------
 

@@ -10,8 +10,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .evaluation import CompiledDecision, Evaluation
+from .limits import Limit
 from .store import Attempt, CountingReader, Store, build_record
 from .values import to_output
+
+# How far a service commit's `now` may be from the server clock (SPEC §6): a caller may not date a
+# commit into another day to pass a daily limit. QA suites (engine/tester.py) commit against their own
+# store at their cases' instants and are not held to it.
+COMMIT_SKEW = Limit("RULESVC_COMMIT_SKEW", 300, "seconds")
+
+
+def commit_time_problem(now: datetime | None, server_now: datetime) -> str | None:
+    """Why a request's ``now`` cannot be the time of a commit the service makes at ``server_now``, or None."""
+    if now is None:
+        return None
+    skew = COMMIT_SKEW.value()
+    apart = abs((now - server_now).total_seconds())
+    if apart <= skew:
+        return None
+    return (f"a commit's now must be within {skew:g} seconds of the server clock ({COMMIT_SKEW.variable}); "
+            f"this one is {apart:.0f} seconds away")
 
 
 def fingerprint(decision: str, facts: dict[str, Any]) -> str:
@@ -29,13 +47,16 @@ class Committed:
 
 
 def commit(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, store: Store,
-           now: datetime | None = None) -> Committed:
-    """Evaluate and commit. The same key returns the first decision; see :meth:`Store.commit`.
+           now: datetime | None = None, server_now: datetime | None = None) -> Committed:
+    """Evaluate as of ``now`` and commit. The same key returns the first decision; see :meth:`Store.commit`.
 
-    Only an allowed decision reserves its counters; denied and deferred ones are recorded too.
+    Only an allowed decision reserves its counters; denied and deferred ones are recorded too. The
+    record keeps ``server_now`` (default: the clock) as its ``evaluated_at`` and ``now`` as its ``now``;
+    the service checks ``now`` against the clock first (:func:`commit_time_problem`).
     """
     facts = compiled.load(raw_facts)  # invalid facts never reach the store
-    at = now or datetime.now(UTC)
+    made_at = server_now or datetime.now(UTC)
+    at = now or made_at
     facts_fingerprint = fingerprint(compiled.name, facts)
     attempts: list[tuple[dict[str, Any], Evaluation]] = []
 
@@ -46,16 +67,20 @@ def commit(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, 
         allowed = result["outcome"] == "allow"
         values = evaluation.values
         reservations = compiled.reservations(values) if allowed else []
-        record = build_record(result, compiled.business_keys(values), allowed, idempotency_key, at, facts_fingerprint)
+        record = build_record(result, compiled.business_keys(values), allowed, idempotency_key, made_at,
+                              facts_fingerprint, now=at)
         return Attempt(result, reservations, record)
 
-    result = store.commit(idempotency_key, facts_fingerprint, attempt, partition=compiled.partition_key(facts))
-    # The store answers with the last attempt's result, or with the first decision of a repeated key.
+    result = store.commit(compiled.name, idempotency_key, facts_fingerprint, attempt,
+                          partition=compiled.partition_key(facts))
+    # The store answers with the last attempt's result, or with the first decision of a repeated key
+    # (a copy marked replayed).
     made = attempts[-1] if attempts and attempts[-1][0] is result else None
     return Committed(result, made[1] if made else None)
 
 
 def commit_decision(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, store: Store,
-                    now: datetime | None = None) -> dict[str, Any]:
+                    now: datetime | None = None, server_now: datetime | None = None) -> dict[str, Any]:
     """:func:`commit`, answering just the decision document."""
-    return commit(compiled, raw_facts, idempotency_key=idempotency_key, store=store, now=now).result
+    return commit(compiled, raw_facts, idempotency_key=idempotency_key, store=store, now=now,
+                  server_now=server_now).result

@@ -31,6 +31,17 @@ AUDIT = {"Authorization": f"Bearer {AUDIT_TOKEN}"}
 os.environ["RULESVC_AUDIT_TOKEN"] = AUDIT_TOKEN
 
 
+# The tests commit at fixed instants of 2026 (NOW, the seeds' examples), whatever day they run: the
+# service's commit skew (RULESVC_COMMIT_SKEW, SPEC §6) is opened wide for them, services they start
+# included. The tests of the skew itself set it back (tests/test_commit_time.py).
+WIDE_COMMIT_SKEW = str(100 * 366 * 86_400)
+
+
+@pytest.fixture(autouse=True)
+def _commits_at_fixed_instants(monkeypatch):
+    monkeypatch.setenv("RULESVC_COMMIT_SKEW", WIDE_COMMIT_SKEW)
+
+
 @pytest.fixture(scope="session")
 def rulebook() -> Rulebook:
     return load_rulebook([RULES])

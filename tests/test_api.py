@@ -31,6 +31,7 @@ def test_invalid_envelope_and_facts_are_listed_together(client):
     facts = {**INITIATE_OK, "payout": {"amount": "1.234", "reason": "price_difference"}}
     response = client.post("/v1/decisions/payout.initiate", json={"facts": facts, "now": "2026-11-20 10:00", "x": 1})
     assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "INVALID_REQUEST"  # the envelope is wrong: the request's problem
     assert response.get_json()["error"]["fields"] == {
         "now": ["must carry a UTC offset (e.g. +08:00 or Z)"],
         "x": ["Unknown field."],
@@ -42,7 +43,7 @@ def test_invalid_envelope_and_facts_are_listed_together(client):
 def test_malformed_json_is_a_400(client, body):
     response = client.post("/v1/decisions/payout.initiate", data=body, content_type="application/json")
     assert response.status_code == 400
-    assert response.get_json()["error"]["code"] == "INVALID_FACTS"
+    assert response.get_json()["error"]["code"] == "INVALID_REQUEST"  # the request, not its facts (SPEC §6)
 
 
 def test_unknown_decision_is_a_404(client):

@@ -96,7 +96,7 @@ def test_the_generated_client_reads_a_defer_and_an_error(served, generated):
         body.now = datetime.fromisoformat("2026-11-20T20:00:00")  # no offset: invalid
         error = api.sync(client=client, body=body)
     assert isinstance(error, models.Error)
-    assert error.error.code == "INVALID_FACTS"
+    assert error.error.code == "INVALID_REQUEST"  # a bad now is the request's problem
     assert list(error.error.fields.to_dict()) == ["now"]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -77,7 +79,12 @@ def test_records_json_csv_and_bad_query(client):
     committed = decide(client, "payout.initiate", facts=INITIATE_OK, now=NOW, commit=True, idempotency_key="p1").get_json()
     listed = client.get("/v1/decisions/records?decision=payout.initiate&outcome=allow", headers=AUDIT).get_json()["records"]
     assert [r["decision_id"] for r in listed] == [committed["decision_id"]]
-    assert client.get("/v1/decisions/records?from=2026-11-20T10:00:01%2B08:00", headers=AUDIT).get_json()["records"] == []
+    # records are searched by when they were made (the server's clock), not by the request's now
+    assert listed[0]["now"] == NOW and listed[0]["evaluated_at"] != NOW
+    made = datetime.fromisoformat(listed[0]["evaluated_at"])
+    after = quote((made + timedelta(seconds=1)).isoformat())
+    assert client.get(f"/v1/decisions/records?from={after}", headers=AUDIT).get_json()["records"] == []
+    assert len(client.get(f"/v1/decisions/records?to={after}", headers=AUDIT).get_json()["records"]) == 1
     csv_response = client.get(f"/v1/decisions/records?id={committed['decision_id']}&format=csv", headers=AUDIT)
     assert csv_response.mimetype == "text/csv"
     assert csv_response.get_data(as_text=True).splitlines()[1].startswith(

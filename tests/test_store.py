@@ -329,7 +329,7 @@ def test_a_cluster_that_loses_its_slots_is_clusterdown_then_serves_again(contact
                 time.sleep(0.2)
         # nothing half-written: no record, and no key (the retry is evaluated anew, not replayed)
         assert [record.idempotency_key for record in store.records(RecordQuery())] == ["d-1"]
-        assert store.client.get(store.keys(partition).idempotency("d-2")) is None
+        assert store.client.get(store.keys(partition).idempotency(contact.name, "d-2")) is None
         assert commit_decision(contact, contact_facts("o-2", "buyer-2"), idempotency_key="d-2", store=store,
                                now=NOW)["outcome"] == "allow"
         assert sorted(record.idempotency_key for record in store.records(RecordQuery())) == ["d-1", "d-2"]
@@ -470,10 +470,12 @@ def test_a_process_killed_after_the_commit_leaves_reservation_and_record(contact
 
 def test_payout_records_in_postgres_query_and_csv(initiate, rulebook, postgres_server, redis_url):
     store = open_store(redis_url, postgres_server.url)
-    first = commit_decision(initiate, payout_facts("pg-order-1", "12.34"), idempotency_key="rec-1", store=store, now=NOW)
+    made_at = datetime.fromisoformat("2026-11-20T10:00:03+08:00")  # the server's clock, 3 s after the request's now
+    first = commit_decision(initiate, payout_facts("pg-order-1", "12.34"), idempotency_key="rec-1", store=store, now=NOW,
+                            server_now=made_at)
     later = datetime.fromisoformat("2026-11-20T11:00:00+08:00")
     denied = commit_decision(initiate, payout_facts("pg-order-2", "60.00"), idempotency_key="rec-2", store=store,
-                             now=later)
+                             now=later, server_now=later)
     assert denied["outcome"] == "deny"
     by_id = store.records(RecordQuery(decision_id=first["decision_id"]))
     assert [(r.order_id, r.customer_account, r.amount, r.reason, r.committed) for r in by_id] == [
@@ -484,9 +486,12 @@ def test_payout_records_in_postgres_query_and_csv(initiate, rulebook, postgres_s
     assert first["decision_id"] in [r.decision_id for r in window] and denied["decision_id"] not in [
         r.decision_id for r in window]
     csv_text = export_csv(by_id, lambda decision, value: rulebook.decision(decision).label("reason", value))
-    assert csv_text.splitlines()[0] == "\ufeff打款单号,订单号,客户账号,打款原因,状态,打款金额,店铺,申请时间,决策,原因代码"
+    assert csv_text.splitlines()[0] == ("\ufeff打款单号,订单号,客户账号,打款原因,状态,打款金额,店铺,申请时间,决策,原因代码,"
+                                        "请求时间(now)")
     assert csv_text.splitlines()[1] == (f"{first['decision_id']},pg-order-1,jd_buyer_1,补差价,已通过,12.34,store-1,"
-                                        "2026-11-20T10:00:00+08:00,payout.initiate,")
+                                        "2026-11-20T10:00:03+08:00,payout.initiate,,2026-11-20T10:00:00+08:00")
+    # the record keeps both instants, in PostgreSQL too
+    assert [(r.evaluated_at, r.now) for r in by_id] == [(made_at, NOW)]
 
 
 def test_a_key_redis_forgot_is_replayed_from_the_records(contact, redis_url, tmp_path):
@@ -548,7 +553,7 @@ def test_on_a_cluster_the_keys_of_a_commit_share_one_hash_slot(initiate, ruleboo
     for key in keys:
         by_tag.setdefault(key.split("}")[0], set()).add(client.keyslot(key))
     assert len(by_tag) == 2 and all(len(slots) == 1 for slots in by_tag.values()), by_tag
-    assert sorted(key.split("}:")[1].split(":")[0] for key in keys) == ["counter"] * 8 + ["idempotency"] * 2 + ["outbox"] * 2
+    assert sorted(key.split("}:")[1].split(":")[0] for key in keys) == ["counter"] * 8 + ["decision-key"] * 2 + ["outbox"] * 2
     # the records are found in the outbox, moved, and counted as on one server
     assert len(store.records(RecordQuery())) == 2 and store.drain() == 2 and store.drain() == 0
     # store-1's sub-account has 30.00 of its 100.00 today: a plain evaluation reads it in its partition

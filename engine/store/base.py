@@ -134,12 +134,14 @@ class Store(Protocol):
         """Counters for a plain (uncommitted) evaluation."""
         ...
 
-    def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt],
-               partition: str | None = None) -> dict[str, Any]:
+    def commit(self, decision: str, idempotency_key: str, fingerprint: str,
+               attempt: Callable[[CountingReader], Attempt], partition: str | None = None) -> dict[str, Any]:
         """Evaluate through ``attempt`` and, atomically, reserve its counters and record it.
 
-        A key seen before returns the first decision (or raises :class:`IdempotencyConflict` if
-        ``fingerprint`` differs). Raises :class:`StoreUnavailable` with nothing written.
+        Keys are scoped per decision: a key seen before *on this decision* returns the first decision,
+        marked ``"replayed": true`` (or raises :class:`IdempotencyConflict` if ``fingerprint`` differs);
+        the same key on another decision is another commit. Raises :class:`StoreUnavailable` with
+        nothing written.
         ``partition`` is the decision's partition value (where a Redis Cluster keeps the commit).
         """
         ...
@@ -172,7 +174,14 @@ class Store(Protocol):
 
 
 def replay(stored: StoredDecision, fingerprint: str, idempotency_key: str) -> dict[str, Any]:
-    """The first decision for a repeated key, or a conflict when the facts differ."""
+    """The first decision for a repeated key, marked ``"replayed": true`` (SPEC §6), or a conflict when
+    the facts differ."""
     if stored.fingerprint != fingerprint:
         raise IdempotencyConflict(f"idempotency key {idempotency_key!r} was used with different facts")
-    return stored.result
+    return {**stored.result, "replayed": True}
+
+
+def legacy_key_of(stored: StoredDecision | None, decision: str) -> StoredDecision | None:
+    """A key stored before keys were scoped per decision, honoured for the decision it was used on
+    only: after the upgrade it neither vanishes for that decision nor collides with another's."""
+    return stored if stored is not None and stored.result.get("decision") == decision else None

@@ -99,17 +99,17 @@ class OutboxMover:
 
 
 class RecordLookup(Protocol):
-    def recorded(self, key: str) -> StoredDecision | None:
+    def recorded(self, decision: str, key: str) -> StoredDecision | None:
         ...
 
 
-def recorded_or_none(records: RecordLookup, idempotency_key: str) -> StoredDecision | None:
-    """The decision the record store keeps under ``idempotency_key`` — a key the counter store no
-    longer knows (Redis forgets keys after 7 days; another host may have committed it) — or None,
-    also when the record store cannot be reached: the commit then goes on, its record waiting in
-    the outbox, rather than failing for a check that almost never finds anything."""
+def recorded_or_none(records: RecordLookup, decision: str, idempotency_key: str) -> StoredDecision | None:
+    """The decision the record store keeps under ``idempotency_key`` for ``decision`` — a key the
+    counter store no longer knows (Redis forgets keys after 7 days; another host may have committed
+    it) — or None, also when the record store cannot be reached: the commit then goes on, its record
+    waiting in the outbox, rather than failing for a check that almost never finds anything."""
     try:
-        return records.recorded(idempotency_key)
+        return records.recorded(decision, idempotency_key)
     except StoreUnavailable as error:
         log.warning("idempotency key %r not checked against the records: %s", idempotency_key, error)
         return None

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ..values import epoch_ms
+from ..values import epoch_ms, parse_instant, to_output
 
 OUTCOME_LABELS = {"allow": "已通过", "deny": "已拒绝", "defer": "暂缓", "review": "待审核"}
 RECORD_COLUMNS = ("order_id", "customer_account", "store_id", "amount", "reason")
@@ -23,7 +23,7 @@ class DecisionRecord:
     outcome: str
     reason_codes: list[str]
     ruleset_version: str
-    evaluated_at: datetime
+    evaluated_at: datetime  # the server's clock when the commit was made (SPEC §6), what searches filter on
     committed: bool  # counters were reserved (an allowed commit)
     idempotency_key: str | None
     result: dict[str, Any]
@@ -33,12 +33,19 @@ class DecisionRecord:
     amount: Decimal | None = None
     reason: str | None = None
     fingerprint: str | None = None  # of the committed facts: a replay after the key store forgot still matches
+    now: datetime | None = None  # the instant the decision was evaluated as of: the request's `now`
+
+    @property
+    def decided_as_of(self) -> datetime:
+        """The request's ``now``; for a record written before it was kept, the instant its decision
+        document says it was evaluated at (the same instant: the request's ``now`` or the server clock)."""
+        return self.now if self.now is not None else parse_instant(self.result["evaluated_at"])
 
     def as_json(self) -> dict[str, Any]:
         return {
             "decision_id": self.decision_id, "decision": self.decision, "outcome": self.outcome,
             "reason_codes": self.reason_codes, "ruleset_version": self.ruleset_version,
-            "evaluated_at": self.result.get("evaluated_at") or self.evaluated_at.isoformat(),
+            "evaluated_at": to_output(self.evaluated_at), "now": to_output(self.decided_as_of),
             "committed": self.committed, "idempotency_key": self.idempotency_key,
             "order_id": self.order_id, "customer_account": self.customer_account, "store_id": self.store_id,
             "amount": None if self.amount is None else str(self.amount), "reason": self.reason,
@@ -90,12 +97,15 @@ def record_to_json(record: DecisionRecord) -> dict[str, Any]:
             "evaluated_at": record.evaluated_at.isoformat(), "committed": record.committed,
             "idempotency_key": record.idempotency_key, "result": record.result,
             **{column: getattr(record, column) for column in RECORD_COLUMNS if column != "amount"},
-            "amount": None if record.amount is None else str(record.amount), "fingerprint": record.fingerprint}
+            "amount": None if record.amount is None else str(record.amount), "fingerprint": record.fingerprint,
+            "now": None if record.now is None else record.now.isoformat()}
 
 
 def record_from_json(data: dict[str, Any]) -> DecisionRecord:
     values = dict(data)
     values["evaluated_at"] = datetime.fromisoformat(values["evaluated_at"])
+    # an outbox written before records kept the request's `now` has none
+    values["now"] = None if values.get("now") is None else datetime.fromisoformat(values["now"])
     values["amount"] = None if values["amount"] is None else Decimal(values["amount"])
     return DecisionRecord(**values)
 
@@ -105,17 +115,21 @@ class DuplicateIdempotencyKey(Exception):
 
 
 def build_record(result: dict[str, Any], business_keys: dict[str, Any], committed: bool,
-                 idempotency_key: str | None, evaluated_at: datetime, fingerprint: str | None = None) -> DecisionRecord:
+                 idempotency_key: str | None, evaluated_at: datetime, fingerprint: str | None = None,
+                 now: datetime | None = None) -> DecisionRecord:
+    """The record of a commit made at ``evaluated_at`` (the server's clock) as of ``now`` (the request's)."""
     return DecisionRecord(
         decision_id=result["decision_id"], decision=result["decision"], outcome=result["outcome"],
         reason_codes=[reason["code"] for reason in result["reasons"]],
         ruleset_version=result["ruleset"]["version"], evaluated_at=evaluated_at, committed=committed,
-        idempotency_key=idempotency_key, result=result, fingerprint=fingerprint,
+        idempotency_key=idempotency_key, result=result, fingerprint=fingerprint, now=now,
         **{column: business_keys.get(column) for column in RECORD_COLUMNS})
 
 
 # The payout records page of seed 000: 打款单号, 订单号, 客户账号, 打款原因, 状态 — then the rest.
-CSV_HEADER = ("打款单号", "订单号", "客户账号", "打款原因", "状态", "打款金额", "店铺", "申请时间", "决策", "原因代码")
+# 申请时间 is when the commit was made (the server's evaluated_at), 请求时间(now) the request's `now`.
+CSV_HEADER = ("打款单号", "订单号", "客户账号", "打款原因", "状态", "打款金额", "店铺", "申请时间", "决策", "原因代码",
+              "请求时间(now)")
 
 
 # A spreadsheet runs a cell starting with one of these as a formula (=HYPERLINK(…), @SUM(…), or a tab,
@@ -140,6 +154,7 @@ def export_csv(records: Iterable[DecisionRecord], reason_label: Callable[[str, s
             record.decision_id, record.order_id or "", record.customer_account or "",
             reason_label(record.decision, record.reason), OUTCOME_LABELS.get(record.outcome, record.outcome),
             "" if record.amount is None else str(record.amount), record.store_id or "",
-            record.result.get("evaluated_at", ""), record.decision, " ".join(record.reason_codes),
+            to_output(record.evaluated_at), record.decision, " ".join(record.reason_codes),
+            to_output(record.decided_as_of),
         )])
     return buffer.getvalue()

@@ -46,6 +46,7 @@ from .base import (
     CountingReader,
     StoredDecision,
     StoreUnavailable,
+    legacy_key_of,
     replay,
     storage_expiry,
     unavailable,
@@ -126,7 +127,13 @@ class KeySpace:
     def counter(self, slot_key: str) -> str:
         return f"{self.prefix}counter:{slot_key}"
 
-    def idempotency(self, key: str) -> str:
+    def idempotency(self, decision: str, key: str) -> str:
+        """A commit's key, scoped per decision (SPEC §6). Not under ``idempotency:``, where earlier
+        versions kept global keys (:meth:`legacy_idempotency`), so no old key can be taken for a new one."""
+        return f"{self.prefix}decision-key:{decision}/{key}"
+
+    def legacy_idempotency(self, key: str) -> str:
+        """Where a version before per-decision keys kept ``key`` (read only, until it expires)."""
         return f"{self.prefix}idempotency:{key}"
 
     @property
@@ -255,18 +262,23 @@ class RedisStore:
     def reader(self) -> CountingReader:
         return CountingReader(self._units, self._units_many)
 
-    def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt],
-               partition: str | None = None) -> dict[str, Any]:
+    def commit(self, decision: str, idempotency_key: str, fingerprint: str,
+               attempt: Callable[[CountingReader], Attempt], partition: str | None = None) -> dict[str, Any]:
         space = self.keys(partition)
-        key = space.idempotency(idempotency_key)
+        key = space.idempotency(decision, idempotency_key)
         with self.serving():  # a failure before the script wrote nothing; the script writes all or nothing
             for number in range(MAX_ATTEMPTS):
                 stored = self.client.get(key)
                 if stored is not None:
                     return replay(_stored(stored), fingerprint, idempotency_key)
                 if number == 0:
+                    # A key an earlier version stored (global, kept 7 days) counts for its own decision.
+                    legacy = self.client.get(space.legacy_idempotency(idempotency_key))
+                    earlier = legacy_key_of(_stored(legacy) if legacy is not None else None, decision)
+                    if earlier is not None:
+                        return replay(earlier, fingerprint, idempotency_key)
                     # Redis keeps a key 7 days; the records remember it for good.
-                    first = recorded_or_none(self.records_store, idempotency_key)
+                    first = recorded_or_none(self.records_store, decision, idempotency_key)
                     if first is not None:  # known again for 7 days (never over a decision made meanwhile)
                         self.client.set(key, _stored_json(first.fingerprint, first.result), ex=IDEMPOTENCY_TTL_SECONDS,
                                         nx=True)

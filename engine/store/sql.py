@@ -13,7 +13,8 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,14 +36,16 @@ from sqlalchemy import (
     event,
     false,
     insert,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from ..values import epoch_ms, parse_instant
+from ..values import epoch_ms, from_epoch_us, parse_instant
 from .base import (
     Attempt,
     CounterSlot,
@@ -67,8 +70,19 @@ counters = Table(
     Column("expires_ms", BigInteger, nullable=True, index=True),
 )
 
+# Idempotency keys are scoped per decision (SPEC §6): the same key on two decisions is two commits.
 idempotency = Table(
-    "idempotency_keys", metadata,
+    "decision_idempotency_keys", metadata,
+    Column("decision", String(128), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("result", Text, nullable=False),
+)
+
+# The global keys of earlier versions: moved into ``idempotency`` (with the decision each was used
+# on) and dropped when a store opens the file (upgrade_idempotency_keys).
+legacy_idempotency = Table(
+    "idempotency_keys", MetaData(),
     Column("key", String(256), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("result", Text, nullable=False),
@@ -83,7 +97,7 @@ decision_records = Table(
     Column("ruleset_version", String(80), nullable=False),
     Column("evaluated_ms", BigInteger, nullable=False),
     Column("committed", Boolean, nullable=False),
-    Column("idempotency_key", String(256), nullable=True, unique=True),
+    Column("idempotency_key", String(256), nullable=True),
     Column("order_id", Text, nullable=True),
     Column("customer_account", Text, nullable=True),
     Column("store_id", Text, nullable=True),
@@ -91,10 +105,14 @@ decision_records = Table(
     Column("reason", String(64), nullable=True),
     Column("result", Text, nullable=False),
     Column("fingerprint", String(64), nullable=True),
+    # The request's `now` (ISO 8601); evaluated_ms is the server's clock (SPEC §6). Added by
+    # upgrade_records for tables made before it; NULL there (their decision document has the instant).
+    Column("request_now", Text, nullable=True),
     Index("ix_records_decision_time", "decision", "evaluated_ms"),
     Index("ix_records_order", "order_id"),
     Index("ix_records_store", "store_id", "evaluated_ms"),
     Index("ix_records_customer", "customer_account"),
+    Index("uq_records_decision_key", "decision", "idempotency_key", unique=True),  # keys are per decision
 )
 
 
@@ -175,6 +193,7 @@ class SqlRecords:
         self.engine = engine
         try:
             metadata.create_all(engine)
+            upgrade_records(engine)
         except SQLAlchemyError as error:
             raise sql_unavailable("record store", error) from None
 
@@ -221,7 +240,7 @@ class SqlRecords:
             "idempotency_key": record.idempotency_key, "order_id": record.order_id,
             "customer_account": record.customer_account, "store_id": record.store_id, "amount": record.amount,
             "reason": record.reason, "result": json.dumps(record.result, ensure_ascii=False),
-            "fingerprint": record.fingerprint,
+            "fingerprint": record.fingerprint, "request_now": None if record.now is None else record.now.isoformat(),
         }
         if connection is not None:
             connection.execute(insert(decision_records).values(row))
@@ -234,15 +253,16 @@ class SqlRecords:
         except SQLAlchemyError as error:
             raise sql_unavailable("record store", error) from None
 
-    def recorded(self, key: str) -> StoredDecision | None:
-        """The decision recorded under idempotency ``key``, for a replay; None if there is none."""
-        first = self.by_idempotency_key(key)
+    def recorded(self, decision: str, key: str) -> StoredDecision | None:
+        """The decision recorded under idempotency ``key`` for ``decision``, for a replay; None if there is none."""
+        first = self.by_idempotency_key(decision, key)
         return None if first is None else StoredDecision(first.fingerprint or "", first.result)
 
-    def by_idempotency_key(self, key: str) -> DecisionRecord | None:
+    def by_idempotency_key(self, decision: str, key: str) -> DecisionRecord | None:
         try:
             with self.engine.connect() as connection:
-                statement = select(decision_records).where(decision_records.c.idempotency_key == key)
+                statement = select(decision_records).where(decision_records.c.decision == decision,
+                                                           decision_records.c.idempotency_key == key)
                 row = connection.execute(statement).mappings().first()
         except SQLAlchemyError as error:
             raise sql_unavailable("record store", error) from None
@@ -272,12 +292,104 @@ class SqlRecords:
         return [_record(row) for row in rows]
 
 
+def upgrade_records(engine: Engine) -> None:
+    """Bring a record table an earlier version made up to this one (docs/state.md §6): idempotency keys
+    unique per decision rather than globally, and the ``request_now`` column. Run at every start by
+    every process; each check is repeated inside the write transaction, so processes starting at
+    once change the table once. Every record is kept, with its key."""
+    if _global_key_constraint(engine) is not None:
+        with engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE, so the look and the change are one step
+            name = _global_key_constraint(connection)
+            if name is not None and engine.dialect.name == "postgresql":
+                connection.execute(text(f'ALTER TABLE decision_records DROP CONSTRAINT IF EXISTS "{name}"'))
+                _records_key_index().create(connection, checkfirst=True)
+            elif name is not None:
+                _rebuild_sqlite_records(connection)
+    if "request_now" in _columns(engine):
+        return
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE decision_records ADD COLUMN IF NOT EXISTS request_now TEXT"))
+        elif "request_now" not in _columns(connection):
+            connection.execute(text("ALTER TABLE decision_records ADD COLUMN request_now TEXT"))
+
+
+def _records_key_index() -> Index:
+    return next(index for index in decision_records.indexes if index.name == "uq_records_decision_key")
+
+
+def _global_key_constraint(bind: Engine | Connection) -> str | None:
+    """The name of an earlier version's unique constraint on ``idempotency_key`` alone, or None when
+    the table has none. SQLite's is an automatic index, found through its PRAGMAs (SQLAlchemy does not
+    reflect every spelling of it)."""
+    if bind.dialect.name != "sqlite":
+        for constraint in inspect(bind).get_unique_constraints("decision_records"):
+            if constraint["column_names"] == ["idempotency_key"]:
+                return constraint["name"]
+        return None
+    with _connection(bind) as connection:
+        for index in connection.exec_driver_sql("PRAGMA index_list(decision_records)").mappings():
+            if index["unique"] and index["origin"] == "u":
+                columns = connection.exec_driver_sql(f'PRAGMA index_info("{index["name"]}")').mappings()
+                if [column["name"] for column in columns] == ["idempotency_key"]:
+                    return str(index["name"])
+    return None
+
+
+@contextmanager
+def _connection(bind: Engine | Connection) -> Iterator[Connection]:
+    """``bind`` itself if it is a connection, else a new one for the block."""
+    if isinstance(bind, Connection):
+        yield bind
+        return
+    with bind.connect() as connection:
+        yield connection
+
+
+def _rebuild_sqlite_records(connection: Connection) -> None:
+    """SQLite cannot drop a column's inline UNIQUE: the table is made anew and every row copied into it,
+    in the caller's transaction (a crash leaves the old table as it was)."""
+    kept = sorted(_columns(connection) & {column.name for column in decision_records.columns})
+    for index in inspect(connection).get_indexes("decision_records"):
+        if index["name"] and not index["name"].startswith("sqlite_"):  # names are per database, not per table
+            connection.execute(text(f'DROP INDEX "{index["name"]}"'))
+    connection.execute(text("ALTER TABLE decision_records RENAME TO decision_records_before_upgrade"))
+    decision_records.create(connection)
+    listed = ", ".join(f'"{name}"' for name in kept)
+    connection.execute(text(f"INSERT INTO decision_records ({listed}) SELECT {listed} FROM decision_records_before_upgrade"))
+    connection.execute(text("DROP TABLE decision_records_before_upgrade"))
+    log.info("decision records: idempotency keys are now unique per decision (table rebuilt, every record kept)")
+
+
+def upgrade_idempotency_keys(engine: Engine) -> None:
+    """Move an earlier version's global idempotency keys into the per-decision table, each under the
+    decision it was used on (from its stored result), then drop the old table: an old key still
+    replays on its decision and no longer blocks the same key on another."""
+    if not inspect(engine).has_table(legacy_idempotency.name):
+        return
+    with engine.begin() as connection:
+        if not inspect(connection).has_table(legacy_idempotency.name):
+            return  # another process moved them meanwhile
+        rows = connection.execute(select(legacy_idempotency)).all()
+        moved = [{"decision": json.loads(row.result)["decision"], "key": row.key, "fingerprint": row.fingerprint,
+                  "result": row.result} for row in rows]
+        if moved:
+            connection.execute(sqlite_insert(idempotency).on_conflict_do_nothing(), moved)
+        legacy_idempotency.drop(connection)
+    log.info("idempotency keys: %d moved to per-decision keys", len(moved))
+
+
+def _columns(bind: Engine | Connection) -> set[str]:
+    return {column["name"] for column in inspect(bind).get_columns("decision_records")}
+
+
 def _record(row: Any) -> DecisionRecord:
     result = json.loads(row["result"])
     return DecisionRecord(
         decision_id=row["decision_id"], decision=row["decision"], outcome=row["outcome"],
         reason_codes=row["reason_codes"].split() if row["reason_codes"] else [],
-        ruleset_version=row["ruleset_version"], evaluated_at=parse_instant(result["evaluated_at"]),
+        ruleset_version=row["ruleset_version"], evaluated_at=from_epoch_us(row["evaluated_ms"] * 1000),
+        now=None if row["request_now"] is None else parse_instant(row["request_now"]),
         committed=bool(row["committed"]), idempotency_key=row["idempotency_key"], result=result,
         order_id=row["order_id"], customer_account=row["customer_account"], store_id=row["store_id"],
         amount=None if row["amount"] is None else Decimal(row["amount"]).quantize(Decimal("0.01")),
@@ -299,6 +411,7 @@ class SqliteStore:
         self._readers = threading.local()
         try:
             metadata.create_all(engine)
+            upgrade_idempotency_keys(engine)
         except SQLAlchemyError as error:
             raise sql_unavailable("counter store", error) from None
 
@@ -339,14 +452,15 @@ class SqliteStore:
                 raise sql_unavailable("counter store", error) from None
         return CountingReader(read, read_many)
 
-    def commit(self, idempotency_key: str, fingerprint: str, attempt: Callable[[CountingReader], Attempt],
-               partition: str | None = None) -> dict[str, Any]:
+    def commit(self, decision: str, idempotency_key: str, fingerprint: str,
+               attempt: Callable[[CountingReader], Attempt], partition: str | None = None) -> dict[str, Any]:
         # With records elsewhere (shared by several hosts), a key another host committed is replayed.
-        first = None if self._same_database else recorded_or_none(self.records_store, idempotency_key)
+        first = None if self._same_database else recorded_or_none(self.records_store, decision, idempotency_key)
         try:
             with self.engine.begin() as connection:  # BEGIN IMMEDIATE: the write lock, held to the end
                 stored = connection.execute(
-                    select(idempotency.c.fingerprint, idempotency.c.result).where(idempotency.c.key == idempotency_key)
+                    select(idempotency.c.fingerprint, idempotency.c.result).where(
+                        idempotency.c.decision == decision, idempotency.c.key == idempotency_key)
                 ).first()
                 if stored is not None:
                     return replay(StoredDecision(stored.fingerprint, json.loads(stored.result)), fingerprint,
@@ -364,7 +478,8 @@ class SqliteStore:
                     connection.execute(upsert.on_conflict_do_update(
                         index_elements=[counters.c.key], set_={"units": counters.c.units + reservation.units}))
                 connection.execute(insert(idempotency).values(
-                    key=idempotency_key, fingerprint=fingerprint, result=json.dumps(made.result, ensure_ascii=False)))
+                    decision=decision, key=idempotency_key, fingerprint=fingerprint,
+                    result=json.dumps(made.result, ensure_ascii=False)))
                 # The record joins this transaction: in the record table when it is in this file,
                 # else in the outbox, which the mover empties into the record store.
                 if self._same_database:
