@@ -11,10 +11,13 @@ from marshmallow import ValidationError
 
 from engine import Rulebook, UnknownDecision
 from engine.facts import flatten_errors
-from engine.store import RecordQuery, export_csv
+from engine.limits import AUDIT_SECONDS, Budget, checkpoint
+from engine.store import RecordQuery, csv_lines, record_order
 
 from .auth import audit_required, bearer_token, sees_sensitive_facts
 from .errors import InvalidRequest
+from .limits import heavy_run
+from .pagination import decode_cursor, encode_cursor, with_next_page
 from .schemas import RecordsQuery
 
 blueprint = Blueprint("records", __name__, url_prefix="/v1/decisions")
@@ -24,21 +27,36 @@ _query_schema = RecordsQuery()
 @blueprint.get("/records")
 @audit_required
 def list_records():
+    """A page of committed records, oldest first (``limit`` ≤ 1,000); the next page's address in the
+    ``Link`` header, its cursor in ``Next-Cursor``. The CSV is streamed a line at a time."""
     try:
         args = _query_schema.load(request.args.to_dict())
     except ValidationError as error:
         raise InvalidRequest(flatten_errors(error.messages)) from None
+    after = decode_cursor(args["cursor"], "records")
+    if after is not None and not (isinstance(after, list) and len(after) == 2 and isinstance(after[0], int)
+                                  and isinstance(after[1], str)):
+        raise InvalidRequest({"cursor": ["not a cursor of this listing: pass the Next-Cursor of its previous page"]})
     state = current_app.extensions["rulesvc"]
-    found = state.store.records(RecordQuery(decision=args["decision"], start=args["from_"], end=args["to"],
-                                            outcome=args["outcome"], decision_id=args["id"], order_id=args["order_id"],
-                                            store_id=args["store_id"], limit=args["limit"]))
+    limit = args["limit"]
+    query = RecordQuery(decision=args["decision"], start=args["from_"], end=args["to"], outcome=args["outcome"],
+                        decision_id=args["id"], order_id=args["order_id"], store_id=args["store_id"], limit=limit + 1,
+                        after=tuple(after) if after else None)
+    with heavy_run(Budget("records page", seconds=AUDIT_SECONDS)):
+        found = state.store.records(query)
+        checkpoint()
+    cursor = encode_cursor("records", list(record_order(found[limit - 1]))) if len(found) > limit else None
+    found = found[:limit]
     if not sees_sensitive_facts(bearer_token()):
         found = state.masked_records(found)
     if args["format"] == "csv":
-        body = export_csv(found, lambda decision, value: reason_label(state.rulebook, decision, value))
-        return Response(body, mimetype="text/csv", headers={
+        rulebook = state.rulebook
+        lines = csv_lines(found, lambda decision, value: reason_label(rulebook, decision, value))
+        response = Response(lines, mimetype="text/csv", headers={
             "Content-Disposition": 'attachment; filename="decision-records.csv"'})
-    return jsonify({"records": [record.as_json() for record in found]})
+    else:
+        response = jsonify({"records": [record.as_json() for record in found], "next_cursor": cursor})
+    return with_next_page(response, cursor)
 
 
 def reason_label(rulebook: Rulebook, decision: str, value: str | None) -> str:

@@ -259,9 +259,11 @@ class Record(Schema):
 
 
 class RecordList(Schema):
-    """Committed decision records, oldest first."""
+    """Committed decision records, oldest first: one page."""
 
     records = fields.List(fields.Nested(Record), required=True)
+    next_cursor = fields.String(required=True, allow_none=True,
+                                metadata={"description": "The cursor of the next page (as ?cursor=); null on the last"})
 
 
 class CaseReport(Schema):

@@ -103,3 +103,30 @@ def test_an_audit_read_waits_its_turn_with_the_heavy_work(service):
         busy = client.get("/v1/decisions/log", headers=AUDIT)
     assert busy.status_code == 429 and busy.json["error"]["code"] == "BUSY" and busy.headers["Retry-After"]
     assert client.get("/v1/decisions/log", headers=AUDIT).status_code == 200
+
+
+def test_records_come_a_page_at_a_time_and_the_csv_too(service):
+    client, state = service
+    ids = [commit(client, f"page-{number}", f"buyer-{number}")["decision_id"] for number in range(5)]
+    for format_ in ("json", "csv"):
+        seen, cursor = [], None
+        while True:
+            path = f"/v1/decisions/records?limit=2&format={format_}" + (f"&cursor={cursor}" if cursor else "")
+            answer = client.get(path, headers=AUDIT)
+            assert answer.status_code == 200
+            if format_ == "json":
+                assert answer.json["next_cursor"] == answer.headers.get("Next-Cursor")
+                seen += [record["decision_id"] for record in answer.json["records"]]
+            else:
+                table = list(csv.reader(io.StringIO(answer.get_data(as_text=True).lstrip("\ufeff"))))
+                seen += [row[0] for row in table[1:]]
+            cursor = answer.headers.get("Next-Cursor")
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(ids) and len(seen) == 5, format_  # each record once
+    assert client.get("/v1/decisions/records?limit=1001", headers=AUDIT).status_code == 400
+    state.decision_log.flush()
+    log_cursor = client.get("/v1/decisions/log?limit=1", headers=AUDIT).headers.get("Next-Cursor")
+    assert log_cursor is not None
+    refused = client.get(f"/v1/decisions/records?cursor={log_cursor}", headers=AUDIT)
+    assert refused.status_code == 400 and "cursor" in refused.json["error"]["fields"]

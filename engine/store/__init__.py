@@ -20,7 +20,7 @@ from .base import (
     to_units,
     unavailable,
 )
-from .records import CSV_HEADER, DecisionRecord, RecordQuery, build_record, export_csv
+from .records import CSV_HEADER, DecisionRecord, RecordQuery, build_record, csv_lines, export_csv, record_order
 from .sql import SqliteStore, SqlRecords, make_engine
 
 DEFAULT_STORE_URL = "sqlite:///var/rulesvc.db"
@@ -51,5 +51,5 @@ def open_store(store_url: str = DEFAULT_STORE_URL, records_url: str | None = Non
 __all__ = [
     "CLUSTER_SCHEME", "CSV_HEADER", "DEFAULT_STORE_URL", "Attempt", "CounterSlot", "CountingReader", "DecisionRecord",
     "IdempotencyConflict", "RecordQuery", "Reservation", "SqliteStore", "Store", "StoreUnavailable", "build_record",
-    "counter_slot", "export_csv", "is_cluster", "open_store", "to_units", "unavailable",
+    "counter_slot", "csv_lines", "export_csv", "record_order", "is_cluster", "open_store", "to_units", "unavailable",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -62,6 +62,7 @@ class RecordQuery:
     order_id: str | None = None  # 输入单号查询: the page looks records up by order number
     store_id: str | None = None
     limit: int = 1000
+    after: tuple[int, str] | None = None  # a page: only the records listed after this (record_order)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -73,7 +74,8 @@ class RecordQuery:
                 and (self.order_id is None or record.order_id == self.order_id)
                 and (self.store_id is None or record.store_id == self.store_id)
                 and (self.start is None or record.evaluated_at >= self.start)
-                and (self.end is None or record.evaluated_at < self.end))
+                and (self.end is None or record.evaluated_at < self.end)
+                and (self.after is None or record_order(record) > tuple(self.after)))
 
 
 def record_order(record: DecisionRecord) -> tuple[int, str]:
@@ -145,16 +147,26 @@ def csv_cell(text: str) -> str:
 
 def export_csv(records: Iterable[DecisionRecord], reason_label: Callable[[str, str | None], str]) -> str:
     """CSV (UTF-8 with BOM, so spreadsheet programs read the Chinese header) of the records."""
+    return "".join(csv_lines(records, reason_label))
+
+
+def csv_lines(records: Iterable[DecisionRecord], reason_label: Callable[[str, str | None], str]) -> Iterator[str]:
+    """:func:`export_csv` a line at a time, for a streamed answer: the BOM and header, then one per record."""
     buffer = io.StringIO()
-    buffer.write("\ufeff")
     writer = csv.writer(buffer)
-    writer.writerow(CSV_HEADER)
+
+    def line(cells: Iterable[str]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(cells)
+        return buffer.getvalue()
+
+    yield "\ufeff" + line(CSV_HEADER)
     for record in records:
-        writer.writerow([csv_cell(cell) for cell in (
+        yield line([csv_cell(cell) for cell in (
             record.decision_id, record.order_id or "", record.customer_account or "",
             reason_label(record.decision, record.reason), OUTCOME_LABELS.get(record.outcome, record.outcome),
             "" if record.amount is None else str(record.amount), record.store_id or "",
             to_output(record.evaluated_at), record.decision, " ".join(record.reason_codes),
             to_output(record.decided_as_of),
         )])
-    return buffer.getvalue()

@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     bindparam,
     create_engine,
     delete,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     false,
     insert,
     inspect,
+    or_,
     select,
     text,
 )
@@ -284,6 +286,10 @@ class SqlRecords:
             statement = statement.where(decision_records.c.evaluated_ms >= epoch_ms(query.start))
         if query.end:
             statement = statement.where(decision_records.c.evaluated_ms < epoch_ms(query.end))
+        if query.after is not None:
+            after_ms, after_id = query.after
+            statement = statement.where(or_(decision_records.c.evaluated_ms > after_ms, and_(
+                decision_records.c.evaluated_ms == after_ms, decision_records.c.decision_id > after_id)))
         try:
             with self.engine.connect() as connection:
                 rows = connection.execute(statement.limit(query.limit)).mappings().all()
