@@ -1,12 +1,11 @@
-"""Where the console reads past decisions from — the one place to wire in the decision log.
+"""Where the console reads past decisions from: committed records and their CSV export, the decision
+log (SPEC §10), the explanation of one decision and the impact replay (SPEC §11).
 
 The Log and Impact pages call only the functions below; the pages ask for a reading sign-in and say
-whether records are shown masked (``ServiceState.masked_records``). Committed decision records exist today (the
-store's ``records`` query and its CSV export). The decision log (SPEC §10), its explanation of one
-decision and the impact replay (SPEC §11) do not exist yet: their functions answer ``None``, which
-the pages show as "not available yet". To wire them in, make these functions call the engine's log,
-explain and impact APIs and return the SPEC's JSON shapes (documented on each function); the
-templates already render those shapes.
+whether records are shown masked (``ServiceState.masked_records``). Without a decision log the log
+functions answer ``None``, which the pages show as "not available". Reads are bounded as the API's are
+(SPEC §7.1): a page shows :data:`RECORDS_SHOWN` rows, an export holds at most one API page of records
+and runs in the worker's heavy-work slot within the audit time budget.
 """
 
 from __future__ import annotations
@@ -17,16 +16,17 @@ from typing import Any
 
 from engine import RuleFileError
 from engine.decisionlog import LogQuery
-from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, Budget
+from engine.limits import AUDIT_SECONDS, IMPACT_DECISIONS, IMPACT_SECONDS, Budget
 from engine.replay import explain
 from engine.store import DecisionRecord, RecordQuery, export_csv
 
 from ..limits import heavy_run
+from ..pagination import MAX_PAGE_ENTRIES
 from ..records import reason_label
 from ..state import ServiceState
 
 RECORDS_SHOWN = 200  # rows on the page; the CSV export takes up to RECORDS_EXPORTED
-RECORDS_EXPORTED = 100_000
+RECORDS_EXPORTED = MAX_PAGE_ENTRIES  # more: the API's pages (GET /v1/decisions/records?format=csv&cursor=…)
 IMPACT_REPLAYED = 10_000  # the latest logged decisions a console impact run replays (a page answers in seconds)
 
 
@@ -52,7 +52,8 @@ def find_records(state: ServiceState, filters: Filters, limit: int = RECORDS_SHO
 def records_csv(state: ServiceState, filters: Filters, masked: bool = False) -> str:
     """The merchant's CSV export (打款单号, 订单号, 客户账号, 打款原因, 状态, …) of the matching records,
     with sensitive columns masked when ``masked`` (see :meth:`ServiceState.masked_records`)."""
-    found = state.store.records(_record_query(filters, RECORDS_EXPORTED))
+    with heavy_run(Budget("records export", seconds=AUDIT_SECONDS)):
+        found = state.store.records(_record_query(filters, RECORDS_EXPORTED))
     if masked:
         found = state.masked_records(found)
     rulebook = state.rulebook
