@@ -237,8 +237,9 @@ class RedisStore:
 
     def drain(self) -> int:
         """Move the outbox to the record store and the decision log now; the number of records moved."""
+        moved = self.mover.move()  # the records first: a log that is down holds none back
         self.mover.move_log()
-        return self.mover.move()
+        return moved
 
     def close(self) -> None:
         self.mover.stop()

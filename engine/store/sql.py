@@ -481,8 +481,9 @@ class SqliteStore:
         """Move the outbox to the record store and the decision log now; the number of records moved."""
         if self.mover is None:
             return 0
+        moved = self.mover.move()  # the records first: a log that is down holds none back
         self.mover.move_log()
-        return self.mover.move()
+        return moved
 
     def clear(self) -> None:
         """Forget every counter, idempotency key and record (QA runs reuse one in-memory store)."""
