@@ -54,7 +54,8 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
                               on_result=lambda decision, agreed: metrics.SHADOW_DECISIONS.labels(decision, agreed).inc())
     # revoked console sessions and failed token checks, shared by the workers (opened in each on first use)
     app.extensions[access.EXTENSION] = access.AccessDatabase(access.default_url(store_url, records_url or "", log_url))
-    app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url),
+    # The store moves committed decisions' log entries from its outbox to the log (SPEC §10).
+    app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url, decision_log),
                                              decision_log, shadow, require_partitions=is_cluster(store_url))
     # records and the log before decisions: /v1/decisions/records is not a decision named "records"
     for module in (records, decisionlog, decisions, rulesets, scenarios, health):

@@ -72,16 +72,17 @@ def decide(decision: str):
         problem = commit_time_problem(envelope["now"], server_now)
         if problem:
             raise InvalidRequest({"now": [problem]})
+        # The commit's log entry goes into the store's outbox with its record, never sampled (SPEC §10).
         committed = commit(compiled, envelope["facts"], idempotency_key=envelope["idempotency_key"],
-                           store=state.store, now=envelope["now"], server_now=server_now)
-        result, evaluation = committed.result, committed.evaluation
+                           store=state.store, now=envelope["now"], server_now=server_now, log=state.decision_log)
+        result = committed.result
+        _observed(compiled, started, result)
+        if committed.evaluation is not None:  # None: a repeated key answered with the first decision, logged then
+            state.shadow_decision(compiled, committed.evaluation, result, "commit")
     else:
         result, evaluation = compiled.run(envelope["facts"], now=envelope["now"], explain=envelope["explain"],
                                           counters=state.counters())
-    duration_us = _observed(compiled, started, result)
-    if evaluation is not None:  # None: a repeated idempotency key answered with the first decision, logged then
-        state.log_decision(compiled, evaluation, result, source="commit" if envelope["commit"] else "http",
-                           duration_us=duration_us, committed=envelope["commit"] and result["outcome"] == "allow")
+        state.log_decision(compiled, evaluation, result, source="http", duration_us=_observed(compiled, started, result))
     response = jsonify(result)
     if result.get("replayed"):  # a repeated idempotency key: the first decision again (SPEC §6)
         response.headers["Idempotent-Replayed"] = "true"

@@ -172,8 +172,7 @@ def build_spec(rulebook: Rulebook) -> dict[str, Any]:
         "operationId": "decide", "tags": ["decisions"],
         "summary": "Evaluate a decision (any; see the per-decision paths for facts)",
         "parameters": [path_parameter("decision", "DOMAIN.NAME, e.g. payout.initiate")],
-        "requestBody": _json_body("DecisionRequest"), "responses": _responses(spec, schemas.DecisionResult,
-                                                                             DECISION_ERRORS)}})
+        "requestBody": _json_body("DecisionRequest"), "responses": _decision_responses(spec)}})
     for name, compiled in sorted(rulebook.decisions.items()):
         _decision_paths(spec, name, compiled)
     for endpoint in ENDPOINTS:
@@ -186,7 +185,8 @@ def _decision_paths(spec: APISpec, name: str, compiled: Any) -> None:
     spec.components.schema(facts_name, schema=compiled.facts.schema_class)
     facts = {"$ref": f"#/components/schemas/{facts_name}"}
     now = {"type": "string", "format": "date-time", "nullable": True,
-           "description": "Evaluate as of this instant (RFC 3339 with offset); default: the server clock."}
+           "description": "Evaluate as of this instant (RFC 3339 with offset); default: the server clock. With "
+                          "commit, at most RULESVC_COMMIT_SKEW seconds (default 300) from the server clock."}
     request = {"type": "object", "required": ["facts"], "additionalProperties": False, "properties": {
         "facts": facts, "now": now, "explain": {"type": "boolean"}, "commit": {"type": "boolean"},
         "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"\S", "nullable": True}}}
@@ -195,7 +195,7 @@ def _decision_paths(spec: APISpec, name: str, compiled: Any) -> None:
         "operationId": operation, "tags": [compiled.domain.name], "summary": compiled.decision.description or name,
         "description": f"Rule file: {compiled.domain.file}. Source: {compiled.decision.source}",
         "requestBody": {"required": True, "content": {"application/json": {"schema": request}}},
-        "responses": _responses(spec, schemas.DecisionResult, DECISION_ERRORS)}})
+        "responses": _decision_responses(spec)}})
     item = {"type": "object", "required": ["facts"], "additionalProperties": False,
             "properties": {"facts": facts, "now": now}}
     batch = {"type": "object", "required": ["items"], "additionalProperties": False, "properties": {"items": {
@@ -250,6 +250,15 @@ def _responses(spec: APISpec, ok: type[Schema], errors: tuple[int, ...], many: b
     return {"200": {"description": ok.__doc__.strip().splitlines()[0] if ok.__doc__ else name,
                     "content": {"application/json": {"schema": {"type": "array", "items": schema} if many else schema}}},
             **_error_responses(errors)}
+
+
+def _decision_responses(spec: APISpec) -> dict[str, Any]:
+    """A decision's answers; a commit's repeated idempotency key says so in a header too (SPEC §6)."""
+    responses = _responses(spec, schemas.DecisionResult, DECISION_ERRORS)
+    responses["200"]["headers"] = {"Idempotent-Replayed": {
+        "schema": {"type": "string", "enum": ["true"]},
+        "description": "Present on a commit whose idempotency key was used before on this decision: the first decision"}}
+    return responses
 
 
 def _error_responses(errors: tuple[int, ...]) -> dict[str, Any]:

@@ -150,6 +150,12 @@ class ServiceState:
             return
         decision_log.record(compiled, evaluation, result=result, decision_id=str(result["decision_id"]),
                             source=source, duration_us=duration_us, committed=committed)
+        self.shadow_decision(compiled, evaluation, result, source)
+
+    def shadow_decision(self, compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, object],
+                        source: str) -> None:
+        """Evaluate a logged decision on the shadow rules too (a commit's entry is logged through the
+        store's outbox, :func:`engine.commit.commit`; only the shadow run is left to do)."""
         if self.shadow is not None:
             self.shadow.submit(compiled, evaluation, result, source)
 

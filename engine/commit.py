@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .evaluation import CompiledDecision, Evaluation
 from .limits import Limit
 from .store import Attempt, CountingReader, Store, build_record
 from .values import to_output
+
+if TYPE_CHECKING:
+    from .decisionlog import DecisionLog
 
 # How far a service commit's `now` may be from the server clock (SPEC §6): a caller may not date a
 # commit into another day to pass a daily limit. QA suites (engine/tester.py) commit against their own
@@ -47,13 +51,16 @@ class Committed:
 
 
 def commit(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, store: Store,
-           now: datetime | None = None, server_now: datetime | None = None) -> Committed:
+           now: datetime | None = None, server_now: datetime | None = None,
+           log: DecisionLog | None = None) -> Committed:
     """Evaluate as of ``now`` and commit. The same key returns the first decision; see :meth:`Store.commit`.
 
     Only an allowed decision reserves its counters; denied and deferred ones are recorded too. The
     record keeps ``server_now`` (default: the clock) as its ``evaluated_at`` and ``now`` as its ``now``;
-    the service checks ``now`` against the clock first (:func:`commit_time_problem`).
+    the service checks ``now`` against the clock first (:func:`commit_time_problem`). With ``log``,
+    the decision's log entry is written with its record (SPEC §10): the caller must not log it again.
     """
+    started = time.perf_counter()
     facts = compiled.load(raw_facts)  # invalid facts never reach the store
     made_at = server_now or datetime.now(UTC)
     at = now or made_at
@@ -69,7 +76,10 @@ def commit(compiled: CompiledDecision, raw_facts: Any, *, idempotency_key: str, 
         reservations = compiled.reservations(values) if allowed else []
         record = build_record(result, compiled.business_keys(values), allowed, idempotency_key, made_at,
                               facts_fingerprint, now=at)
-        return Attempt(result, reservations, record)
+        entry = None if log is None else log.commit_entry(
+            compiled, evaluation, result, logged_at=made_at, committed=allowed,
+            duration_us=int((time.perf_counter() - started) * 1_000_000))
+        return Attempt(result, reservations, record, entry)
 
     result = store.commit(compiled.name, idempotency_key, facts_fingerprint, attempt,
                           partition=compiled.partition_key(facts))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from html import unescape
 from pathlib import Path
 
@@ -522,6 +523,8 @@ def test_impact_renders_a_replay_report_once_the_seam_provides_one(client, monke
 # --- log ------------------------------------------------------------------------------------------------
 
 def commit(client, order: str, amount: str = "30.00") -> dict:
+    """Commit a payout at 2026-11-20 10:00, by the server's clock too (records are searched by it)."""
+    client.application.extensions["rulesvc"].clock = lambda: datetime.fromisoformat("2026-11-20T10:00:00+08:00")
     facts = example()
     facts["order"]["id"] = order
     facts["payout"]["amount"] = amount
@@ -564,7 +567,7 @@ def test_log_filters_are_checked(client):
 def test_log_decision_is_explained_from_the_decision_log(app, client):
     sign_in(client)
     denied = commit(client, "order-c", "600.00")
-    app.extensions["rulesvc"].decision_log.flush()
+    app.extensions["rulesvc"].store.drain()  # a committed decision reaches the log through the store's outbox
     html = text(client.get(f"/console/log/{denied['decision_id']}"))
     assert 'data-testid="reproduced"' in html
     assert "decided" in row(html, "payout.initiate/amount-limit").split()

@@ -50,6 +50,7 @@ def service(tmp_path):
 
 
 def logged(state, **query) -> list[dict]:
+    state.store.drain()  # committed decisions' entries come through the store's outbox (SPEC §10)
     state.decision_log.flush()
     return state.decision_log.database.query(LogQuery(limit=None, **query))
 

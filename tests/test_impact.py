@@ -194,7 +194,7 @@ def test_explain_a_defer_that_read_stored_counters(tmp_path):
         **body, "facts": merged(CONTACT, {"order": {"id": "order-2"}}), "idempotency_key": "sms-2",
         "now": "2026-11-20T15:00:00+08:00"}).json
     assert second["reasons"][0]["code"] == "DAILY_SMS_LIMIT_REACHED"
-    app.extensions["rulesvc"].decision_log.flush()
+    app.extensions["rulesvc"].store.drain()  # committed decisions reach the log through the store's outbox
     answer = client.get(f"/v1/decisions/log/{second['decision_id']}/explain", headers=AUDIT).json
     assert answer["reproduced"] is True  # with the stored count it read (1 SMS today), not today's store
     assert answer["replayed"]["next_eligible_at"] == "2026-11-21T09:00:00+08:00"

@@ -4,6 +4,11 @@
 thread per process builds the entries and writes them in batches. When the deque is full the entry
 is dropped and counted: logging never delays or fails a decision. ``close`` (on SIGTERM, at exit)
 writes what is still waiting.
+
+Committed decisions take another way (SPEC §10): :meth:`DecisionLog.commit_entry` builds the entry
+during the commit, the store writes it into its outbox in the same atomic step as the record, and
+the store's outbox mover hands it to :meth:`DecisionLog.write_committed` — so a process killed at
+any moment never leaves a committed decision missing from the log. They are never sampled away.
 """
 
 from __future__ import annotations
@@ -89,6 +94,22 @@ class DecisionLog:
             with self._wake:
                 self._wake.notify()
         return True
+
+    def commit_entry(self, compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, Any], *,
+                     logged_at: datetime, duration_us: int, committed: bool) -> dict[str, Any]:
+        """The entry of a committed decision, built now (facts masked): its store keeps it in the outbox
+        with the record until :meth:`write_committed` has it written. Not sampled: every one is logged."""
+        pending = Pending(compiled.decision, compiled.domain.version, compiled.sensitive_paths, evaluation, result,
+                          None, str(result["decision_id"]), "commit", duration_us, committed, logged_at)
+        return build_entry(pending, self.masker)
+
+    def write_committed(self, entries: list[dict[str, Any]]) -> None:
+        """Write committed decisions' entries from an outbox; one already logged is skipped, so an outbox
+        moved twice (after a crash, or by two processes) logs each once. Raises :class:`LogUnavailable`."""
+        self.database.write(entries)
+        self.written += len(entries)
+        if self._on_write:
+            self._on_write(len(entries))
 
     def keep_versions(self, rulebook: Rulebook) -> None:
         """Store every domain version of ``rulebook`` that the log does not know yet, with its files' text."""

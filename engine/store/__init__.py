@@ -20,6 +20,7 @@ from .base import (
     to_units,
     unavailable,
 )
+from .outbox import LogSink
 from .records import CSV_HEADER, DecisionRecord, RecordQuery, build_record, csv_lines, export_csv, record_order
 from .sql import SqliteStore, SqlRecords, make_engine
 
@@ -31,21 +32,22 @@ def is_cluster(store_url: str) -> bool:
     return store_url.startswith(CLUSTER_SCHEME)
 
 
-def open_store(store_url: str = DEFAULT_STORE_URL, records_url: str | None = None) -> Store:
+def open_store(store_url: str = DEFAULT_STORE_URL, records_url: str | None = None, log: LogSink | None = None) -> Store:
     """The store for ``store_url`` (sqlite:// or redis://) with records at ``records_url``.
 
-    Records default to the store's SQLite file, or to the default SQLite file next to Redis.
+    Records default to the store's SQLite file, or to the default SQLite file next to Redis. With
+    ``log`` (the service's decision log), the log entries commits put in the outbox are moved there.
     """
     if store_url.startswith(("redis://", "rediss://", "unix://", "redis+cluster://")):
         from .redis_store import RedisStore
 
-        return RedisStore(store_url, SqlRecords(make_engine(records_url or DEFAULT_STORE_URL)))
+        return RedisStore(store_url, SqlRecords(make_engine(records_url or DEFAULT_STORE_URL)), log)
     if not store_url.startswith("sqlite"):
         raise ValueError(f"unsupported store URL {store_url!r}: use sqlite:///PATH, redis://HOST:PORT/DB or "
                          "redis+cluster://HOST:PORT[,HOST:PORT…]")
     engine = make_engine(store_url)
     records_engine = engine if records_url in (None, store_url) else make_engine(records_url)
-    return SqliteStore(engine, SqlRecords(records_engine))
+    return SqliteStore(engine, SqlRecords(records_engine), log)
 
 
 __all__ = [

@@ -86,11 +86,13 @@ class Reservation:
 
 @dataclass
 class Attempt:
-    """One evaluation made for a commit: the result, what it reserves and what it records."""
+    """One evaluation made for a commit: the result, what it reserves, what it records and — with a
+    decision log — its log entry, which goes into the outbox in the same atomic step as the record."""
 
     result: dict[str, Any]
     reservations: list[Reservation]
     record: DecisionRecord
+    log_entry: dict[str, Any] | None = None
 
 
 class CountingReader:

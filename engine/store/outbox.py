@@ -8,6 +8,12 @@ once a second — copies the outbox's records to the record store, skipping thos
 ``decision_id``), then deletes them from the outbox. Whatever process is killed at whatever moment,
 a record is in the outbox, in the record store, or (between the copy and the delete) in both; record
 searches read both and count each ``decision_id`` once (:func:`~engine.store.records.merge_records`).
+
+A committed decision's decision-log entry takes the same way (SPEC §10): the commit puts it in the
+store's *log outbox* in the same atomic step (also when the records share the counters' SQLite file),
+and the mover writes it to the decision log — an insert that skips a ``decision_id`` logged already —
+before deleting it. Records and log entries are moved independently: a log that is down holds no
+record back, and the other way round.
 docs/state.md §4 tells the story for operators.
 """
 
@@ -16,8 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
+from ..errors import RulesvcError
 from .base import StoredDecision, StoreUnavailable
 from .records import DecisionRecord
 
@@ -35,6 +42,14 @@ class Outbox(Protocol):
         """Delete these records from the outbox (they are in the record store)."""
         ...
 
+    def pending_entries(self) -> list[dict[str, Any]]:
+        """The committed decisions' log entries waiting in the log outbox."""
+        ...
+
+    def remove_entries(self, decision_ids: list[str]) -> None:
+        """Delete these entries from the log outbox (they are in the decision log)."""
+        ...
+
 
 class RecordWriter(Protocol):
     def move(self, records: list[DecisionRecord]) -> None:
@@ -42,26 +57,51 @@ class RecordWriter(Protocol):
         ...
 
 
-class OutboxMover:
-    """Moves an outbox into a record store: now (:meth:`move`) or from a daemon thread (:meth:`notify`)."""
+class LogSink(Protocol):
+    def write_committed(self, entries: list[dict[str, Any]]) -> None:
+        """Write the entries the decision log does not have yet (idempotent on ``decision_id``)."""
+        ...
 
-    def __init__(self, outbox: Outbox, records: RecordWriter):
+
+class OutboxMover:
+    """Moves an outbox into a record store and a decision log: now (:meth:`move`, :meth:`move_log`) or
+    from a daemon thread (:meth:`notify`). ``records`` is None when the records are written in the
+    commit's own transaction (SQLite, one file): then only log entries are moved."""
+
+    def __init__(self, outbox: Outbox, records: RecordWriter | None, log: LogSink | None = None):
         self.outbox = outbox
         self.records = records
+        self.log = log
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._lock = threading.Lock()
+        self._log_lock = threading.Lock()
         self._thread_pid: int | None = None
-        self._failing = False
+        self._failing: dict[str, bool] = {}
 
     def move(self) -> int:
         """Move every pending record now; how many there were. Raises :class:`StoreUnavailable`."""
+        if self.records is None:
+            return 0
         with self._lock:  # one move at a time per process (other processes may move meanwhile: harmless)
             pending = self.outbox.pending()
             for start in range(0, len(pending), MOVE_BATCH):  # an outbox that filled while SQL was down
                 batch = pending[start:start + MOVE_BATCH]
                 self.records.move(batch)
                 self.outbox.remove(batch)
+            return len(pending)
+
+    def move_log(self) -> int:
+        """Write every pending log entry to the decision log now; how many there were. Raises
+        :class:`StoreUnavailable` (the outbox) or the log's own error (``LogUnavailable``)."""
+        if self.log is None:  # --log none: nothing is put in the log outbox
+            return 0
+        with self._log_lock:
+            pending = self.outbox.pending_entries()
+            for start in range(0, len(pending), MOVE_BATCH):
+                batch = pending[start:start + MOVE_BATCH]
+                self.log.write_committed(batch)
+                self.outbox.remove_entries([entry["decision_id"] for entry in batch])
             return len(pending)
 
     def notify(self) -> None:
@@ -85,17 +125,22 @@ class OutboxMover:
             wake.clear()
             if self._stopped.is_set():
                 return
-            try:
-                self.move()
-                if self._failing:
-                    log.info("outbox: the record store is reachable again; records moved")
-                self._failing = False
-            except StoreUnavailable as error:  # the records wait in the outbox; tried again in a second
-                if not self._failing:
-                    log.warning("outbox: records wait for the record store: %s", error)
-                self._failing = True
-            except Exception:  # the mover must outlive any surprise, and say what it was
-                log.exception("outbox mover")
+            self._try("records", "record store", self.move)
+            self._try("log entries", "decision log", self.move_log)
+
+    def _try(self, what: str, where: str, move: Any) -> None:
+        """One move; a failure is said once while it lasts, and the move tried again in a second."""
+        try:
+            move()
+            if self._failing.get(what):
+                log.info("outbox: the %s is reachable again; %s moved", where, what)
+            self._failing[what] = False
+        except RulesvcError as error:  # StoreUnavailable, LogUnavailable: they wait in the outbox
+            if not self._failing.get(what):
+                log.warning("outbox: %s wait for the %s: %s", what, where, error)
+            self._failing[what] = True
+        except Exception:  # the mover must outlive any surprise, and say what it was
+            log.exception("outbox mover (%s)", what)
 
 
 class RecordLookup(Protocol):

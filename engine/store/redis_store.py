@@ -2,8 +2,9 @@
 service instances; decision records in SQL, reached through an outbox.
 
 A commit evaluates with the counters it reads, then one Lua script — atomic in Redis — checks that
-none of those counters moved, adds the reservations, stores the idempotency key and puts the
-decision record in the outbox (a Redis hash). If a counter moved (another instance committed
+none of those counters moved, adds the reservations, stores the idempotency key (scoped per
+decision) and puts the decision record in the outbox (a Redis hash), and its decision-log entry in
+the log outbox (another hash). If a counter moved (another instance committed
 meanwhile), the decision is evaluated again with the new values. The answer is given once the
 script ran: the record is then durable next to its reservation, and the :class:`OutboxMover`
 copies it into the SQL record store (docs/state.md §4). Daily counters expire at the end of their
@@ -39,6 +40,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from ..jsontext import dumps_text, loads
 from .base import (
     CLUSTER_SCHEME,
     Attempt,
@@ -51,7 +53,7 @@ from .base import (
     storage_expiry,
     unavailable,
 )
-from .outbox import OutboxMover, recorded_or_none
+from .outbox import LogSink, OutboxMover, recorded_or_none
 from .records import DecisionRecord, RecordQuery, merge_records, record_from_json, record_to_json
 from .sql import SqlRecords
 
@@ -83,28 +85,30 @@ _REASONS: tuple[tuple[type[Exception], str], ...] = (
     (redis.TimeoutError, "no answer in time"),
 )
 
-# KEYS[1] idempotency key, KEYS[2] outbox hash, KEYS[3..] counter keys
+# KEYS[1] idempotency key, KEYS[2] outbox hash, KEYS[3] log outbox hash, KEYS[4..] counter keys
 # ARGV[1] stored decision, ARGV[2] its TTL, ARGV[3] decision id, ARGV[4] its record (JSON),
+#         ARGV[5] its decision-log entry (JSON, or "" = none),
 #         then per counter: expected units (or "" = unchecked), units to add, expiry in epoch seconds (or "0")
 _RESERVE = """
 local stored = redis.call('GET', KEYS[1])
 if stored then return {'exists', stored} end
-local n = #KEYS - 2
+local n = #KEYS - 3
 for i = 1, n do
-  local expected = ARGV[5 + (i - 1) * 3]
+  local expected = ARGV[6 + (i - 1) * 3]
   if expected ~= '' then
-    local current = tonumber(redis.call('GET', KEYS[i + 2]) or '0')
-    if current ~= tonumber(expected) then return {'moved', KEYS[i + 2]} end
+    local current = tonumber(redis.call('GET', KEYS[i + 3]) or '0')
+    if current ~= tonumber(expected) then return {'moved', KEYS[i + 3]} end
   end
 end
 for i = 1, n do
-  local add = tonumber(ARGV[6 + (i - 1) * 3])
-  local expire_at = tonumber(ARGV[7 + (i - 1) * 3])
-  if add ~= 0 then redis.call('INCRBY', KEYS[i + 2], add) end
-  if expire_at > 0 then redis.call('EXPIREAT', KEYS[i + 2], expire_at) end
+  local add = tonumber(ARGV[7 + (i - 1) * 3])
+  local expire_at = tonumber(ARGV[8 + (i - 1) * 3])
+  if add ~= 0 then redis.call('INCRBY', KEYS[i + 3], add) end
+  if expire_at > 0 then redis.call('EXPIREAT', KEYS[i + 3], expire_at) end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', tonumber(ARGV[2]))
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[5]) end
 return {'ok', ''}
 """
 
@@ -140,6 +144,11 @@ class KeySpace:
     def outbox(self) -> str:
         return f"{self.prefix}outbox"
 
+    @property
+    def log_outbox(self) -> str:
+        """Committed decisions' log entries, written with their records (SPEC §10)."""
+        return f"{self.prefix}log-outbox"
+
 
 def partition_tag(partition: str | None) -> str:
     """A hash tag for a partition value: short, and free of the braces that delimit tags."""
@@ -165,11 +174,11 @@ def redis_unavailable(error: Exception) -> StoreUnavailable:
 
 
 class RedisStore:
-    def __init__(self, url: str, records: SqlRecords):
+    def __init__(self, url: str, records: SqlRecords, log: LogSink | None = None):
         self.url = url
         self.cluster = url.startswith(CLUSTER_SCHEME)
         self.records_store = records
-        self.mover = OutboxMover(_RedisOutbox(self), records)
+        self.mover = OutboxMover(_RedisOutbox(self), records, log)
         self._client: redis.Redis | RedisCluster | None = None
         self._client_lock = threading.Lock()
         self._failure: StoreUnavailable | None = None  # the last failure to make a client, and when
@@ -288,14 +297,16 @@ class RedisStore:
                 slots = {reservation.slot.key: reservation for reservation in made.reservations}
                 checked = sorted(set(reader.seen) | set(slots))
                 args: list[Any] = [_stored_json(fingerprint, made.result), IDEMPOTENCY_TTL_SECONDS,
-                                   made.record.decision_id, json.dumps(record_to_json(made.record), ensure_ascii=False)]
+                                   made.record.decision_id, json.dumps(record_to_json(made.record), ensure_ascii=False),
+                                   "" if made.log_entry is None else dumps_text(made.log_entry)]
                 for slot_key in checked:
                     reservation = slots.get(slot_key)
                     args += [reader.seen.get(slot_key, ""), reservation.units if reservation else 0,
                              _expire_at(reservation.slot.expires_at if reservation else None)]
                 if self.cluster:  # before the outbox is written: the mover must find the partition
                     self.client.zadd(OUTBOX_INDEX, {space.tag: int(time.time() * 1000)})
-                status, detail = self._reserve(keys=[key, space.outbox, *(space.counter(k) for k in checked)], args=args)
+                status, detail = self._reserve(
+                    keys=[key, space.outbox, space.log_outbox, *(space.counter(k) for k in checked)], args=args)
                 if status == b"exists":
                     return replay(_stored(detail), fingerprint, idempotency_key)
                 if status == b"moved":
@@ -318,8 +329,10 @@ class RedisStore:
         self.mover.notify()
 
     def drain(self) -> int:
-        """Move the outbox to the record store now; the number of records moved."""
-        return self.mover.move()
+        """Move the outbox to the record store and the decision log now; the number of records moved."""
+        moved = self.mover.move()  # the records first: a log that is down holds none back
+        self.mover.move_log()
+        return moved
 
     def close(self) -> None:
         self.mover.stop()
@@ -341,32 +354,45 @@ class _RedisOutbox:
                 for tag, score in self.store.client.zrange(OUTBOX_INDEX, 0, -1, withscores=True)]
 
     def pending(self) -> list[DecisionRecord]:
+        return [record_from_json(json.loads(raw)) for raw in self._values("outbox")]
+
+    def pending_entries(self) -> list[dict[str, Any]]:
+        return [loads(raw) for raw in self._values("log_outbox")]
+
+    def _values(self, hash_name: str) -> list[bytes]:
+        """Every value of one outbox hash (``outbox`` or ``log_outbox``) of every partition."""
         with self.store.serving():
             spaces = self._spaces()
             pipeline = self.store.client.pipeline(transaction=False)  # on a cluster: one batch per node
             for space, _ in spaces:
-                pipeline.hvals(space.outbox)
+                pipeline.hvals(getattr(space, hash_name))
             outboxes = pipeline.execute()
-        return [record_from_json(json.loads(raw)) for values in outboxes for raw in values]
+        return [raw for values in outboxes for raw in values]
 
     def remove(self, records: list[DecisionRecord]) -> None:
-        ids = [record.decision_id for record in records]
+        self._remove("outbox", [record.decision_id for record in records])
+
+    def remove_entries(self, decision_ids: list[str]) -> None:
+        self._remove("log_outbox", decision_ids)
+
+    def _remove(self, hash_name: str, ids: list[str]) -> None:
         with self.store.serving():
             client = self.store.client
             if not self.store.cluster:
-                client.hdel(KeySpace(None).outbox, *ids)
+                client.hdel(getattr(KeySpace(None), hash_name), *ids)
                 return
             spaces = self._spaces()
             pipeline = client.pipeline(transaction=False)
             for space, _ in spaces:
-                pipeline.hdel(space.outbox, *ids)  # each id is in one partition's outbox; elsewhere a no-op
+                pipeline.hdel(getattr(space, hash_name), *ids)  # each id is in one partition's outbox; elsewhere a no-op
                 pipeline.hlen(space.outbox)
+                pipeline.hlen(space.log_outbox)
             answers = pipeline.execute()
             now_ms = time.time() * 1000
-            for (space, score), left in zip(spaces, answers[1::2], strict=True):
-                # An empty outbox leaves the index once no commit wrote to it for a while (a commit
-                # indexes its partition just before its script writes the outbox).
-                if left == 0 and score is not None and now_ms - score > INDEX_KEEP_MS:
+            for (space, score), records_left, entries_left in zip(spaces, answers[1::3], answers[2::3], strict=True):
+                # An empty partition (records and log entries) leaves the index once no commit wrote to
+                # it for a while (a commit indexes its partition just before its script writes the outbox).
+                if records_left == 0 and entries_left == 0 and score is not None and now_ms - score > INDEX_KEEP_MS:
                     self.store._forget_partition(keys=[OUTBOX_INDEX], args=[space.tag, int(score)])
 
 

@@ -47,6 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from ..jsontext import dumps_text, loads
 from ..values import epoch_ms, from_epoch_us, parse_instant
 from .base import (
     Attempt,
@@ -58,7 +59,7 @@ from .base import (
     storage_expiry,
     unavailable,
 )
-from .outbox import OutboxMover, recorded_or_none
+from .outbox import LogSink, OutboxMover, recorded_or_none
 from .records import DecisionRecord, DuplicateIdempotencyKey, RecordQuery, merge_records, record_from_json, record_to_json
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,14 @@ outbox = Table(
     "record_outbox", metadata,
     Column("decision_id", String(32), primary_key=True),
     Column("record", Text, nullable=False),
+)
+
+# Committed decisions' decision-log entries on their way to the log (SPEC §10), written in the
+# commit's transaction whichever database the records are in; moved by the OutboxMover.
+log_outbox = Table(
+    "log_outbox", metadata,
+    Column("decision_id", String(32), primary_key=True),
+    Column("entry", Text, nullable=False),
 )
 
 _UNITS = select(counters.c.units).where(counters.c.key == bindparam("key"))
@@ -299,7 +308,7 @@ class SqlRecords:
 
 
 def upgrade_records(engine: Engine) -> None:
-    """Bring a record table an earlier version made up to this one (docs/state.md §6): idempotency keys
+    """Bring a record table an earlier version made up to this one (docs/state.md §7): idempotency keys
     unique per decision rather than globally, and the ``request_now`` column. Run at every start by
     every process; each check is repeated inside the write transaction, so processes starting at
     once change the table once. Every record is kept, with its key."""
@@ -406,11 +415,13 @@ class SqliteStore:
     """Counters and idempotency keys in an SQLite file: the embedded default. Records go in the same
     transaction to the same file, or — with a record store elsewhere — through an outbox table."""
 
-    def __init__(self, engine: Engine, records: SqlRecords):
+    def __init__(self, engine: Engine, records: SqlRecords, log: LogSink | None = None):
         self.engine = engine
         self.records_store = records
         self._same_database = records.engine is engine
-        self.mover = None if self._same_database else OutboxMover(_SqliteOutbox(engine), records)
+        # Records in this file are written by the commit itself; committed log entries always go through the outbox.
+        moves = not self._same_database or log is not None
+        self.mover = OutboxMover(_SqliteOutbox(engine), None if self._same_database else records, log) if moves else None
         # Plain evaluations read through their own engine: no write lock, so they never queue behind commits.
         url = engine.url.render_as_string(hide_password=False)
         self._read_engine = engine if url in ("sqlite://", "sqlite:///:memory:") else make_engine(url, write_lock=False)
@@ -494,6 +505,9 @@ class SqliteStore:
                     connection.execute(insert(outbox).values(
                         decision_id=made.record.decision_id,
                         record=json.dumps(record_to_json(made.record), ensure_ascii=False)))
+                if made.log_entry is not None:  # and the log entry with it (SPEC §10)
+                    connection.execute(insert(log_outbox).values(decision_id=made.record.decision_id,
+                                                                 entry=dumps_text(made.log_entry)))
         except IntegrityError as error:
             raise StoreUnavailable(f"conflicting write, retry: {error.__class__.__name__}") from None
         except SQLAlchemyError as error:
@@ -510,7 +524,7 @@ class SqliteStore:
             self.records_store.check()
 
     def records(self, query: RecordQuery) -> list[DecisionRecord]:
-        if self.mover is None:
+        if self.mover is None or self._same_database:
             return self.records_store.query(query)
         pending = self.mover.outbox.pending()  # read first: a record moved meanwhile is then in the store
         return merge_records(self.records_store.query(query), pending, query)
@@ -521,8 +535,12 @@ class SqliteStore:
             self.mover.notify()
 
     def drain(self) -> int:
-        """Move the outbox to the record store now; the number of records moved."""
-        return self.mover.move() if self.mover is not None else 0
+        """Move the outbox to the record store and the decision log now; the number of records moved."""
+        if self.mover is None:
+            return 0
+        moved = self.mover.move()  # the records first: a log that is down holds none back
+        self.mover.move_log()
+        return moved
 
     def clear(self) -> None:
         """Forget every counter, idempotency key and record (QA runs reuse one in-memory store)."""
@@ -557,6 +575,21 @@ class _SqliteOutbox:
         try:
             with self.engine.begin() as connection:
                 connection.execute(delete(outbox).where(outbox.c.decision_id.in_([r.decision_id for r in records])))
+        except SQLAlchemyError as error:
+            raise sql_unavailable("counter store", error) from None
+
+    def pending_entries(self) -> list[dict[str, Any]]:
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(select(log_outbox.c.entry)).scalars().all()
+        except SQLAlchemyError as error:
+            raise sql_unavailable("counter store", error) from None
+        return [loads(row) for row in rows]
+
+    def remove_entries(self, decision_ids: list[str]) -> None:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(delete(log_outbox).where(log_outbox.c.decision_id.in_(decision_ids)))
         except SQLAlchemyError as error:
             raise sql_unavailable("counter store", error) from None
 
