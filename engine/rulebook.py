@@ -121,13 +121,22 @@ def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def read_rule_files(directory: str | Path) -> dict[str, str]:
-    """The rule and calendar files of a rules directory as ``{relative name: text}`` (see :meth:`Rulebook.files`)."""
+    """The rule and calendar files of a rules directory as ``{relative name: text}`` (see :meth:`Rulebook.files`);
+    :class:`RuleFileError` when one cannot be read."""
     root = Path(directory)
-    files = {path.name: path.read_text(encoding="utf-8") for path in rule_files([root])}
     calendars = root / CALENDAR_DIR
+    paths = {path.name: path for path in rule_files([root])}
     if calendars.is_dir():
-        files.update({f"{CALENDAR_DIR}/{path.name}": path.read_text(encoding="utf-8")
-                      for path in sorted(calendars.glob("*.yaml"))})
+        paths.update({f"{CALENDAR_DIR}/{path.name}": path for path in sorted(calendars.glob("*.yaml"))})
+    files, problems = {}, []
+    for name, path in paths.items():
+        text, problem = read_source(path)  # bounded, like every read of a rule file
+        if text is None:
+            problems.append(problem)
+        else:
+            files[name] = text
+    if problems:
+        raise RuleFileError(problems)
     return files
 
 
