@@ -74,7 +74,7 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
               help=f"Append the decision to the decision log (source cli); --log alone: {DEFAULT_LOG_URL}.")
 def decide_command(decision: str, facts_file: str, now: datetime | None, explain: bool, rules_dir: str,
                    log_url: str | None) -> None:
-    """Evaluate DECISION (e.g. payout.initiate) and print the decision JSON. Invalid facts: exit 2."""
+    """Evaluate DECISION (e.g. payout.initiate) and print the decision JSON. Invalid facts or rules: exit 2."""
     text = _facts_text(facts_file)
     try:
         facts = json.loads(text)
@@ -85,7 +85,7 @@ def decide_command(decision: str, facts_file: str, now: datetime | None, explain
     except RecursionError:
         print_json({"error": {"code": "INVALID_JSON", "message": "the JSON is nested too deeply"}})
         sys.exit(2)
-    rulebook = rules_or_exit([rules_dir])
+    rulebook = rules_or_exit([rules_dir], code=2)  # rules that do not load are bad input too
     started = time.perf_counter()
     try:
         compiled = rulebook.decision(decision)
