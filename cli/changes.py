@@ -22,6 +22,7 @@ from engine.decisionlog import DEFAULT_LOG_URL, LogDatabase, LogQuery, LogUnavai
 from engine.diff import diff_rulebooks
 from engine.replay import VersionLibrary, explain, impact
 from engine.rulebook import Rulebook, read_rule_files, rulebook_from_files
+from engine.source import FileTooLarge, read_capped
 
 from .common import DEFAULT_RULES, instant_option, print_json, rules_or_exit
 from .reports import diff_markdown, impact_html, impact_markdown
@@ -155,9 +156,8 @@ def _git_rules(revision: str, rules_dir: str) -> tuple[dict[str, str], str]:
         for name in names:
             inner = name[len(relative) + 1:] if relative != "." else name
             if inner.endswith((".yaml", ".yml")) and inner.count("/") <= 1:
-                files[inner] = subprocess.run(["git", "-C", top, "show", f"{revision}:{name}"], capture_output=True,
-                                              text=True, check=True).stdout
-    except (subprocess.CalledProcessError, ValueError, FileNotFoundError) as error:
+                files[inner] = _git_blob(top, f"{revision}:{name}")
+    except (subprocess.CalledProcessError, ValueError, FileNotFoundError, FileTooLarge) as error:
         detail = getattr(error, "stderr", "") or str(error)
         click.echo(f"cannot read {rules_dir} at git revision {revision}: {detail.strip()}", err=True)
         sys.exit(2)
@@ -167,11 +167,32 @@ def _git_rules(revision: str, rules_dir: str) -> tuple[dict[str, str], str]:
     return files, f"{rules_dir}@{revision}"
 
 
+def _git_blob(top: str, spec: str) -> str:
+    """The text of ``git show SPEC``, read no further than a rule file's maximum."""
+    with subprocess.Popen(["git", "-C", top, "show", spec], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as git:
+        try:
+            raw = read_capped(git.stdout)
+        except FileTooLarge as error:
+            git.kill()  # git need not write the rest
+            raise FileTooLarge(f"{spec}: {error}") from None
+        stderr = git.stderr.read(4096).decode("utf-8", errors="replace")
+    if git.returncode != 0:
+        raise subprocess.CalledProcessError(git.returncode, ["git", "show", spec], stderr=stderr)
+    return raw.decode("utf-8")  # not UTF-8: a ValueError, reported as the revision's problem
+
+
+def _revision(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A git revision that git cannot take for an option (``--output=…`` would write a file)."""
+    if value is not None and value.startswith("-"):
+        raise click.BadParameter(f"{value!r} is not a git revision (it starts with '-')")
+    return value
+
+
 @click.command("diff")
 @click.argument("old", required=False, type=click.Path(exists=True, file_okay=False))
 @click.argument("new", required=False, type=click.Path(exists=True, file_okay=False))
-@click.option("--git", "revision", help="Compare the rules directory (NEW, default rules/) at this git revision with "
-                                        "the working tree.")
+@click.option("--git", "revision", callback=_revision,
+              help="Compare the rules directory (NEW, default rules/) at this git revision with the working tree.")
 @click.option("--format", "output", type=click.Choice(["md", "json"]), default="md", show_default=True)
 def diff_command(old: str | None, new: str | None, revision: str | None, output: str) -> None:
     """Compare two rules directories in policy terms. Exit 0 when equal, 1 when different, 2 on errors."""
@@ -251,6 +272,10 @@ def impact_command(candidate_dir: str, rules_dir: str, log_url: str, decision: s
     except LogUnavailable as error:
         click.echo(str(error), err=True)
         sys.exit(1)
+    except RuleFileError as error:  # a candidate file changed since it was checked
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(2)
     report = tally.as_json()
     report["candidate"] = {"dir": candidate_dir, "versions": sorted(d.version for d in candidate.domains.values())}
     report["compared_with"] = f"the rules in {rules_dir}" if active is not None else "the logged decisions"

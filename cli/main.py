@@ -14,7 +14,8 @@ import click
 from engine import Rulebook, RuleFileError, check, load_rulebook
 from engine.calendar import CALENDAR_DIR, calendar_lines, import_years, load_calendar, package_version, package_years
 from engine.decisionlog import DEFAULT_LOG_URL, LogUnavailable, open_log
-from engine.errors import InvalidFacts, UnknownDecision
+from engine.errors import InvalidFacts, Problem, UnknownDecision
+from engine.source import FileTooLarge, decode_source, read_capped, read_source
 from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, is_cluster, open_store
 from engine.trace import assumption_marks
 from engine.values import MAX_YEAR, MIN_YEAR
@@ -63,22 +64,20 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
 
 @main.command("decide")
 @click.argument("decision")
-@click.option("--facts", "facts_file", type=click.File("r", encoding="utf-8"), default="-", show_default=True,
-              help="JSON file with the facts, or - for standard input.")
+@click.option("--facts", "facts_file", default="-", show_default=True,
+              help="JSON file with the facts (at most 1 MiB), or - for standard input.")
 @click.option("--now", callback=instant_option, help="Evaluate at this ISO 8601 instant (with offset).")
 @click.option("--explain", is_flag=True, help="Add the trace: every rule, whether it fired, each condition's value.")
 @click.option("--rules", "rules_dir", default=DEFAULT_RULES, show_default=True, type=click.Path(),
               help="Rules directory.")
 @click.option("--log", "log_url", is_flag=False, flag_value=DEFAULT_LOG_URL, default=None,
               help=f"Append the decision to the decision log (source cli); --log alone: {DEFAULT_LOG_URL}.")
-def decide_command(decision: str, facts_file: Any, now: datetime | None, explain: bool, rules_dir: str,
+def decide_command(decision: str, facts_file: str, now: datetime | None, explain: bool, rules_dir: str,
                    log_url: str | None) -> None:
-    """Evaluate DECISION (e.g. payout.initiate) and print the decision JSON. Invalid facts: exit 2."""
-    if getattr(facts_file, "name", "") == "<stdin>" and sys.stdin.isatty():
-        click.echo("Reading the facts as JSON from the terminal: paste them and end with Ctrl-D "
-                   "(or give a file: --facts examples/payout-initiate.json).", err=True)
+    """Evaluate DECISION (e.g. payout.initiate) and print the decision JSON. Invalid facts or rules: exit 2."""
+    text = _facts_text(facts_file)
     try:
-        facts = json.load(facts_file)
+        facts = json.loads(text)
     except json.JSONDecodeError as error:
         print_json({"error": {"code": "INVALID_JSON", "message": f"{error.msg} at line {error.lineno} "
                                                                   f"column {error.colno}"}})
@@ -86,7 +85,7 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
     except RecursionError:
         print_json({"error": {"code": "INVALID_JSON", "message": "the JSON is nested too deeply"}})
         sys.exit(2)
-    rulebook = rules_or_exit([rules_dir])
+    rulebook = rules_or_exit([rules_dir], code=2)  # rules that do not load are bad input too
     started = time.perf_counter()
     try:
         compiled = rulebook.decision(decision)
@@ -102,6 +101,25 @@ def decide_command(decision: str, facts_file: Any, now: datetime | None, explain
     if log_url is not None:
         _log_cli_decision(log_url, rulebook, compiled, evaluation, result, int((time.perf_counter() - started) * 1e6))
     print_json(result)
+
+
+def _facts_text(facts_file: str) -> str:
+    """The facts' JSON text from a file or standard input, at most 1 MiB (the decision endpoint's maximum);
+    anything else: the reason on standard error and exit 2. A pipe or FIFO is fine: it is read, bounded."""
+    if facts_file == "-":
+        if sys.stdin.isatty():
+            click.echo("Reading the facts as JSON from the terminal: paste them and end with Ctrl-D "
+                       "(or give a file: --facts examples/payout-initiate.json).", err=True)
+        try:
+            text, problem = decode_source("<stdin>", read_capped(sys.stdin.buffer))
+        except FileTooLarge as error:
+            text, problem = None, Problem("<stdin>", 1, 1, str(error))
+    else:
+        text, problem = read_source(facts_file, regular_only=False)
+    if text is None:
+        click.echo(f"--facts {problem}", err=True)
+        sys.exit(2)
+    return text
 
 
 def _log_cli_decision(log_url: str, rulebook: Rulebook, compiled: Any, evaluation: Any, result: dict[str, Any],

@@ -18,13 +18,13 @@ from time import perf_counter
 from typing import Any
 
 from .calendar import Calendar
-from .compiler import fact_encoder, references, ruleset_definition
+from .compiler import fact_encoder, references
 from .counters import CounterSource, NoCounters, counter_label
 from .errors import InvalidFacts
 from .expressions import Expr, names_read
 from .facts import FactsLoader
 from .fastpath.deriver import build_derivers, build_messages, build_outputs
-from .fastpath.encoder import build_encoder, condition_fields, field_names
+from .fastpath.encoder import build_encoder, condition_fields
 from .fastpath.matcher import FlatMatcher
 from .fastpath.reader import Unusual, build_reader
 from .ids import new_id
@@ -32,8 +32,9 @@ from .interpret import evaluate, evaluator
 from .loader import PLACEHOLDER
 from .matcher import Matcher
 from .model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule, sensitive_paths, sensitive_record_columns
+from .rulesets import decision_rulesets
 from .store.base import Reservation, counter_slot, to_units
-from .trace import assumption_marks, trace_conditions
+from .trace import assumption_marks
 from .values import to_output, to_shanghai, to_text, within_supported_years
 from .verdict import Verdict
 
@@ -83,15 +84,16 @@ class CompiledDecision:
         self.facts = FactsLoader(decision.name, decision.facts)
         self.sensitive_paths = sensitive_paths(decision.facts)  # masked in the decision log
         self.sensitive_record_columns = sensitive_record_columns(decision)  # and in records, for most readers
-        conditions = [(rule.id, rule.when) for rule in decision.rules]
+        # The rulesets as validation compiled them (engine/rulesets.py): a loaded file activates.
+        rulesets = decision_rulesets(decision.rules)
         # the reference path
-        self.definition = ruleset_definition(conditions, decision.name)
+        self.definition = rulesets.definition("reference", decision.name)
         self.matcher = Matcher(decision.name, self.definition)
         self.encode = fact_encoder([rule.when for rule in decision.rules], decision.name)
         # the fast path
         fields = condition_fields([rule.when for rule in decision.rules])
-        self.field_names = field_names(fields)
-        self.fast_definition = ruleset_definition(conditions, decision.name, self.field_names)
+        self.field_names = rulesets.field_names
+        self.fast_definition = rulesets.definition("fast", decision.name)
         self.fast_matcher = FlatMatcher(decision.name, self.fast_definition)
         self.fast_encode, self.fast_encoder_source = build_encoder(decision.name, fields, self.field_names,
                                                                    set(decision.facts))
@@ -114,12 +116,8 @@ class CompiledDecision:
         self._ruleset_ref = {"domain": domain.name, "version": domain.version}
         self._effects = {rule.id: rule.effect for rule in decision.rules}
         self._default_obligations = to_output(decision.obligations)
-        self.trace_leaves: dict[str, list[tuple[str, Expr]]] = {
-            rule.id: [(f"{rule.id}#{index}", leaf) for index, leaf in enumerate(trace_conditions(rule.when))]
-            for rule in decision.rules
-        }
-        self.trace_definition = ruleset_definition(
-            [pair for pairs in self.trace_leaves.values() for pair in pairs], decision.name)
+        self.trace_leaves: dict[str, list[tuple[str, Expr]]] = rulesets.trace_leaves
+        self.trace_definition = rulesets.definition("trace", decision.name)
         self.trace_matcher = Matcher(f"{decision.name}/trace", self.trace_definition) if self.trace_definition else None
         self.outputs = [derived.name for derived in decision.derived if derived.output]
         # Messages split once into literal text and placeholder expressions.

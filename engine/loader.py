@@ -19,6 +19,7 @@ from .fastpath.encoder import MAX_FIELDS, condition_fields, field_names
 from .functions import FUNCTIONS
 from .limits import checkpoint
 from .model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
+from .rulesets import ruleset_problem
 from .source import Path, Reported, SourceDocument, UnquotedDecimal, load_document
 from .structure import load_schema, structure_problems
 from .trace import assumptions_read
@@ -260,6 +261,8 @@ class _DomainBuilder:
             self.problem(base + ("rules",), f"the conditions of {qualified} read {len(fields)} facts and values "
                                             f"(list lengths included); durable_rules matches at most {MAX_FIELDS}",
                          key=True)
+        else:
+            self._ruleset_limits(qualified, base, body, rules)
         record = {column: expr for column, text in _mapping(body.get("record")).items()
                   if (expr := self.expression(base + ("record", column), text, scope,
                                               MONEY if column == "amount" else None)) is not None}
@@ -268,7 +271,18 @@ class _DomainBuilder:
             name=qualified, domain=domain, description=str(body.get("description", "")),
             source=str(body.get("source", self.data.get("source", ""))), facts=facts,
             constants=self.constants, counters=counters, derived=derived,
-            obligations=dict(obligations), rules=rules, partition=partition)
+            obligations=dict(obligations), rules=rules, partition=partition,
+            position=self.document.position(base, key=True))
+
+    def _ruleset_limits(self, qualified: str, base: Path, body: dict[str, Any], rules: list[Rule]) -> None:
+        """Report, at the rule that crosses it, a limit of durable_rules that activation would hit."""
+        found = ruleset_problem(qualified, rules)
+        if found is None:
+            return
+        rule_id, message = found
+        index = next(index for index, spec in enumerate(body["rules"])
+                     if isinstance(spec, dict) and spec.get("id") == rule_id)
+        self.problem(base + ("rules", index, "when"), message)
 
     def _partition(self, qualified: str, base: Path, body: dict[str, Any], scope: Scope) -> Expr | None:
         """The value that groups a commit's stored keys: of the facts only, since counters are read by it."""

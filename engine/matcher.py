@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from typing import Any
 
@@ -57,6 +58,28 @@ def _delete_retired() -> None:
         durable_rules_engine.delete_ruleset(handle)
 
 
+def _create(name: str, definition: dict[str, dict[str, Any]]) -> int:
+    """A new native ruleset of ``definition`` and the sweep rule; raises ``durable_rules_engine.error``."""
+    # durable_rules wants unique ruleset names per process; reloads create new ones.
+    swept = {**definition, _SWEEP: {"all": [{"m": {_SWEEP: 1}}]}}
+    with _table_lock:
+        _delete_retired()
+        return durable_rules_engine.create_ruleset(f"{name}#{next(_names)}", json.dumps(swept, ensure_ascii=False))
+
+
+def refusal(name: str, definition: dict[str, dict[str, Any]]) -> int | None:
+    """The error code durable_rules refuses ``definition`` with when activated, or None: the ruleset is
+    created exactly as a matcher creates it, then deleted at once (no fact was asserted: no state)."""
+    try:
+        handle = _create(name, definition)
+    except durable_rules_engine.error as error:
+        code = re.search(r"error code: (\d+)", str(error))
+        return int(code.group(1)) if code else -1
+    with _table_lock:
+        durable_rules_engine.delete_ruleset(handle)
+    return None
+
+
 class NativeRuleset:
     """A durable_rules ruleset handle with the sweep rule: created under the table lock, swept once,
     queued for deletion when garbage. Subclasses add how facts are matched (``fired``)."""
@@ -64,12 +87,7 @@ class NativeRuleset:
     def __init__(self, name: str, definition: dict[str, dict[str, Any]]):
         self.name = name
         self.definition = definition
-        # durable_rules wants unique ruleset names per process; reloads create new ones.
-        swept = {**definition, _SWEEP: {"all": [{"m": {_SWEEP: 1}}]}}
-        with _table_lock:
-            _delete_retired()
-            self._handle = durable_rules_engine.create_ruleset(
-                f"{name}#{next(_names)}", json.dumps(swept, ensure_ascii=False))
+        self._handle = _create(name, definition)
         self._lock = threading.Lock()
         self._ids = itertools.count()
         self._sweep()

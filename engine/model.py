@@ -113,6 +113,7 @@ class Decision:
     record: dict[str, Expr] = field(default_factory=dict)  # business keys of decision records
     enum_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # enum -> value -> label
     partition: Expr | None = None  # groups the stored keys of a commit (one hash slot on a Redis Cluster)
+    position: tuple[int, int] = (1, 1)  # line and column of the decision in its file, for load-time problems
 
 
 @dataclass

@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import durable_rules_engine
+
 from .calendar import CALENDAR_DIR, Calendar, load_calendar
 from .counters import CounterSource
-from .errors import Problem, RuleFileError, UnknownDecision
+from .errors import MatcherError, Problem, RuleFileError, UnknownDecision
 from .evaluation import CompiledDecision
 from .loader import load_rule_file
-from .model import Domain
+from .model import Decision, Domain
 from .source import read_source
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
@@ -90,8 +92,19 @@ def load_rulebook(paths: Iterable[str | Path], *, require_partitions: bool = Fal
     for domain in domains:
         rulebook.domains[domain.name] = domain
         for decision in domain.decisions.values():
-            rulebook.decisions[decision.name] = CompiledDecision(decision, domain, calendar)
+            rulebook.decisions[decision.name] = _activated(decision, domain, calendar)
     return rulebook
+
+
+def _activated(decision: Decision, domain: Domain, calendar: Calendar) -> CompiledDecision:
+    """The compiled decision; an engine refusal validation did not foresee (a full handle table, a limit
+    not known) is still the decision's ``FILE:LINE:COL`` problem, never a traceback or a 500."""
+    try:
+        return CompiledDecision(decision, domain, calendar)
+    except (durable_rules_engine.error, MatcherError) as error:
+        line, column = decision.position
+        raise RuleFileError([Problem(domain.file, line, column,
+                                     f"durable_rules cannot activate {decision.name}: {error}")]) from None
 
 
 def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
@@ -108,13 +121,22 @@ def rules_signature(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def read_rule_files(directory: str | Path) -> dict[str, str]:
-    """The rule and calendar files of a rules directory as ``{relative name: text}`` (see :meth:`Rulebook.files`)."""
+    """The rule and calendar files of a rules directory as ``{relative name: text}`` (see :meth:`Rulebook.files`);
+    :class:`RuleFileError` when one cannot be read."""
     root = Path(directory)
-    files = {path.name: path.read_text(encoding="utf-8") for path in rule_files([root])}
     calendars = root / CALENDAR_DIR
+    paths = {path.name: path for path in rule_files([root])}
     if calendars.is_dir():
-        files.update({f"{CALENDAR_DIR}/{path.name}": path.read_text(encoding="utf-8")
-                      for path in sorted(calendars.glob("*.yaml"))})
+        paths.update({f"{CALENDAR_DIR}/{path.name}": path for path in sorted(calendars.glob("*.yaml"))})
+    files, problems = {}, []
+    for name, path in paths.items():
+        text, problem = read_source(path)  # bounded, like every read of a rule file
+        if text is None:
+            problems.append(problem)
+        else:
+            files[name] = text
+    if problems:
+        raise RuleFileError(problems)
     return files
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
-from pathlib import Path as FilePath
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -91,16 +91,43 @@ class _TooLarge(Exception):
         self.message = message
 
 
-def read_source(path: PathLike) -> tuple[str | None, Problem | None]:
-    """The text of a UTF-8 file, or a problem a person can act on (a GBK file: save it as UTF-8)."""
+# The largest rule, scenario, calendar or facts file read (SPEC §7.1: the service's body maximum); a
+# reader takes one byte more to know, never the whole stream (/dev/zero would fill the memory).
+MAX_FILE_BYTES = 1024 * 1024
+
+
+class FileTooLarge(Exception):
+    """More than the limit was there to read."""
+
+
+def read_capped(stream: BinaryIO, limit: int = MAX_FILE_BYTES) -> bytes:
+    """At most ``limit`` bytes of ``stream``; :class:`FileTooLarge` when there are more."""
+    raw = stream.read(limit + 1)
+    if len(raw) > limit:
+        raise FileTooLarge(f"the file is larger than {limit:,} bytes, the most that is read")
+    return raw
+
+
+def read_source(path: PathLike, limit: int = MAX_FILE_BYTES, *, regular_only: bool = True) -> tuple[str | None, Problem | None]:
+    """The text of a UTF-8 file, or a problem a person can act on (a GBK file: save it as UTF-8).
+
+    The one reader of the files named on a command line or found in a rules directory: at most
+    ``limit`` bytes; with ``regular_only`` a FIFO or a device (which could block or never end) is refused
+    before anything is read — opened without blocking, so a FIFO with no writer answers too."""
     try:
-        raw = FilePath(path).read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(descriptor, "rb") as stream:
+            # (a directory: open() has said "Is a directory" already)
+            if regular_only and not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                return None, Problem(str(path), 1, 1, "cannot read the file: it is not a regular file "
+                                                      "(a FIFO or a device)")
+            os.set_blocking(descriptor, True)
+            raw = read_capped(stream, limit)
     except OSError as error:
         return None, Problem(str(path), 1, 1, f"cannot read the file: {error.strerror or error}")
-    try:
-        return raw.decode("utf-8"), None
-    except UnicodeDecodeError as error:
-        return None, _not_utf8(str(path), raw, error)
+    except FileTooLarge as error:
+        return None, Problem(str(path), 1, 1, str(error))
+    return decode_source(str(path), raw)
 
 
 def decode_source(file: str, raw: bytes) -> tuple[str | None, Problem | None]:
