@@ -405,8 +405,8 @@ def _healthz_latencies(port: int, seconds: float) -> list[float]:
 @pytest.mark.slow
 def test_slow_and_idle_clients_hold_no_worker(served):
     """SPEC §7.1: 10 clients sending a decision body one byte every 2 s, 10 sending their headers that
-    slowly, and 400 idle connections, on the 2-worker × 4-thread service: /healthz answers in under
-    100 ms meanwhile (gunicorn's gthread worker gave each slow client a thread: /healthz timed out), and a
+    slowly, 400 idle connections and a dozen stalled malformed or huge requests, on the 2-worker ×
+    4-thread service: /healthz answers in under 100 ms meanwhile (gunicorn's gthread worker gave each slow client a thread: /healthz timed out), and a
     client that never finishes its request gets a JSON 408 once its read timeout passes."""
     import socket
     import threading
@@ -420,6 +420,17 @@ def test_slow_and_idle_clients_hold_no_worker(served):
     slow_head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"x" * 100
     idle = [socket.create_connection(("127.0.0.1", served)) for _ in range(400)]
     slow = [socket.create_connection(("127.0.0.1", served)) for _ in range(20)]
+    # And what a reviewer found (the worker must not hand these on unfinished, nor let them fill its
+    # memory budget against small requests): a chunk-size line that never ends, one chunk far larger
+    # than the body maximum, bodies announced just under 16 MiB that stop after 1 MiB.
+    chunked = (b"POST /v1/decisions/payout.initiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n")
+    stalled = [chunked + b"1;" + b"a" * 5000, chunked + b"2000000\r\nabc"] * 5 + [
+        b"POST /v1/decisions/payout.initiate/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % (16 * 1024 * 1024 - 1) + b" " * (1024 * 1024)] * 8
+    attackers = [socket.create_connection(("127.0.0.1", served)) for _ in stalled]
+    for sock, first in zip(attackers, stalled, strict=True):
+        sock.sendall(first)
     stop = threading.Event()
 
     def trickle(sock: socket.socket, first: bytes) -> None:
@@ -443,7 +454,7 @@ def test_slow_and_idle_clients_hold_no_worker(served):
                       f"{latencies[len(latencies) // 2] * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms", stacklevel=1)
     finally:
         stop.set()
-        for sock in idle + slow:
+        for sock in idle + slow + attackers:
             sock.close()
     # A request head that never ends: answered 408 in JSON after the head timeout, the connection closed.
     with socket.create_connection(("127.0.0.1", served), timeout=HEAD_READ_TIMEOUT_SECONDS + 10) as sock:
