@@ -15,7 +15,7 @@ from engine.replay import explain
 from .auth import audit_required
 from .errors import InvalidRequest
 from .limits import heavy_run
-from .pagination import decode_cursor, encode_cursor, with_next_page
+from .pagination import encode_cursor, log_position, with_next_page
 from .schemas import LogQuery as LogQuerySchema
 
 blueprint = Blueprint("decisionlog", __name__, url_prefix="/v1/decisions")
@@ -40,7 +40,7 @@ def list_entries():
         raise InvalidRequest(flatten_errors(error.messages)) from None
     query = LogQuery(decision=args["decision"], start=args["from_"], end=args["to"], outcome=args["outcome"],
                      code=args["code"], decision_id=args["id"], limit=args["limit"], shadow=args["shadow"],
-                     before_seq=decode_cursor(args["cursor"], "log"))
+                     before_seq=log_position(args["cursor"]))
     with heavy_run(Budget("decision log page", seconds=AUDIT_SECONDS)):
         entries, next_seq = log_database().page(query)
         checkpoint()

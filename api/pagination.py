@@ -36,8 +36,36 @@ def decode_cursor(cursor: str | None, listing: str) -> Any:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         decoded = None
     if not (isinstance(decoded, list) and len(decoded) == 2 and decoded[0] == listing):
-        raise InvalidRequest({"cursor": ["not a cursor of this listing: pass the Next-Cursor of its previous page"]})
+        raise _not_a_cursor()
     return decoded[1]
+
+
+def log_position(cursor: str | None) -> int | None:
+    """The sequence number a decision-log page ended before (a cursor made by :func:`encode_cursor`)."""
+    position = decode_cursor(cursor, "log")
+    if position is not None and not _row_number(position):
+        raise _not_a_cursor()
+    return position
+
+
+def record_position(cursor: str | None) -> tuple[int, str] | None:
+    """The (evaluated ms, decision id) a records page ended at."""
+    position = decode_cursor(cursor, "records")
+    if position is None:
+        return None
+    if not (isinstance(position, list) and len(position) == 2 and _row_number(position[0])
+            and isinstance(position[1], str) and len(position[1]) <= 64):
+        raise _not_a_cursor()
+    return position[0], position[1]
+
+
+def _row_number(value: Any) -> bool:
+    """An integer a database column holds (a tampered cursor must not reach SQL as anything else)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+def _not_a_cursor() -> InvalidRequest:
+    return InvalidRequest({"cursor": ["not a cursor of this listing: pass the Next-Cursor of its previous page"]})
 
 
 def with_next_page(response: Response, cursor: str | None) -> Response:

@@ -17,7 +17,7 @@ from engine.store import RecordQuery, csv_lines, record_order
 from .auth import audit_required, bearer_token, sees_sensitive_facts
 from .errors import InvalidRequest
 from .limits import heavy_run
-from .pagination import decode_cursor, encode_cursor, with_next_page
+from .pagination import encode_cursor, record_position, with_next_page
 from .schemas import RecordsQuery
 
 blueprint = Blueprint("records", __name__, url_prefix="/v1/decisions")
@@ -33,15 +33,12 @@ def list_records():
         args = _query_schema.load(request.args.to_dict())
     except ValidationError as error:
         raise InvalidRequest(flatten_errors(error.messages)) from None
-    after = decode_cursor(args["cursor"], "records")
-    if after is not None and not (isinstance(after, list) and len(after) == 2 and isinstance(after[0], int)
-                                  and isinstance(after[1], str)):
-        raise InvalidRequest({"cursor": ["not a cursor of this listing: pass the Next-Cursor of its previous page"]})
+    after = record_position(args["cursor"])
     state = current_app.extensions["rulesvc"]
     limit = args["limit"]
     query = RecordQuery(decision=args["decision"], start=args["from_"], end=args["to"], outcome=args["outcome"],
                         decision_id=args["id"], order_id=args["order_id"], store_id=args["store_id"], limit=limit + 1,
-                        after=tuple(after) if after else None)
+                        after=after)
     with heavy_run(Budget("records page", seconds=AUDIT_SECONDS)):
         found = state.store.records(query)
         checkpoint()

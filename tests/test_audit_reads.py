@@ -12,6 +12,7 @@ import pytest
 
 from api import create_app
 from api.limits import heavy_run
+from api.pagination import encode_cursor
 from engine.limits import Budget
 
 from .conftest import AUDIT, NOW, RULES, merged
@@ -92,9 +93,13 @@ def test_the_log_comes_a_page_at_a_time_with_a_cursor(service):
     assert seen == ids[::-1] and pages == 3  # newest first, each entry once
     too_many = client.get("/v1/decisions/log?limit=1001", headers=AUDIT)
     assert too_many.status_code == 400 and "limit" in too_many.json["error"]["fields"]
-    for cursor in ("garbage", "eyJ4Ijoxfe", "WyJyZWNvcmRzIiwxXQ"):  # not base64 JSON; not a list; another listing's
+    for cursor in ("garbage", "eyJ4Ijoxfe", "WyJyZWNvcmRzIiwxXQ",  # not base64 JSON; not a list; another listing's
+                   *(encode_cursor("log", position) for position in (2**70, -1, True, {}, "x", 1.5))):
         bad = client.get(f"/v1/decisions/log?cursor={cursor}", headers=AUDIT)
         assert bad.status_code == 400 and "cursor" in bad.json["error"]["fields"], cursor
+    for position in ([2**70, "x"], [True, "x"], [1, 2], [1], "x"):  # tampered records cursors: 400, never 500
+        bad = client.get(f"/v1/decisions/records?cursor={encode_cursor('records', position)}", headers=AUDIT)
+        assert bad.status_code == 400 and "cursor" in bad.json["error"]["fields"], position
 
 
 def test_an_audit_read_waits_its_turn_with_the_heavy_work(service):

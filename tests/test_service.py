@@ -406,8 +406,9 @@ def _healthz_latencies(port: int, seconds: float) -> list[float]:
 def test_slow_and_idle_clients_hold_no_worker(served):
     """SPEC §7.1: 10 clients sending a decision body one byte every 2 s, 10 sending their headers that
     slowly, 400 idle connections and a dozen stalled malformed or huge requests, on the 2-worker ×
-    4-thread service: /healthz answers in under 100 ms meanwhile (gunicorn's gthread worker gave each slow client a thread: /healthz timed out), and a
-    client that never finishes its request gets a JSON 408 once its read timeout passes."""
+    4-thread service: /healthz answers in under 100 ms meanwhile (gunicorn's gthread worker gave each
+    slow client a thread: /healthz timed out), and a client that never finishes its request gets a
+    JSON 408 once its read timeout passes."""
     import socket
     import threading
     import time
