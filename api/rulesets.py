@@ -4,7 +4,6 @@ active; a candidate file's impact on logged decisions (admin); the shadow rules'
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, jsonify, request
@@ -13,9 +12,9 @@ from marshmallow import ValidationError
 from engine import RuleFileError, load_rule_file
 from engine.decisionlog import LogQuery
 from engine.facts import flatten_errors
-from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, Budget
+from engine.limits import AUDIT_SECONDS, IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, Budget
 from engine.model import Domain
-from engine.replay import shadow_report
+from engine.replay import ShadowTally
 from engine.values import to_output
 
 from .auth import admin_required, audit_required, qa_required
@@ -26,10 +25,6 @@ from .limits import Busy, heavy_run
 from .schemas import ImpactQuery
 
 blueprint = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
-
-# The shadow report reads every shadow run since the shadow rules started (30,000 runs: seconds): one
-# worker computes it at most once in this many seconds, and answers the report it has meanwhile.
-SHADOW_REPORT_SECONDS = 10.0
 
 
 def _describe(domain: Domain) -> dict[str, object]:
@@ -65,26 +60,27 @@ def one_version(version: str):
 
 
 class ShadowReports:
-    """The shadow report this worker computed last, for :data:`SHADOW_REPORT_SECONDS`."""
+    """This worker's shadow tally (one per start of the shadow rules) and the last report it gave."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._since: datetime | None = None
+        self._tally: ShadowTally | None = None
         self._report: dict[str, object] | None = None
-        self._computed = 0.0
 
-    def fresh(self, since: datetime) -> dict[str, object] | None:
+    def tally(self, since: datetime) -> ShadowTally:
         with self._lock:
-            young = time.monotonic() - self._computed < SHADOW_REPORT_SECONDS
-            return self._report if self._since == since and young else None
+            if self._tally is None or self._tally.since != since:
+                self._tally, self._report = ShadowTally(since), None
+            return self._tally
 
     def latest(self, since: datetime) -> dict[str, object] | None:
         with self._lock:
-            return self._report if self._since == since else None
+            return self._report if self._tally is not None and self._tally.since == since else None
 
     def keep(self, since: datetime, report: dict[str, object]) -> None:
         with self._lock:
-            self._since, self._report, self._computed = since, report, time.monotonic()
+            if self._tally is not None and self._tally.since == since:
+                self._report = report
 
 
 _shadow_reports = ShadowReports()
@@ -94,23 +90,21 @@ _shadow_reports = ShadowReports()
 @audit_required
 def shadow():
     """The shadow rules' runs so far, in the impact JSON form (examples: the shadowed decisions' ids);
-    ``as_of`` says when it was computed (at most :data:`SHADOW_REPORT_SECONDS` ago, or while another
-    heavy request runs on this worker, the last one it computed)."""
+    ``as_of`` says when it was computed. Each worker folds only the runs logged since its last report;
+    while another heavy request holds this worker's slot, the last report it made is answered."""
     state = current_app.extensions["rulesvc"]
     runner = state.shadow
     if runner is None:
         abort(404, description="no shadow rules: start the service with rulesvc serve --shadow DIR")
     since = runner.started_at
-    report = _shadow_reports.fresh(since)
-    if report is None:
-        try:
-            with heavy_run(Budget("shadow report", seconds=IMPACT_SECONDS)):
-                report = {**shadow_report(log_database(), since=since), "as_of": to_output(datetime.now(UTC))}
-            _shadow_reports.keep(since, report)
-        except Busy:
-            report = _shadow_reports.latest(since)
-            if report is None:
-                raise
+    try:
+        with heavy_run(Budget("shadow report", seconds=AUDIT_SECONDS)):
+            report = {**_shadow_reports.tally(since).update(log_database()), "as_of": to_output(datetime.now(UTC))}
+        _shadow_reports.keep(since, report)
+    except Busy:
+        report = _shadow_reports.latest(since)
+        if report is None:
+            raise
     candidate = runner.candidate
     return jsonify({**report, "candidate": {
         "dir": str(runner.candidate_dir), "problems": runner.problems,

@@ -207,6 +207,14 @@ class LogDatabase:
                 yield loads(row.entry)
             after = rows[-1].seq
 
+    def entries_after(self, query: LogQuery, after_seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """Up to ``limit`` entries ``query`` selects logged after ``after_seq``, oldest first, with their
+        sequence numbers (a reader that folds the log as it grows goes on from the last one)."""
+        rows = self._read(select(decision_log.c.seq, decision_log.c.entry)
+                          .where(*_conditions(query), decision_log.c.seq > after_seq)
+                          .order_by(decision_log.c.seq).limit(limit))
+        return [(int(row.seq), loads(row.entry)) for row in rows]
+
     def versions(self) -> list[dict[str, Any]]:
         """Every kept ruleset version (without its files), oldest first."""
         rows = self._read(select(ruleset_versions.c.version, ruleset_versions.c.domain, ruleset_versions.c.file,

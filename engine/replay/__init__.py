@@ -6,8 +6,8 @@ from __future__ import annotations
 from .explain import explain
 from .impact import ImpactTally, impact
 from .replayer import LoggedCounters, NotReplayable, Replayer, value_reads
-from .shadow import ShadowRunner, shadow_report
+from .shadow import ShadowRunner, ShadowTally, shadow_report
 from .versions import VersionLibrary
 
-__all__ = ["ImpactTally", "LoggedCounters", "NotReplayable", "Replayer", "ShadowRunner", "VersionLibrary",
+__all__ = ["ImpactTally", "LoggedCounters", "NotReplayable", "Replayer", "ShadowRunner", "ShadowTally", "VersionLibrary",
            "explain", "impact", "shadow_report", "value_reads"]

@@ -148,18 +148,42 @@ class ShadowRunner:
                                  mask_also=compiled.sensitive_paths)  # what the service's rules call sensitive
 
 
-REPORT_RUNS = 100_000  # the latest shadow runs a report folds
+def _add_run(tally: ImpactTally, entry: dict[str, Any]) -> None:
+    shadow = entry["shadow"]
+    before = Verdict.from_json(shadow["before"])
+    after: Verdict | NotReplayable = (NotReplayable(shadow["not_replayable"]) if shadow.get("not_replayable")
+                                      else Verdict.from_json(entry))
+    tally.add(shadow["of"], before, after)
 
 
-def shadow_report(database: LogDatabase, *, since: datetime | None = None, limit: int = REPORT_RUNS) -> dict[str, Any]:
-    """The latest ``limit`` shadow runs logged since ``since``, in the impact JSON form (examples are the
-    shadowed decisions' ids)."""
-    tally = ImpactTally()
-    for entry in reversed(database.query(LogQuery(start=since, shadow=True, limit=limit))):
-        shadow = entry["shadow"]
-        before = Verdict.from_json(shadow["before"])
-        after: Verdict | NotReplayable = (NotReplayable(shadow["not_replayable"]) if shadow.get("not_replayable")
-                                          else Verdict.from_json(entry))
-        tally.add(shadow["of"], before, after)
-        checkpoint()
-    return tally.as_json()
+def shadow_report(database: LogDatabase, *, since: datetime | None = None) -> dict[str, Any]:
+    """Every shadow run logged since ``since``, in the impact JSON form (examples are the shadowed
+    decisions' ids). A service keeps a :class:`ShadowTally` instead, which reads each run once."""
+    tally = ShadowTally(since)
+    return tally.update(database)
+
+
+class ShadowTally:
+    """The shadow report kept current: each :meth:`update` folds only the runs logged since the last one
+    (by their log sequence number), so a report over 30,000 runs costs what the new runs cost. Work
+    done before a time budget ran out (:func:`~engine.limits.checkpoint`) is kept: the next update
+    goes on from there."""
+
+    PAGE = 5000
+
+    def __init__(self, since: datetime | None):
+        self.since = since
+        self._tally = ImpactTally()
+        self._after_seq = 0
+        self._lock = threading.Lock()
+
+    def update(self, database: LogDatabase) -> dict[str, Any]:
+        with self._lock:
+            while True:
+                runs = database.entries_after(LogQuery(start=self.since, shadow=True), self._after_seq, self.PAGE)
+                for seq, entry in runs:
+                    _add_run(self._tally, entry)
+                    self._after_seq = seq
+                    checkpoint(1)  # a run: a count limit (if any) counts runs
+                if len(runs) < self.PAGE:
+                    return self._tally.as_json()
