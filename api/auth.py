@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import ipaddress
 import os
 from collections.abc import Callable
 from typing import Any
@@ -52,8 +53,19 @@ def token_matches(supplied: str | None, *expected: str | None) -> bool:
 
 
 def client_address() -> str:
-    """Who a failed check counts against: the connecting address (see the module's docstring)."""
-    return request.remote_addr or "-"
+    """Who a failed check counts against: the connecting address (see the module's docstring); an
+    IPv6 client by its /64, the block one host is usually given, so changing addresses inside it
+    does not reset the count."""
+    address = request.remote_addr or "-"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:  # ::ffff:1.2.3.4 is the IPv4 client 1.2.3.4
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 def token_accepted(supplied: str | None, *expected: str | None) -> bool:

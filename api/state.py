@@ -184,13 +184,16 @@ class ServiceState:
     def masked_records(self, records: list[DecisionRecord]) -> list[DecisionRecord]:
         """``records`` as a reader without the audit or admin token sees them (SPEC §7.1): each column its
         decision reads from a sensitive fact (``customer_account: customer.account``) masked as the
-        decision log masks it, so equal values stay equal and match the log's. A decision no longer
-        active has every text column masked: better masked than shown. A record's stored result holds no
+        decision log masks it, so equal values stay equal and match the log's. A record made by a
+        version no longer active has every text column masked: better masked than shown. A record's stored result holds no
         facts, so the columns are all there is to mask."""
         masked = []
         for record in records:
             compiled = self.rulebook.decisions.get(record.decision)
-            columns = (compiled.sensitive_record_columns if compiled is not None
+            # The active rules say which columns read sensitive facts only for records they made: a record
+            # of another version (its record columns may have read other facts) has every text column masked.
+            known = compiled is not None and compiled.domain.version == record.ruleset_version
+            columns = (compiled.sensitive_record_columns if known
                        else [column for column in RECORD_COLUMNS if column != "amount"])
             changes = {column: self.masker.mask_value(value) for column in columns
                        if isinstance(value := getattr(record, column, None), str) and value}

@@ -14,6 +14,7 @@ from api import create_app
 from api.limits import heavy_run
 from api.pagination import encode_cursor
 from engine.limits import Budget
+from engine.store import RecordQuery
 
 from .conftest import AUDIT, NOW, RULES, merged
 from .test_payout import INITIATE_OK
@@ -135,3 +136,29 @@ def test_records_come_a_page_at_a_time_and_the_csv_too(service):
     assert log_cursor is not None
     refused = client.get(f"/v1/decisions/records?cursor={log_cursor}", headers=AUDIT)
     assert refused.status_code == 400 and "cursor" in refused.json["error"]["fields"]
+
+
+@pytest.mark.parametrize(("remote", "counted_as"), [
+    ("203.0.113.7", "203.0.113.7"), ("::ffff:203.0.113.7", "203.0.113.7"),
+    ("2001:db8:1:2::1", "2001:db8:1:2::/64"), ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),
+])
+def test_failed_tokens_count_per_client_and_per_ipv6_block(service, remote, counted_as):
+    """Review finding 4: a client rotating its IPv6 addresses inside its /64 keeps one count."""
+    from api.auth import client_address
+
+    client, _ = service
+    with client.application.test_request_context(environ_base={"REMOTE_ADDR": remote}):
+        assert client_address() == counted_as
+
+
+def test_a_record_of_another_version_has_every_text_column_masked(service):
+    """Review finding 10: which columns read sensitive facts is known for the active version only."""
+    import dataclasses
+
+    client, state = service
+    committed = commit(client, "old-1", "buyer-secret-88")
+    record = state.store.records(RecordQuery(decision_id=committed["decision_id"]))[0]
+    active = state.masked_records([record])[0]
+    assert active.customer_account.startswith("hmac:") and active.order_id == "order-old-1"
+    older = state.masked_records([dataclasses.replace(record, ruleset_version="sha256:older")])[0]
+    assert older.customer_account.startswith("hmac:") and older.order_id.startswith("hmac:")
