@@ -53,6 +53,9 @@ def test_a_committed_entry_waits_in_the_outbox_and_is_logged_exactly_once(urls, 
         survivor.drain()  # moved again (two processes at once, a crash between copy and delete): no double
         ids = logged_ids(log)
         assert sorted(ids) == sorted(m.result["decision_id"] for m in made) and len(ids) == len(set(ids))
+        assert log.written == 4  # entries moved twice are counted once (review finding 11)
+        log.write_committed([log.database.entry(made[0].result["decision_id"])])
+        assert log.written == 4
         entry = log.database.entry(made[0].result["decision_id"])
         assert (entry["source"], entry["committed"], entry["now"]) == ("commit", True, NOW.isoformat())
         assert log.database.entry(made[2].result["decision_id"])["committed"] is False  # deferred: nothing reserved

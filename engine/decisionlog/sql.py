@@ -126,14 +126,20 @@ class LogDatabase:
 
     # --- writing -------------------------------------------------------------------------------------
 
-    def write(self, entries: list[dict[str, Any]]) -> None:
-        """Append entries in one transaction (an id already logged is skipped, never doubled)."""
+    def write(self, entries: list[dict[str, Any]]) -> int:
+        """Append entries in one transaction (an id already logged is skipped, never doubled); returns
+        how many were new (two processes moving one outbox must not both count an entry)."""
         if not entries:
-            return
+            return 0
         rows = [_row(entry) for entry in entries]
         writer, _ = self._engines()
         with _unavailable("decision log unavailable"), writer.begin() as connection:
-            connection.execute(_insert_ignoring_duplicates(writer, decision_log), rows)
+            known = set(connection.execute(select(decision_log.c.decision_id).where(
+                decision_log.c.decision_id.in_([row["decision_id"] for row in rows]))).scalars())
+            new_rows = [row for row in rows if row["decision_id"] not in known]
+            if new_rows:
+                connection.execute(_insert_ignoring_duplicates(writer, decision_log), new_rows)
+            return len(new_rows)
 
     def keep_version(self, version: str, domain: str, file: str, files: dict[str, str], at: datetime) -> None:
         """Keep a ruleset version with its files' text, unless it is kept already."""

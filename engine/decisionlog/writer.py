@@ -106,10 +106,10 @@ class DecisionLog:
     def write_committed(self, entries: list[dict[str, Any]]) -> None:
         """Write committed decisions' entries from an outbox; one already logged is skipped, so an outbox
         moved twice (after a crash, or by two processes) logs each once. Raises :class:`LogUnavailable`."""
-        self.database.write(entries)
-        self.written += len(entries)
-        if self._on_write:
-            self._on_write(len(entries))
+        written = self.database.write(entries)
+        self.written += written
+        if self._on_write and written:
+            self._on_write(written)
 
     def keep_versions(self, rulebook: Rulebook) -> None:
         """Store every domain version of ``rulebook`` that the log does not know yet, with its files' text."""
