@@ -322,6 +322,8 @@ class WholeRequestWorker(ThreadWorker):
         for conn, (framing, deadline) in list(self.reading.items()):
             if not framing.buffer and (now >= deadline or not self.alive):
                 self._drop(conn)  # idle: nothing to answer
+            elif not self.alive:  # stopping: a request still arriving is not waited for
+                self._refuse(conn, 503, "Service Unavailable", "the server is stopping; retry")
             elif now >= deadline:
                 part = "head" if framing.head_end is None else "body"
                 self._refuse(conn, 408, "Request Timeout", f"the request {part} did not arrive in time")

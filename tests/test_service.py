@@ -292,8 +292,11 @@ def served(tmp_path):
     port = free_port()
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
+        # Its own log: the repository's var/decisions.db, shared by every test's server, grew past 100 MB
+        # in a CI run and made a SIGTERM's last flush outlast the 30 s the fixture waits.
         server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--port", str(port),
-                                   "--store", f"sqlite:///{tmp_path}/store.db"], cwd=RULES.parent,
+                                   "--store", f"sqlite:///{tmp_path}/store.db", "--log", f"sqlite:///{tmp_path}/log.db"],
+                                  cwd=RULES.parent,
                                   stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_for_port(port, timeout=30)
@@ -670,8 +673,9 @@ def test_1000_reloads_under_concurrent_traffic(tmp_path):
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         service = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--rules", str(rules), "--port", str(port),
-                                    "--store", f"sqlite:///{tmp_path}/store.db"], cwd=RULES.parent,
-                                   env={**os.environ, "RULESVC_ADMIN_TOKEN": token}, stdout=subprocess.DEVNULL, stderr=log)
+                                    "--store", f"sqlite:///{tmp_path}/store.db", "--log", f"sqlite:///{tmp_path}/log.db"],
+                                   cwd=RULES.parent, env={**os.environ, "RULESVC_ADMIN_TOKEN": token},
+                                   stdout=subprocess.DEVNULL, stderr=log)
     payout = rules / "payout.yaml"
     texts = [payout.read_text(encoding="utf-8")]
     texts.append(texts[0].replace('value: "500.00"', 'value: "400.00"'))
