@@ -9,12 +9,12 @@ from marshmallow import ValidationError
 
 from engine.decisionlog import LogDatabase, LogQuery
 from engine.facts import flatten_errors
-from engine.limits import AUDIT_SECONDS, Budget, checkpoint
+from engine.limits import checkpoint
 from engine.replay import explain
 
 from .auth import audit_required
 from .errors import InvalidRequest
-from .limits import heavy_run
+from .limits import audit_read
 from .pagination import encode_cursor, log_position, with_next_page
 from .schemas import LogQuery as LogQuerySchema
 
@@ -41,7 +41,7 @@ def list_entries():
     query = LogQuery(decision=args["decision"], start=args["from_"], end=args["to"], outcome=args["outcome"],
                      code=args["code"], decision_id=args["id"], limit=args["limit"], shadow=args["shadow"],
                      before_seq=log_position(args["cursor"]))
-    with heavy_run(Budget("decision log page", seconds=AUDIT_SECONDS)):
+    with audit_read("decision log page"):
         entries, next_seq = log_database().page(query)
         checkpoint()
         response = jsonify(entries)
@@ -53,7 +53,7 @@ def list_entries():
 def explain_entry(decision_id: str):
     """Replay one logged decision on the rules it was made with; say whether it reproduces, with the trace."""
     state = current_app.extensions["rulesvc"]
-    with heavy_run(Budget("explain", seconds=AUDIT_SECONDS)):
+    with audit_read("explain"):
         entry = log_database().entry(decision_id)
         if entry is None:
             abort(404, description=f"no decision {decision_id!r} in the decision log")

@@ -15,9 +15,9 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
-from engine.limits import Budget
+from engine.limits import AUDIT_SECONDS, Budget
 
 _slot = threading.Lock()  # one per process: gunicorn forks before any request takes it
 _running: list[Budget] = []  # the budget of the run holding the slot
@@ -53,3 +53,9 @@ def _seconds_left() -> int:
     if deadline is None:
         return 1
     return max(1, math.ceil(deadline - time.monotonic()))
+
+
+def audit_read(what: str) -> AbstractContextManager[Budget]:
+    """:func:`heavy_run` for one read of what was decided (a page of the log or records, an explanation,
+    a shadow report): SPEC §7.1 bounds them like heavy work, within ``RULESVC_AUDIT_SECONDS``."""
+    return heavy_run(Budget(what, seconds=AUDIT_SECONDS))

@@ -11,12 +11,12 @@ from marshmallow import ValidationError
 
 from engine import Rulebook, UnknownDecision
 from engine.facts import flatten_errors
-from engine.limits import AUDIT_SECONDS, Budget, checkpoint
+from engine.limits import checkpoint
 from engine.store import RecordQuery, csv_lines, record_order
 
 from .auth import audit_required, bearer_token, sees_sensitive_facts
 from .errors import InvalidRequest
-from .limits import heavy_run
+from .limits import audit_read
 from .pagination import encode_cursor, record_position, with_next_page
 from .schemas import RecordsQuery
 
@@ -39,7 +39,7 @@ def list_records():
     query = RecordQuery(decision=args["decision"], start=args["from_"], end=args["to"], outcome=args["outcome"],
                         decision_id=args["id"], order_id=args["order_id"], store_id=args["store_id"], limit=limit + 1,
                         after=after)
-    with heavy_run(Budget("records page", seconds=AUDIT_SECONDS)):
+    with audit_read("records page"):
         found = state.store.records(query)
         checkpoint()
     cursor = encode_cursor("records", list(record_order(found[limit - 1]))) if len(found) > limit else None

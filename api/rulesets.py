@@ -12,7 +12,7 @@ from marshmallow import ValidationError
 from engine import RuleFileError, load_rule_file
 from engine.decisionlog import LogQuery
 from engine.facts import flatten_errors
-from engine.limits import AUDIT_SECONDS, IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, Budget
+from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, Budget
 from engine.model import Domain
 from engine.replay import ShadowTally
 from engine.values import to_output
@@ -21,7 +21,7 @@ from .auth import admin_required, audit_required, qa_required
 from .bodies import yaml_text
 from .decisionlog import log_database
 from .errors import InvalidRequest, error_body
-from .limits import Busy, heavy_run
+from .limits import Busy, audit_read, heavy_run
 from .schemas import ImpactQuery
 
 blueprint = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
@@ -98,7 +98,7 @@ def shadow():
         abort(404, description="no shadow rules: start the service with rulesvc serve --shadow DIR")
     since = runner.started_at
     try:
-        with heavy_run(Budget("shadow report", seconds=AUDIT_SECONDS)):
+        with audit_read("shadow report"):
             report = {**_shadow_reports.tally(since).update(log_database()), "as_of": to_output(datetime.now(UTC))}
         _shadow_reports.keep(since, report)
     except Busy:

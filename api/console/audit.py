@@ -16,11 +16,11 @@ from typing import Any
 
 from engine import RuleFileError
 from engine.decisionlog import LogQuery
-from engine.limits import AUDIT_SECONDS, IMPACT_DECISIONS, IMPACT_SECONDS, Budget
+from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, Budget
 from engine.replay import explain
 from engine.store import DecisionRecord, RecordQuery, export_csv
 
-from ..limits import heavy_run
+from ..limits import audit_read, heavy_run
 from ..pagination import MAX_PAGE_ENTRIES
 from ..records import reason_label
 from ..state import ServiceState
@@ -52,7 +52,7 @@ def find_records(state: ServiceState, filters: Filters, limit: int = RECORDS_SHO
 def records_csv(state: ServiceState, filters: Filters, masked: bool = False) -> str:
     """The merchant's CSV export (打款单号, 订单号, 客户账号, 打款原因, 状态, …) of the matching records,
     with sensitive columns masked when ``masked`` (see :meth:`ServiceState.masked_records`)."""
-    with heavy_run(Budget("records export", seconds=AUDIT_SECONDS)):
+    with audit_read("records export"):
         found = state.store.records(_record_query(filters, RECORDS_EXPORTED))
     if masked:
         found = state.masked_records(found)
