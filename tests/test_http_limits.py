@@ -11,7 +11,7 @@ import pytest
 
 from api import create_app
 from api.limits import heavy_run
-from engine.limits import SCENARIO_STEPS, Budget, Limit
+from engine.limits import SCENARIO_STEPS, VALIDATION_SECONDS, Budget, Limit
 
 from .conftest import RULES
 from .test_payout import INITIATE_OK
@@ -110,7 +110,8 @@ def test_1000_aliased_committing_cases_are_refused_at_once(client):
         "limit": "RULESVC_SCENARIO_MAX_STEPS", "maximum": 500, "unit": "steps"}
 
 
-def test_a_run_within_the_step_limit_answers_in_under_3_s_or_is_stopped(client):
+def test_a_run_within_the_step_limit_answers_in_under_3_s_or_is_stopped(client, monkeypatch):
+    monkeypatch.delenv("RULESVC_SCENARIO_SECONDS")  # the shipped default budget
     started = time.perf_counter()
     response = client.post("/v1/scenarios/run", data=aliased_scenario(int(SCENARIO_STEPS.default)), content_type=YAML)
     assert time.perf_counter() - started < 3
@@ -140,6 +141,7 @@ def test_the_limits_are_configurable(client, monkeypatch):
     assert response.status_code == 422 and response.get_json()["error"]["limit"] == "RULESVC_VALIDATION_SECONDS"
 
     monkeypatch.setenv("RULESVC_VALIDATION_SECONDS", "not a number")  # ignored: the default applies
+    assert VALIDATION_SECONDS.value() == VALIDATION_SECONDS.default
     assert client.post("/v1/rulesets/validate", data=(RULES / "payout.yaml").read_bytes(),
                        content_type=YAML).get_json()["valid"] is True
 

@@ -302,9 +302,21 @@ def served(tmp_path):
         wait_for_port(port, timeout=30)
         yield port
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_server(server, log_path)
     assert "Traceback" not in log_path.read_text()
+
+
+def stop_server(server: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
+    """SIGTERM and wait (gunicorn's graceful stop lasts up to 30 s, the log flush up to 15 s more);
+    one that does not stop is killed and the failure shows the end of what it printed."""
+    server.terminate()
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
+        pytest.fail(f"the server did not stop within {timeout} s of SIGTERM; its log ends:\n{tail}")
 
 
 def raw_request(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
