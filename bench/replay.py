@@ -4,7 +4,8 @@ The log is made as the service makes it: the bench mix decided by ours and appen
 log (sensitive facts masked), then copied in SQL — new ids, same decisions — up to the size asked
 for, so that making it costs seconds, not a million evaluations. The candidate lowers
 ``max_payout_amount`` from 500.00 to 300.00; ``rulesvc impact``'s engine call replays the log with
-one process per core and the time is taken around that call alone.
+one process per core and the time is taken around that call alone. The same replay then runs on a
+dask.distributed LocalCluster of 1 and 2 workers (``--scheduler``), its report checked against the local one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .factsets import DECISIONS, fact_sets
 from .paths import RULES_DIR
 
 MILLION = 1_000_000
+DASK_WORKERS = (1, 2)  # LocalCluster sizes: how the rate grows with workers
 
 
 def make_log(path: Path, entries: int, seed: int, mix_size: int = 2000) -> int:
@@ -66,6 +68,23 @@ def lowered_candidate() -> dict[str, str]:
     return files
 
 
+def replay_on_local_cluster(database: LogDatabase, workers: int, local_report: dict[str, Any]) -> dict[str, Any]:
+    """The same replay through ``rulesvc impact --scheduler`` on a LocalCluster of ``workers`` processes
+    (one thread each); the time is taken around the impact call alone (the cluster is up already), and
+    its report must be the local one."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as cluster:
+        started = time.perf_counter()
+        tally = impact(database, lowered_candidate(), LogQuery(limit=None), scheduler=cluster.scheduler_address)
+        seconds = time.perf_counter() - started
+    if tally.as_json() != local_report:
+        raise AssertionError(f"the replay on a LocalCluster of {workers} workers disagrees with the local replay")
+    return {"workers": workers, "seconds": seconds, "replay_per_s": tally.replayed / seconds,
+            "seconds_per_million": MILLION * seconds / tally.replayed, "same_report_as_local": True}
+
+
 def run_replay(entries: int, seed: int) -> dict[str, Any]:
     processes = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(prefix="rulesvc-bench-replay-") as directory:
@@ -78,9 +97,12 @@ def run_replay(entries: int, seed: int) -> dict[str, Any]:
         tally = impact(database, lowered_candidate(), LogQuery(limit=None), processes=processes)
         seconds = time.perf_counter() - started
         size_mib = path.stat().st_size / 2**20
+        on_dask = {str(workers): replay_on_local_cluster(database, workers, tally.as_json())
+                   for workers in DASK_WORKERS}
     report = tally.as_json()
     rate = tally.replayed / seconds
     return {
+        "dask": on_dask,
         "entries": rows, "processes": processes, "seconds": seconds, "replay_per_s": rate,
         "seconds_per_million": MILLION / rate, "log_made_in_s": made_in, "log_size_mib": size_mib,
         "candidate": "rules/ with max_payout_amount 500.00 -> 300.00",

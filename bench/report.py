@@ -159,6 +159,7 @@ def markdown(report: dict[str, Any], found: list[Goal]) -> str:
         f"{report['replay']['seconds_per_million']:.1f} s per million; transitions {report['replay']['transitions']} "
         f"(the log: {report['replay']['log_size_mib']:,.0f} MiB of SQLite, made in {report['replay']['log_made_in_s']:.0f} s).",
         "",
+        *_dask_lines(report["replay"].get("dask") or {}),
         "## Memory",
         "",
         f"RSS {memory['rss_before_mib']:.1f} MiB before, {memory['rss_after_mib']:.1f} MiB after "
@@ -212,3 +213,16 @@ def write(report: dict[str, Any], found: list[Goal], directory: Path, extra_json
         extra_json.write_text(text, encoding="utf-8")
         written.append(extra_json)
     return written
+
+
+def _dask_lines(dask: dict[str, Any]) -> list[str]:
+    """The replay on dask.distributed LocalClusters, beside the local one."""
+    if not dask:
+        return []
+    lines = ["| on dask.distributed (`--scheduler`) | seconds per million | decisions/s | same report |",
+             "|---|---:|---:|---|"]
+    for run in dask.values():
+        lines.append(f"| LocalCluster of {run['workers']} worker{'s' if run['workers'] > 1 else ''} "
+                     f"| {run['seconds_per_million']:.1f} | {_rate(run['replay_per_s'])} "
+                     f"| {'yes' if run['same_report_as_local'] else 'no'} |")
+    return [*lines, ""]

@@ -21,6 +21,7 @@ from engine import RuleFileError, load_rulebook
 from engine.decisionlog import DEFAULT_LOG_URL, LogDatabase, LogQuery, LogUnavailable
 from engine.diff import diff_rulebooks
 from engine.replay import VersionLibrary, explain, impact
+from engine.replay.cluster import SCHEDULER_VARIABLE, ClusterUnavailable
 from engine.rulebook import Rulebook, read_rule_files, rulebook_from_files
 from engine.source import FileTooLarge, read_capped
 
@@ -251,9 +252,12 @@ def _fail_on(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 @click.option("--fail-on", "fail_on", multiple=True, callback=_fail_on,
               help="Exit 3 when a transition's share of the replayed decisions passes a limit, e.g. 'allow->deny>0.5%'.")
 @click.option("--processes", type=click.IntRange(min=1), help="Replay with this many processes (default: one per core).")
+@click.option("--scheduler", envvar=SCHEDULER_VARIABLE, show_envvar=True,
+              help="Replay on the dask.distributed cluster of this scheduler (tcp://HOST:PORT) instead of local "
+                   "processes; its workers must reach the log (--log) and run this rulesvc.")
 def impact_command(candidate_dir: str, rules_dir: str, log_url: str, decision: str | None, start: datetime | None,
                    end: datetime | None, limit: int | None, output: str, fail_on: list[tuple[str, float]],
-                   processes: int | None) -> None:
+                   processes: int | None, scheduler: str | None) -> None:
     """Replay logged decisions on candidate rules and report what would change (SPEC §11)."""
     candidate = rules_or_exit([candidate_dir], code=2)  # every problem, and no replay, when the candidate is broken
     database = _database(log_url)
@@ -266,10 +270,11 @@ def impact_command(candidate_dir: str, rules_dir: str, log_url: str, decision: s
         candidate_files = read_rule_files(candidate_dir)
         active_files = active.files() if active is not None else None
         if show_progress:
-            tally = _with_progress(database, candidate_files, active_files, query, processes)
+            tally = _with_progress(database, candidate_files, active_files, query, processes, scheduler)
         else:
-            tally = impact(database, candidate_files, query, active=active_files, processes=processes)
-    except LogUnavailable as error:
+            tally = impact(database, candidate_files, query, active=active_files, processes=processes,
+                           scheduler=scheduler)
+    except (LogUnavailable, ClusterUnavailable) as error:
         click.echo(str(error), err=True)
         sys.exit(1)
     except RuleFileError as error:  # a candidate file changed since it was checked
@@ -299,7 +304,7 @@ def impact_command(candidate_dir: str, rules_dir: str, log_url: str, decision: s
 
 
 def _with_progress(database: LogDatabase, files: dict[str, str], active: dict[str, str] | None, query: LogQuery,
-                   processes: int | None) -> Any:
+                   processes: int | None, scheduler: str | None) -> Any:
     """Replay with a progress bar on the terminal: done, rate and the time left."""
     total = database.span(query)[0]
     started = time.monotonic()
@@ -315,7 +320,8 @@ def _with_progress(database: LogDatabase, files: dict[str, str], active: dict[st
             done[0] += count
             bar.update(count, done[0])
 
-        return impact(database, files, query, active=active, processes=processes, on_progress=advance)
+        return impact(database, files, query, active=active, processes=processes, on_progress=advance,
+                      scheduler=scheduler)
 
 
 COMMANDS = [log_group, explain_command, versions_command, diff_command, impact_command]

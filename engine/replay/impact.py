@@ -24,6 +24,7 @@ from ..evaluation import gc_paused
 from ..limits import checkpoint
 from ..rulebook import Rulebook, rulebook_from_files
 from ..verdict import Verdict
+from .cluster import replay_on_cluster
 from .replayer import NotReplayable, Replayer
 
 EXAMPLES_PER_TRANSITION = 10
@@ -161,13 +162,15 @@ def tally_entries(replayer: Replayer, entries: Iterator[dict[str, Any]], *, base
 def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: LogQuery, *,
            active: Rulebook | dict[str, str] | None = None, processes: int | None = None,
            on_progress: Callable[[int], None] | None = None,
-           on_total: Callable[[int], None] | None = None) -> ImpactTally:
+           on_total: Callable[[int], None] | None = None, scheduler: str | None = None) -> ImpactTally:
     """Replay the decisions ``query`` selects on ``candidate`` (a rulebook or its files), against what the
     ``active`` rules decide (None: against the logged decisions as they are).
 
     ``processes`` (default: one per core) replay chunks in parallel when the log is large enough;
     ``on_total`` hears how many entries will be replayed, ``on_progress`` how many more are done. Under an
     active budget (the HTTP endpoint) more entries than its count limit are refused before any replay.
+    With ``scheduler`` (a Dask scheduler's address) the chunks are replayed on that cluster instead
+    (engine/replay/cluster.py), with the same report.
     """
     count, first, last = database.span(query)
     checkpoint(count)
@@ -176,6 +179,9 @@ def impact(database: LogDatabase, candidate: Rulebook | dict[str, str], query: L
     processes = processes or os.cpu_count() or 1
     if count == 0:
         return ImpactTally()
+    if scheduler:
+        return replay_on_cluster(scheduler, database.url, _files(candidate), _files(active) if active is not None else None,
+                                 query, _chunks(first, last, max(16, count // 25_000)), on_progress)
     if processes == 1 or count < 2 * MIN_ENTRIES_PER_PROCESS:
         return tally_entries(Replayer(_rulebook(candidate, "candidate")), database.entries_between(query, first, last),
                              baseline=Baseline(_rulebook(active, "active") if active is not None else None),
