@@ -245,6 +245,15 @@ def to_output(value: Any) -> Any:
     return value
 
 
+def output_form(value: Any) -> Any:
+    """:func:`to_output` of a value JSON has no type for (money, instants…): orjson's ``default``."""
+    convert = _OUTPUT_FORMS.get(type(value))
+    converted = convert(value) if convert is not None else to_output(value)
+    if converted is value:
+        raise TypeError(f"no JSON form for {type(value).__name__}")
+    return converted
+
+
 _AS_IS = frozenset({str, int, bool, float, type(None)})
 _OUTPUT_FORMS: dict[type, Any] = {
     Decimal: lambda value: str(round_fen(value)),

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,35 @@ def test_a_full_batch_wakes_the_writer_at_once(tmp_path):
     while decision_log.written < 10 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert decision_log.written == 10  # not an hour later
+
+
+def test_the_writers_row_holds_the_same_entry_as_the_commit_path_builds(tmp_path):
+    """The writer's one-pass row (validated facts written by orjson, masked before) and the entry a commit
+    keeps in its outbox (facts turned to output form, then masked) are the same JSON, for every domain
+    — sensitive text, money and instants, defaults, counters — and a sensitive money fact is masked as
+    its output form reads."""
+    from engine import load_rulebook
+    from engine.decisionlog.entry import Pending, build_entry, entry_row, row_of
+    from engine.jsontext import dumps_text
+
+    from .test_timing import CONTACT
+
+    rulebook = load_rulebook([RULES])
+    masker = Masker(b"k" * 32)
+    cases = [("payout.initiate", payout("350.00", customer={"account": SECRETS[0]})), ("rebate.apply", REBATE),
+             ("recovery.contact", CONTACT)]
+    for name, facts in cases:
+        compiled = rulebook.decision(name)
+        result, evaluation = compiled.run(facts, now=NOW)
+        pending = Pending(compiled.decision, compiled.domain.version, compiled.sensitive_paths, evaluation, result,
+                          None, result["decision_id"], "http", 7, False, datetime.now(UTC))
+        row = entry_row(pending, masker)
+        entry = build_entry(pending, masker)
+        assert json.loads(row[-1]) == entry, name
+        assert row == row_of(entry, row[-1]) and json.loads(row_of(entry, dumps_text(entry))[-1]) == entry
+        assert not any(secret in row[-1] for secret in SECRETS), name
+    money = {"order": {"amount": Decimal("12.50")}, "when": datetime(2026, 11, 20, 2, tzinfo=UTC)}
+    masked, paths = masker.mask(money, ["order.amount", "when"])
+    assert masked == {"order": {"amount": masker.mask_value("12.50")},
+                      "when": masker.mask_value("2026-11-20T10:00:00+08:00")}
+    assert paths == ["order.amount", "when"]

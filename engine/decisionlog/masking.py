@@ -15,12 +15,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..values import to_output
+
 KEY_VARIABLE = "RULESVC_LOG_KEY"
 MASK_PREFIX = "hmac:"
 
 
 class Masker:
-    """Replaces the sensitive values of output-form facts by their HMAC."""
+    """Replaces the sensitive values of facts (validated or in output form) by their HMAC."""
 
     def __init__(self, key: bytes):
         self._key = key
@@ -48,8 +50,11 @@ class Masker:
         copy = dict(node)
         if rest:
             copy[head] = self._mask_path(node[head], rest, path, masked)
-        elif isinstance(node[head], str) and node[head] != "":  # an empty string reveals nothing, and stays empty
-            copy[head] = self.mask_value(node[head])
+            return copy
+        # validated facts (money, instants) are masked as their output form reads: the same mask either way
+        value = node[head] if type(node[head]) is str else to_output(node[head])
+        if isinstance(value, str) and value != "":  # an empty string reveals nothing, and stays empty
+            copy[head] = self.mask_value(value)
             if path not in masked:
                 masked.append(path)
         return copy

@@ -1,7 +1,8 @@
 """Appending to the decision log off the request path.
 
 ``record`` only appends a reference to a bounded deque (no copying, encoding or I/O); a background
-thread per process builds the entries and writes them in batches. When the deque is full the entry
+thread per process builds the entries' rows (engine/decisionlog/entry.py) and writes them in batches,
+one statement per batch. When the deque is full the entry
 is dropped and counted: logging never delays or fails a decision. ``close`` (on SIGTERM, at exit)
 writes what is still waiting.
 
@@ -24,7 +25,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .entry import Pending, build_entry
+from ..jsontext import dumps_text
+from .entry import Pending, build_entry, entry_row, row_of
 from .masking import Masker
 from .sql import LogDatabase, LogUnavailable
 
@@ -179,11 +181,11 @@ class DecisionLog:
                 entries = []
                 for pending in batch:
                     try:
-                        entries.append(build_entry(pending, self.masker))
+                        entries.append(self._row(pending))
                     except Exception:  # one entry the writer cannot build is lost alone, and said
                         log.exception("decision-log entry for %s not written", pending.decision_id)
                         self._drop(1)
-                self.database.write(entries)
+                self.database.write_rows(entries)
                 self.written += len(entries)
                 if self._on_write:
                     self._on_write(len(entries))
@@ -198,6 +200,13 @@ class DecisionLog:
                     self._in_flight = 0
                     self._wake.notify_all()
         return True
+
+    def _row(self, pending: Pending) -> tuple[Any, ...]:
+        try:
+            return entry_row(pending, self.masker)
+        except TypeError:  # a value orjson cannot write (an integer past 64 bits): the standard library can
+            entry = build_entry(pending, self.masker)
+            return row_of(entry, dumps_text(entry))
 
     def _drop(self, count: int) -> None:
         self.dropped += count
