@@ -31,6 +31,7 @@ from .factsets import DECISIONS, FactSet, fact_sets
 from .floor import FLOORS
 from .jdm_graphs import RULES, graph_path, graph_text
 from .paths import RULES_DIR
+from .stages import STAGES, logged_rates, stage_profile
 
 CONTENDERS = ("ours", "ours_batch", "zen", "raw_durable_fast", "raw_durable", "python_floor")
 RATE_KEYS = {"ours": "ours_per_s", "ours_batch": "ours_batch_per_s", "zen": "zen_per_s",
@@ -264,6 +265,11 @@ def ratios(rates: dict[str, float]) -> dict[str, float]:
             "raw_durable_fast_per_zen": rates["raw_durable_fast"] / rates["zen"]}
 
 
+def _logged_ratio(pair: dict[str, float]) -> float:
+    """With the log over without, both measured back to back in the same rounds (SPEC §9: ≥ 0.9)."""
+    return pair["ours_logged_per_s"] / pair["ours_per_s"]
+
+
 def run_inproc(mix_size: int, seed: int, rounds: int, seconds: float, rulebook: Rulebook | None = None) -> dict[str, Any]:
     rulebook = rulebook or load_rules()
     fields, outcomes, reads = {}, {}, {}
@@ -275,14 +281,26 @@ def run_inproc(mix_size: int, seed: int, rounds: int, seconds: float, rulebook: 
         outcomes[decision] = check_agreement(decision, mix, fields[decision])
         reads[decision] = reference_reader_share(compiled, mix)
     rates = timed_rates(fields, rounds, seconds)
+    logged = {decision: logged_rates(rulebook.decision(decision), fact_sets(decision, mix_size, seed), rounds, seconds)
+              for decision in DECISIONS}
+    profiles = {decision: stage_profile(rulebook.decision(decision), fact_sets(decision, mix_size, seed))
+                for decision in DECISIONS}
     overall = {name: mixed_rate([rates[decision][name] for decision in DECISIONS]) for name in CONTENDERS}
+    logged_overall = {key: mixed_rate([logged[decision][key] for decision in DECISIONS])
+                      for key in ("ours_per_s", "ours_logged_per_s")}
     per_decision = {
-        decision: {**{RATE_KEYS[name]: rates[decision][name] for name in CONTENDERS}, "ratios": ratios(rates[decision]),
+        decision: {**{RATE_KEYS[name]: rates[decision][name] for name in CONTENDERS}, "ratios": {
+                       **ratios(rates[decision]), "ours_logged_per_ours": _logged_ratio(logged[decision])},
+                   "ours_logged_per_s": logged[decision]["ours_logged_per_s"], "logged_pair": logged[decision],
+                   "stages_cpu_us": profiles[decision],
                    "fact_sets": mix_size, "outcomes": dict(outcomes[decision]),
                    "reference_reader_share": reads[decision]}
         for decision in DECISIONS
     }
-    return {**{RATE_KEYS[name]: overall[name] for name in CONTENDERS}, "ratios": ratios(overall),
+    return {**{RATE_KEYS[name]: overall[name] for name in CONTENDERS},
+            "ours_logged_per_s": logged_overall["ours_logged_per_s"], "logged_pair": logged_overall,
+            "ratios": {**ratios(overall), "ours_logged_per_ours": _logged_ratio(logged_overall)},
+            "stages": list(STAGES),
             "per_decision": per_decision, "agreement": "all contenders agree with ours on every fact set",
             "timing": {"rounds": rounds, "seconds_per_round": seconds, "statistic": "median",
                        "overall": "harmonic mean of the per-decision rates (a 50/50 mix)"}}

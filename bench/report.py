@@ -69,6 +69,8 @@ def goals(report: dict[str, Any]) -> list[Goal]:
         Goal("ours_per_zen", "ours / zen (in-process, one at a time)", inproc["ours_per_zen"], 1.0, "x"),
         Goal("ours_batch_per_zen", "ours batch API / zen", inproc["ours_batch_per_zen"], 1.5, "x"),
         Goal("ours_per_raw_durable_fast", "ours / fastest raw durable_rules", inproc["ours_per_raw_durable_fast"], 0.3, "x"),
+        Goal("ours_logged_per_ours", "in-process with the decision log / without", inproc["ours_logged_per_ours"], 0.9,
+             "x"),
         Goal("http_ours_per_noop", "HTTP ours / no-op (wrk)", http["ours_per_noop"], 0.7, "x"),
         Goal("batch_per_s", "HTTP batch decisions/s (one worker)", http["batch_per_s"], 20_000.0, "/s"),
         Ceiling("replay_seconds_per_million", "replay of 1,000,000 logged decisions", replay["seconds_per_million"],
@@ -84,6 +86,7 @@ def attach_goals(report: dict[str, Any]) -> list[Goal]:
     """Mark each goal met or missed inside its section of the report."""
     found = goals(report)
     sections = {"ours_per_zen": "inproc", "ours_batch_per_zen": "inproc", "ours_per_raw_durable_fast": "inproc",
+                "ours_logged_per_ours": "inproc",
                 "http_ours_per_noop": "http", "batch_per_s": "http", "replay_seconds_per_million": "replay",
                 "memory_growth_mib": "memory"}
     for goal in found:
@@ -134,6 +137,8 @@ def markdown(report: dict[str, Any], found: list[Goal]) -> str:
     lines += [
         "",
         f"Every contender reached ours' verdict on every fact set. {ZEN_CAVEAT}",
+        "",
+        *_stage_lines(inproc),
         "",
         f"## HTTP ({setup['workers']} {setup['worker_class']} workers, {setup['concurrency']} connections, "
         f"{setup['rounds']} turns of {setup['seconds_per_round']} s per server, {setup['load_generator']})",
@@ -226,3 +231,24 @@ def _dask_lines(dask: dict[str, Any]) -> list[str]:
                      f"| {run['seconds_per_million']:.1f} | {_rate(run['replay_per_s'])} "
                      f"| {'yes' if run['same_report_as_local'] else 'no'} |")
     return [*lines, ""]
+
+
+STAGE_LABELS = {"read": "read", "derive": "derive", "encode": "encode", "durable_rules": "durable_rules",
+                "result": "result", "between_stages": "between stages", "whole_decision": "**whole decision**",
+                "log_entry": "log entry", "log_write": "log write", "with_log": "**decision + log**"}
+
+
+def _stage_lines(inproc: dict[str, Any]) -> list[str]:
+    """CPU µs per decision of each stage, per decision, and the log's cost beside the decision's."""
+    per_decision = inproc["per_decision"]
+    names = list(per_decision)
+    lines = ["### Where a decision's time goes (CPU µs per decision, each stage timed alone: bench/stages.py)", "",
+             "| stage | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for stage, label in STAGE_LABELS.items():
+        lines.append(f"| {label} | " + " | ".join(f"{per_decision[name]['stages_cpu_us'][stage]:.1f}" for name in names)
+                     + " |")
+    pair = inproc["logged_pair"]
+    lines += ["", f"With the decision log on (SQLite, its writer thread in the process): "
+                  f"{_rate(pair['ours_logged_per_s'])}/s against {_rate(pair['ours_per_s'])}/s without, measured back "
+                  f"to back ({inproc['ratios']['ours_logged_per_ours']:.2f}×; goal ≥ 0.90×).", ""]
+    return lines
