@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response
 
 from engine import Rulebook
 from engine.decisionlog import DEFAULT_LOG_URL, open_log
+from engine.decisionlog.writer import WRITERS
 from engine.replay import ShadowRunner
 from engine.store import DEFAULT_STORE_URL, is_cluster, open_store
 
@@ -20,10 +22,13 @@ from .jsonio import ServiceJSONProvider
 from .state import ServiceState
 
 
-def log_tuning() -> dict[str, float]:
-    """Decision-log writer settings from the environment (docs/decision-log.md): queue size, batch size
-    and how long entries may wait before a write."""
-    tuning = {}
+def log_tuning() -> dict[str, Any]:
+    """Decision-log writer settings from the environment (docs/decision-log.md): who writes (a process
+    or a thread), queue size, batch size and how long entries may wait before a write."""
+    # The service's entries are built and written by a process of their own (engine/decisionlog/process.py).
+    tuning: dict[str, Any] = {"writer": os.environ.get("RULESVC_LOG_WRITER") or "process"}
+    if tuning["writer"] not in WRITERS:
+        raise ValueError(f"RULESVC_LOG_WRITER={tuning['writer']!r} must be one of {', '.join(WRITERS)}")
     for variable, option, kind in (("RULESVC_LOG_QUEUE", "capacity", int), ("RULESVC_LOG_BATCH", "batch_size", int),
                                    ("RULESVC_LOG_FLUSH_SECONDS", "flush_seconds", float)):
         if os.environ.get(variable):

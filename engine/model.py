@@ -14,7 +14,19 @@ if TYPE_CHECKING:
 EFFECTS = ("deny", "defer", "review", "warn", "oblige")
 # Outcome precedence: the first effect in this list that fired decides the outcome.
 OUTCOME_PRECEDENCE = (("deny", "deny"), ("review", "review"), ("defer", "defer"))
-MISSING = object()
+
+
+class _Missing:
+    """The marker of "no default declared": one object, also after pickling (the log's writer process)."""
+
+    def __reduce__(self) -> str:
+        return "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()
 
 
 @dataclass
@@ -165,14 +177,38 @@ def sensitive_record_columns(decision: Decision) -> frozenset[str]:
 def defaulted_paths(specs: dict[str, FieldSpec], raw: Any) -> list[str]:
     """The paths of the facts a request left out (or sent null) that a declared default filled in."""
     found: list[str] = []
-    if not isinstance(raw, dict):
-        return found
+    _collect_defaulted(_defaults_tree(specs), raw, found)
+    return found
+
+
+# The declarations a default lies in or under, per facts declaration (they live as long as their model):
+# most fields have none, and a decision-log entry asks this for every decision.
+_DEFAULT_TREES: dict[int, tuple[dict[str, FieldSpec], list[tuple[str, str | None, list[Any]]]]] = {}
+
+
+def _defaults_tree(specs: dict[str, FieldSpec]) -> list[tuple[str, str | None, list[Any]]]:
+    kept = _DEFAULT_TREES.get(id(specs))
+    if kept is not None and kept[0] is specs:
+        return kept[1]
+    tree = []
     for name, spec in specs.items():
+        below = _defaults_tree(spec.fields) if spec.fields else []
+        if spec.default is not MISSING or below:
+            tree.append((name, spec.path if spec.default is not MISSING else None, below))
+    if len(_DEFAULT_TREES) >= 512:  # reloads make new declarations: the old ones are not kept forever
+        _DEFAULT_TREES.clear()
+    _DEFAULT_TREES[id(specs)] = (specs, tree)
+    return tree
+
+
+def _collect_defaulted(tree: list[tuple[str, str | None, list[Any]]], raw: Any, found: list[str]) -> None:
+    if not isinstance(raw, dict):
+        return
+    for name, path, below in tree:
         value = raw.get(name)
         if value is None:
-            if spec.default is not MISSING:
-                found.append(spec.path)
-        elif spec.fields:
-            found.extend(defaulted_paths(spec.fields, value))
-    return found
+            if path is not None:
+                found.append(path)
+        elif below:
+            _collect_defaulted(below, value, found)
 

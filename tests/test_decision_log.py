@@ -165,19 +165,36 @@ class BlockedDatabase:
         self.release = threading.Event()
         self.written: list[dict] = []
 
-    def write(self, entries):
+    def write_rows(self, rows):
         self.release.wait(30)
-        self.written.extend(entries)
+        self.written.extend(rows)
+        return len(rows)
 
     def keep_version(self, *args):
         pass
 
 
-def test_a_full_queue_drops_and_counts_and_never_delays_a_decision(tmp_path):
+class BlockedWriterProcess(BlockedDatabase):
+    """The writer process, blocked the same way (it answers each batch: all written)."""
+
+    def write(self, batch):
+        return self.write_rows(batch), 0
+
+    def close(self, timeout=10.0):
+        pass
+
+
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_a_full_queue_drops_and_counts_and_never_delays_a_decision(tmp_path, writer):
     app = create_app(RULES, store_url=f"sqlite:///{tmp_path}/store.db", log_url=f"sqlite:///{tmp_path}/log.db")
     state = app.extensions["rulesvc"]
-    blocked = BlockedDatabase()
-    state.decision_log.database = blocked
+    state.decision_log.writer = writer
+    if writer == "thread":
+        blocked = BlockedDatabase()
+        state.decision_log.database = blocked
+    else:
+        state.decision_log._ensure_writer()
+        blocked = state.decision_log._process = BlockedWriterProcess()
     state.decision_log.capacity = 5
     state.decision_log.batch_size = 2
     client = app.test_client()

@@ -27,6 +27,11 @@ class Masker:
     def __init__(self, key: bytes):
         self._key = key
 
+    @property
+    def key(self) -> bytes:
+        """The HMAC key (handed to the decision log's writer process through a pipe, never a command line)."""
+        return self._key
+
     def mask_value(self, value: str) -> str:
         """``hmac:<hex>`` of ``value`` under the log's key."""
         return MASK_PREFIX + hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()

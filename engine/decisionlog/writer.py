@@ -25,9 +25,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from ..jsontext import dumps_text
 from .entry import Pending, build_entry, entry_row, row_of
 from .masking import Masker
+from .process import WriterGone, WriterProcess, capture, entry_text, known_decision
 from .sql import LogDatabase, LogUnavailable
 
 if TYPE_CHECKING:
@@ -40,6 +43,7 @@ log = logging.getLogger("rulesvc.decisionlog")
 DEFAULT_CAPACITY = 20_000
 DEFAULT_BATCH = 2_000
 DEFAULT_FLUSH_SECONDS = 0.5
+WRITERS = ("thread", "process")  # who builds and writes the entries: a thread of this process, or a child
 _FIRST_USE = threading.Lock()  # two threads using a log for the first time start one writer
 
 
@@ -48,10 +52,14 @@ class DecisionLog:
 
     def __init__(self, database: LogDatabase, masker: Masker, *, sample: float = 1.0,
                  capacity: int = DEFAULT_CAPACITY, batch_size: int = DEFAULT_BATCH,
-                 flush_seconds: float = DEFAULT_FLUSH_SECONDS,
+                 flush_seconds: float = DEFAULT_FLUSH_SECONDS, writer: str = "thread",
                  on_drop: Callable[[int], None] | None = None, on_write: Callable[[int], None] | None = None):
         if not 0 < sample <= 1:
             raise ValueError("the log sample rate must be in (0, 1]")
+        if writer not in WRITERS:
+            raise ValueError(f"the decision-log writer is one of {', '.join(WRITERS)}, not {writer!r}")
+        # "process": entries are built and written by a child process (engine/decisionlog/process.py)
+        self.writer = writer
         self.database = database
         self.masker = masker
         self.sample = sample
@@ -69,6 +77,8 @@ class DecisionLog:
         self._flush_wanted = False  # flush() asks the writer to write now, not at its next batch or tick
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
+        self._process: WriterProcess | None = None
+        self._known: dict[tuple[str, str], Any] = {}  # decisions the thread rebuilds captures of itself
 
     @property
     def url(self) -> str:
@@ -89,9 +99,21 @@ class DecisionLog:
         if len(pending) >= self.capacity:
             self._drop(1)
             return False
-        pending.append(Pending(compiled.decision, compiled.domain.version, compiled.sensitive_paths, evaluation,
-                               result, verdict, decision_id, source, duration_us, committed, datetime.now(UTC),
-                               shadow, mask_also))
+        captured = None
+        if (self._process is not None and result is not None and verdict is None and shadow is None
+                and not mask_also and evaluation.raw_facts is not None):
+            try:  # the served decision: one orjson call here, the rest in the writer process
+                captured = capture(decision_id, compiled.name, compiled.domain.version, source, duration_us,
+                                   committed, time.time_ns() // 1000, evaluation.raw_facts, result,
+                                   list(evaluation.fired), evaluation.counters)
+            except TypeError:
+                pass
+        if captured is not None:
+            pending.append((captured, compiled.decision, compiled.domain.version))
+        else:
+            pending.append(Pending(compiled.decision, compiled.domain.version, compiled.sensitive_paths, evaluation,
+                                   result, verdict, decision_id, source, duration_us, committed, datetime.now(UTC),
+                                   shadow, mask_also))
         if len(pending) == self.batch_size:  # a batch is ready: wake the writer now
             with self._wake:
                 self._wake.notify()
@@ -140,6 +162,8 @@ class DecisionLog:
         with self._wake:
             self._closing = True
             self._wake.notify_all()
+        if self._process is not None and self._pid == os.getpid():
+            self._process.close(timeout)
 
     # --- the writer ----------------------------------------------------------------------------------
 
@@ -156,6 +180,9 @@ class DecisionLog:
         self._wake = threading.Condition()
         self._closing = False
         self._flush_wanted = False
+        # A fork's own writer process (the parent's pipes are not this process's to write to).
+        self._process = WriterProcess(self.database.url, self.masker.key) if self.writer == "process" else None
+        self._known = {}
         self._thread = threading.Thread(target=self._run, name="rulesvc-decision-log", daemon=True)
         self._thread.start()
         atexit.register(self.close, 5.0)
@@ -177,18 +204,21 @@ class DecisionLog:
             with self._wake:  # taken together, so flush() never sees "nothing waiting" mid-handover
                 batch = [self._pending.popleft() for _ in range(min(self.batch_size, len(self._pending)))]
                 self._in_flight = len(batch)
+            entries: list[Any] = []
             try:
-                entries = []
+                captures = [item for item in batch if type(item) is tuple]
+                if captures:
+                    self._hand_over(captures)
                 for pending in batch:
+                    if type(pending) is tuple:
+                        continue
                     try:
                         entries.append(self._row(pending))
                     except Exception:  # one entry the writer cannot build is lost alone, and said
                         log.exception("decision-log entry for %s not written", pending.decision_id)
                         self._drop(1)
                 self.database.write_rows(entries)
-                self.written += len(entries)
-                if self._on_write:
-                    self._on_write(len(entries))
+                self._count_written(len(entries))
             except LogUnavailable as error:
                 log.warning("%d decision-log entries lost: %s", len(entries), error)
                 self._drop(len(entries))
@@ -200,6 +230,34 @@ class DecisionLog:
                     self._in_flight = 0
                     self._wake.notify_all()
         return True
+
+    def _hand_over(self, captures: list[tuple[bytes, Any, str]]) -> None:
+        """Captured decisions to the writer process; if it is gone, this thread writes them itself."""
+        assert self._process is not None
+        try:
+            written, failed = self._process.write(captures)
+        except WriterGone as why:
+            log.warning("the decision-log writer process is gone (%s): this batch is written in-process", why)
+            rows = []
+            for captured, decision, version in captures:
+                known = self._known.get((version, decision.name))
+                if known is None:
+                    known = self._known[(version, decision.name)] = known_decision(decision)
+                try:
+                    rows.append(entry_text(known, orjson.loads(captured), self.masker))
+                except Exception:
+                    log.exception("decision-log entry not written")
+                    self._drop(1)
+            self.database.write_rows(rows)
+            written, failed = len(rows), 0
+        self._count_written(written)
+        if failed:
+            self._drop(failed)
+
+    def _count_written(self, count: int) -> None:
+        self.written += count
+        if self._on_write and count:
+            self._on_write(count)
 
     def _row(self, pending: Pending) -> tuple[Any, ...]:
         try:
