@@ -104,7 +104,7 @@ def logged_rates(compiled: CompiledDecision, mix: list[FactSet], rounds: int, se
     requests = [(fact_set.facts, fact_set.now) for fact_set in mix]
     with tempfile.TemporaryDirectory(prefix="rulesvc-bench-logged-") as directory:
         # a queue that never drops: an entry the writer could not keep up with is waited for, not lost
-        decision_log = open_log(f"sqlite:///{Path(directory) / 'log.db'}", capacity=10**8)
+        decision_log = open_log(f"sqlite:///{Path(directory) / 'log.db'}", capacity=10**8, writer="process")
         assert decision_log is not None
         plain, logged = [], []
         for _ in range(rounds):

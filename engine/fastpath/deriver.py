@@ -44,7 +44,7 @@ def build_derivers(decision: Decision, moving: set[str], fields: dict[str, Type]
     source.add(1, "return values, fact")
     namespace = source.compile(f"<deriver {decision.name}>", {
         **HELPERS, **ENCODER_HELPERS, "_to_output": to_output, "_label": counter_label, "_shanghai": to_shanghai,
-        "_DECISION": decision.name, "_partition": partition_key})
+        "_DECISION": decision.name, "_partition": partition_key, "_UNSET": object()})
     return namespace["derive"], namespace["derive_moving"], source.text
 
 
@@ -59,6 +59,8 @@ def _function(source: Source, name: str, counters: list[Counter], derived: list[
     code.bind_objects(1, expressions)
     if any(counter.reset == "shanghai_day" and counter.fact is not None for counter in counters):
         source.add(1, "same_day = asked_at is at or _shanghai(asked_at).date() == _shanghai(at).date()")
+    if counters:  # the partition is made of facts: computed once, at the first stored count read
+        source.add(1, "partition = _UNSET")
     for counter in counters:
         value = source.name("c")
         constant = source.constant(counter, "COUNTER")
@@ -69,8 +71,10 @@ def _function(source: Source, name: str, counters: list[Counter], derived: list[
             source.add(2, f"{value} = {code.code(counter.fact)}")
         source.add(1, f"if {value} is None:")
         key = ", ".join(code.code(part) for part in counter.key)
+        source.add(2, "if partition is _UNSET:")
+        source.add(3, "partition = _partition(values)")
         source.add(2, f"{value} = source.read(_DECISION, {constant}, ({key}{',' if len(counter.key) == 1 else ''}), at, "
-                      f"_partition(values))")
+                      "partition)")
         source.add(2, f"counters_read.setdefault(_label({constant}, asked_at, at), _to_output({value}))")
         source.add(1, f"values[{counter.name!r}] = {value}")
         code.local[counter.name] = value
