@@ -23,8 +23,8 @@ from collections.abc import Callable
 from flask import current_app
 from sqlalchemy import Column, Engine, Float, Index, Integer, MetaData, String, Table, delete, func, insert, select
 
-from engine.decisionlog import sqlite_path
-from engine.store.sql import make_engine
+from engine.audit.log import sqlite_path
+from engine.state.sql import make_engine
 
 URL_VARIABLE = "RULESVC_ACCESS_DB"
 FILE_NAME = "access.db"

@@ -9,10 +9,10 @@ from typing import Any
 from flask import Flask, Response
 
 from engine import Rulebook
-from engine.decisionlog import DEFAULT_LOG_URL, open_log
-from engine.decisionlog.writer import WRITERS
-from engine.replay import ShadowRunner
-from engine.store import DEFAULT_STORE_URL, is_cluster, open_store
+from engine.audit.log import DEFAULT_LOG_URL, open_log
+from engine.audit.log.writer import WRITERS
+from engine.audit.replay import ShadowRunner
+from engine.state import DEFAULT_STORE_URL, is_cluster, open_store
 
 from . import access, decisionlog, decisions, health, metrics, records, rulesets, scenarios
 from .bodies import MAX_BODY_BYTES
@@ -25,7 +25,7 @@ from .state import ServiceState
 def log_tuning() -> dict[str, Any]:
     """Decision-log writer settings from the environment (docs/decision-log.md): who writes (a process
     or a thread), queue size, batch size and how long entries may wait before a write."""
-    # The service's entries are built and written by a process of their own (engine/decisionlog/process.py).
+    # The service's entries are built and written by a process of their own (engine/audit/log/process.py).
     tuning: dict[str, Any] = {"writer": os.environ.get("RULESVC_LOG_WRITER") or "process"}
     if tuning["writer"] not in WRITERS:
         raise ValueError(f"RULESVC_LOG_WRITER={tuning['writer']!r} must be one of {', '.join(WRITERS)}")

@@ -15,7 +15,7 @@ from flask import request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from engine import Problem
-from engine.source import decode_source
+from engine.language.source import decode_source
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH_BODY_BYTES = 16 * 1024 * 1024

@@ -7,10 +7,10 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request
 from marshmallow import ValidationError
 
-from engine.decisionlog import LogDatabase, LogQuery
-from engine.facts import flatten_errors
+from engine.audit.log import LogDatabase, LogQuery
+from engine.audit.replay import explain
 from engine.limits import checkpoint
-from engine.replay import explain
+from engine.reference.facts import flatten_errors
 
 from .auth import audit_required
 from .errors import InvalidRequest

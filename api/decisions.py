@@ -9,10 +9,10 @@ from flask import Blueprint, current_app, jsonify
 from marshmallow import ValidationError
 
 from engine import InvalidFacts
-from engine.commit import commit, commit_time_problem
-from engine.evaluation import CompiledDecision
-from engine.facts import flatten_errors
-from engine.values import parse_instant
+from engine.reference.facts import flatten_errors
+from engine.runtime.evaluation import CompiledDecision
+from engine.runtime.values import parse_instant
+from engine.state.commit import commit, commit_time_problem
 
 from . import metrics
 from .bodies import MAX_BATCH_BODY_BYTES, json_body

@@ -8,9 +8,9 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from engine import InvalidFacts, UnknownDecision
-from engine.decisionlog import LogUnavailable
+from engine.audit.log import LogUnavailable
 from engine.limits import LimitExceeded
-from engine.store import IdempotencyConflict, StoreUnavailable
+from engine.state import IdempotencyConflict, StoreUnavailable
 
 from . import metrics
 from .access import Throttled

@@ -24,7 +24,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from engine import Rulebook
-from engine.facts import Date, Instant, Money, StrictBool, StrictInt, StrictStr, TimeOfDay
+from engine.reference.facts import Date, Instant, Money, StrictBool, StrictInt, StrictStr, TimeOfDay
 
 from . import schemas
 

@@ -10,9 +10,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from engine import Rulebook, UnknownDecision
-from engine.facts import flatten_errors
 from engine.limits import checkpoint
-from engine.store import RecordQuery, csv_lines, record_order
+from engine.reference.facts import flatten_errors
+from engine.state import RecordQuery, csv_lines, record_order
 
 from .auth import audit_required, bearer_token, sees_sensitive_facts
 from .errors import InvalidRequest

@@ -10,12 +10,12 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from marshmallow import ValidationError
 
 from engine import RuleFileError, load_rule_file
-from engine.decisionlog import LogQuery
-from engine.facts import flatten_errors
+from engine.audit.log import LogQuery
+from engine.audit.replay import ShadowTally
+from engine.language.model import Domain
 from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, Budget
-from engine.model import Domain
-from engine.replay import ShadowTally
-from engine.values import to_output
+from engine.reference.facts import flatten_errors
+from engine.runtime.values import to_output
 
 from .auth import admin_required, audit_required, qa_required
 from .bodies import yaml_text

@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from engine.facts import FIELD_MESSAGES, SCHEMA_MESSAGES, Instant, StrictBool, text_problem
+from engine.reference.facts import FIELD_MESSAGES, SCHEMA_MESSAGES, Instant, StrictBool, text_problem
 
 from .pagination import MAX_PAGE_ENTRIES
 
@@ -27,7 +27,7 @@ def _not_blank(value: str) -> None:
 
 
 class Envelope(Schema):
-    """A request body or query: unknown keys refused, in the engine's words (engine/facts.py), not marshmallow's."""
+    """A request body or query: unknown keys refused, in the engine's words (engine/reference/facts.py), not marshmallow's."""
 
     class Meta:
         unknown = RAISE

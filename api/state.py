@@ -20,13 +20,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine import Problem, Rulebook, RuleFileError, load_rulebook
-from engine.decisionlog import NO_LOG, DecisionLog, LogQuery, LogUnavailable, Masker, key_file, log_key
-from engine.evaluation import CompiledDecision, Evaluation
-from engine.model import Counter
-from engine.replay import ShadowRunner, VersionLibrary, impact
+from engine.audit.log import NO_LOG, DecisionLog, LogQuery, LogUnavailable, Masker, key_file, log_key
+from engine.audit.replay import ShadowRunner, VersionLibrary, impact
+from engine.language.model import Counter
 from engine.rulebook import rulebook_from_files, rules_signature
-from engine.store import CountingReader, DecisionRecord, Store, StoreUnavailable
-from engine.store.records import RECORD_COLUMNS
+from engine.runtime.evaluation import CompiledDecision, Evaluation
+from engine.state import CountingReader, DecisionRecord, Store, StoreUnavailable
+from engine.state.records import RECORD_COLUMNS
 
 from . import metrics
 from .openapi import build_spec
@@ -155,7 +155,7 @@ class ServiceState:
     def shadow_decision(self, compiled: CompiledDecision, evaluation: Evaluation, result: dict[str, object],
                         source: str) -> None:
         """Evaluate a logged decision on the shadow rules too (a commit's entry is logged through the
-        store's outbox, :func:`engine.commit.commit`; only the shadow run is left to do)."""
+        store's outbox, :func:`engine.state.commit.commit`; only the shadow run is left to do)."""
         if self.shadow is not None:
             self.shadow.submit(compiled, evaluation, result, source)
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from engine.evaluation import CompiledDecision
+from engine.runtime.evaluation import CompiledDecision
 
 from .factsets import PAYOUT, RECOVERY, FactSet
 

@@ -21,10 +21,10 @@ import durable_rules_engine
 import orjson
 import zen
 
-from engine.evaluation import CompiledDecision
-from engine.fastpath.matcher import FACTS_PER_STATE
-from engine.model import OUTCOME_PRECEDENCE
+from engine.language.model import OUTCOME_PRECEDENCE
 from engine.rulebook import Rulebook, load_rulebook
+from engine.runtime.evaluation import CompiledDecision
+from engine.runtime.matcher import FACTS_PER_STATE
 
 from .conversions import RECORD_BUILDERS, durable_fact, fast_durable_fact, zen_input
 from .factsets import DECISIONS, FactSet, fact_sets
@@ -183,7 +183,7 @@ def check_jdm_graph(compiled: CompiledDecision) -> None:
 
 def reference_reader_share(compiled: CompiledDecision, mix: list[FactSet]) -> float:
     """The share of the mix the fast reader leaves to the reference reader (unusual shapes)."""
-    from engine.fastpath.reader import Unusual
+    from engine.runtime.reader import Unusual
 
     left = 0
     for fact_set in mix:

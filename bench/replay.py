@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.decisionlog import LogDatabase, LogQuery, open_log
-from engine.replay import impact
+from engine.audit.log import LogDatabase, LogQuery, open_log
+from engine.audit.replay import impact
 from engine.rulebook import load_rulebook, read_rule_files
 
 from .factsets import DECISIONS, fact_sets

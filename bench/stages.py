@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.decisionlog import open_log
-from engine.decisionlog.entry import Pending, entry_row
-from engine.evaluation import CompiledDecision
+from engine.audit.log import open_log
+from engine.audit.log.entry import Pending, entry_row
+from engine.runtime.evaluation import CompiledDecision
 
 from .factsets import FactSet
 
@@ -53,7 +53,7 @@ def _batches(items: list[Any], size: int) -> Iterable[list[Any]]:
 
 def stage_profile(compiled: CompiledDecision, mix: list[FactSet]) -> dict[str, float]:
     """CPU µs per decision of each of :data:`STAGES` on ``mix``."""
-    from engine.counters import NoCounters
+    from engine.state.counters import NoCounters
 
     none = NoCounters()
     calendar = compiled.calendar

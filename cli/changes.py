@@ -18,12 +18,12 @@ from typing import Any
 import click
 
 from engine import RuleFileError, load_rulebook
-from engine.decisionlog import DEFAULT_LOG_URL, LogDatabase, LogQuery, LogUnavailable
-from engine.diff import diff_rulebooks
-from engine.replay import VersionLibrary, explain, impact
-from engine.replay.cluster import SCHEDULER_VARIABLE, ClusterUnavailable
+from engine.audit.diff import diff_rulebooks
+from engine.audit.log import DEFAULT_LOG_URL, LogDatabase, LogQuery, LogUnavailable
+from engine.audit.replay import VersionLibrary, explain, impact
+from engine.audit.replay.cluster import SCHEDULER_VARIABLE, ClusterUnavailable
+from engine.language.source import FileTooLarge, read_capped
 from engine.rulebook import Rulebook, read_rule_files, rulebook_from_files
-from engine.source import FileTooLarge, read_capped
 
 from .common import DEFAULT_RULES, instant_option, print_json, rules_or_exit
 from .reports import diff_markdown, impact_html, impact_markdown

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from engine import Rulebook, RuleFileError, load_rulebook
-from engine.values import parse_instant
+from engine.runtime.values import parse_instant
 
 DEFAULT_RULES = "rules"
 # Threads per gunicorn worker: one may run a heavy request (scenarios, validation) while the others answer.

@@ -12,13 +12,13 @@ from typing import Any
 import click
 
 from engine import Rulebook, RuleFileError, check, load_rulebook
-from engine.calendar import CALENDAR_DIR, calendar_lines, import_years, load_calendar, package_version, package_years
-from engine.decisionlog import DEFAULT_LOG_URL, LogUnavailable, open_log
+from engine.audit.log import DEFAULT_LOG_URL, LogUnavailable, open_log
 from engine.errors import InvalidFacts, Problem, UnknownDecision
-from engine.source import FileTooLarge, decode_source, read_capped, read_source
-from engine.store import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, is_cluster, open_store
-from engine.trace import assumption_marks
-from engine.values import MAX_YEAR, MIN_YEAR
+from engine.language.source import FileTooLarge, decode_source, read_capped, read_source
+from engine.reference.trace import assumption_marks
+from engine.runtime.calendar import CALENDAR_DIR, calendar_lines, import_years, load_calendar, package_version, package_years
+from engine.runtime.values import MAX_YEAR, MIN_YEAR
+from engine.state import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, is_cluster, open_store
 
 from . import changes
 from .common import DEFAULT_RULES, DEFAULT_THREADS, instant_option, print_json, rules_or_exit
@@ -34,7 +34,8 @@ def main() -> None:
 @main.command("check")
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--show-compiled", is_flag=True,
-              help="Print the durable_rules rulesets generated from each decision, with the names of the matched fact.")
+              help="Print what each decision is compiled to: its durable_rules rulesets, the names of the matched "
+                   "fact's properties and the Python program generated from its declarations.")
 def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
     """Validate rule files (default: rules/). Prints FILE:LINE:COL: message per problem; exit 1 if any."""
     paths = paths or (DEFAULT_RULES,)
@@ -59,6 +60,7 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
             "ruleset": compiled.fast_definition,
             "fields": compiled.field_names.short,  # the fact's short property names: what each one holds
             "reference_ruleset": compiled.definition,
+            "program": compiled.program_source,  # the Python generated from the declarations, as it runs
         } for name, compiled in sorted(rulebook.decisions.items())})
 
 

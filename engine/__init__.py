@@ -7,9 +7,9 @@ Typical use::
     result = rulebook.decide("payout.initiate", facts, now=now, explain=True)
 """
 
-from .errors import InvalidFacts, Problem, RuleFileError, RulesvcError, UnknownDecision
-from .loader import load_rule_file, rule_file_schema
-from .rulebook import Rulebook, check, load_rulebook
+from engine.errors import InvalidFacts, Problem, RuleFileError, RulesvcError, UnknownDecision
+from engine.language.loader import load_rule_file, rule_file_schema
+from engine.rulebook import Rulebook, check, load_rulebook
 
 __all__ = [
     "InvalidFacts", "Problem", "RuleFileError", "Rulebook", "RulesvcError", "UnknownDecision",

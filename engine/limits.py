@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from .errors import RulesvcError
+from engine.errors import RulesvcError
 
 
 @dataclass(frozen=True)

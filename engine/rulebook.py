@@ -13,13 +13,13 @@ from typing import Any
 
 import durable_rules_engine
 
-from .calendar import CALENDAR_DIR, Calendar, load_calendar
-from .counters import CounterSource
-from .errors import MatcherError, Problem, RuleFileError, UnknownDecision
-from .evaluation import CompiledDecision
-from .loader import load_rule_file
-from .model import Decision, Domain
-from .source import read_source
+from engine.errors import MatcherError, Problem, RuleFileError, UnknownDecision
+from engine.language.loader import load_rule_file
+from engine.language.model import Decision, Domain
+from engine.language.source import read_source
+from engine.runtime.calendar import CALENDAR_DIR, Calendar, load_calendar
+from engine.runtime.evaluation import CompiledDecision
+from engine.state.counters import CounterSource
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
 

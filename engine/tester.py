@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from .commit import commit_decision
-from .errors import InvalidFacts, Problem
-from .expressions import did_you_mean
-from .limits import LimitExceeded, checkpoint
-from .rulebook import Rulebook
-from .source import SourceDocument, load_document, read_source
-from .store import IdempotencyConflict, SqliteStore, open_store
-from .structure import load_schema, structure_problems
-from .values import parse_instant
+from engine.errors import InvalidFacts, Problem
+from engine.language.expressions import did_you_mean
+from engine.language.source import SourceDocument, load_document, read_source
+from engine.language.structure import load_schema, structure_problems
+from engine.limits import LimitExceeded, checkpoint
+from engine.rulebook import Rulebook
+from engine.runtime.values import parse_instant
+from engine.state import IdempotencyConflict, SqliteStore, open_store
+from engine.state.commit import commit_decision
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 _SCHEMA, _VALIDATOR = load_schema("scenario-file.schema.json")

@@ -14,7 +14,7 @@ from api import create_app
 from api.limits import heavy_run
 from api.pagination import encode_cursor
 from engine.limits import Budget
-from engine.store import RecordQuery
+from engine.state import RecordQuery
 
 from .conftest import AUDIT, NOW, RULES, merged
 from .test_payout import INITIATE_OK

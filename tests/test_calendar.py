@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine import check
-from engine.calendar import add_months, load_calendar, package_years
+from engine.runtime.calendar import add_months, load_calendar, package_years
 
 from .conftest import RULES
 

@@ -67,6 +67,13 @@ def test_check_show_compiled_prints_durable_rules_rulesets():
     assert payout["ruleset"]["order-state"] == {"all": [{"m": {"$and": [
         {"$decision": "payout.initiate"},
         {"$or": [{state: "wait_pay"}, {state: "locked"}, {state: "cancelling"}, {state: "cancelled"}]}]}}]}
+    # and the Python program generated for each decision, as it runs: it compiles, and it reads the facts,
+    # derives and encodes the short-named fact the ruleset matches
+    for name, each in compiled.items():
+        program = each["program"]
+        compile(program, name, "exec")
+        assert "def read_object" in program and "def derive(values, asked_at, at" in program, name
+    assert f"fact['{state}'] = " in payout["program"]
 
 
 def test_decide_prints_the_decision(tmp_path):

@@ -10,9 +10,9 @@ import sqlite3
 import pytest
 
 from api import create_app
-from engine.commit import commit
-from engine.decisionlog import LogQuery, open_log
-from engine.store import open_store
+from engine.audit.log import LogQuery, open_log
+from engine.state import open_store
+from engine.state.commit import commit
 
 from .conftest import RULES
 from .test_store import NOW, contact_facts, payout_facts
@@ -80,7 +80,7 @@ def test_an_entry_waits_while_the_log_is_unreachable(rulebook, tmp_path):
         real_write = log.database.write
 
         def unreachable(entries):
-            from engine.decisionlog import LogUnavailable
+            from engine.audit.log import LogUnavailable
 
             raise LogUnavailable("decision log unavailable: OperationalError")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from api import create_app
-from engine.decisionlog import DecisionLog, LogDatabase, LogQuery, Masker, key_file, open_log
+from engine.audit.log import DecisionLog, LogDatabase, LogQuery, Masker, key_file, open_log
 
 from .conftest import AUDIT, NOW, RULES, merged
 from .test_payout import INITIATE_OK
@@ -376,7 +376,7 @@ def test_prune_works_on_the_log_given_to_rulesvc_log(tmp_path):
 
 
 def test_an_empty_sensitive_value_is_not_masked_and_replays(service):
-    from engine.replay import VersionLibrary, explain
+    from engine.audit.replay import VersionLibrary, explain
 
     client, state = service
     facts = merged(REBATE, {"report": {"contact_phone": ""}})
@@ -409,7 +409,7 @@ def test_the_writers_row_holds_the_same_entry_as_the_commit_path_builds(tmp_path
     — sensitive text, money and instants, defaults, counters — and a sensitive money fact is masked as
     its output form reads."""
     from engine import load_rulebook
-    from engine.decisionlog.entry import Pending, build_entry, entry_row, row_of
+    from engine.audit.log.entry import Pending, build_entry, entry_row, row_of
     from engine.jsontext import dumps_text
 
     from .test_timing import CONTACT

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from engine import load_rulebook
-from engine.diff import diff_rulebooks
+from engine.audit.diff import diff_rulebooks
 
 from .conftest import RULES
 from .test_decision_log import run_cli

@@ -1,5 +1,5 @@
 """durable_rules 2.0.28's traps on the fast path's road, each reproduced against the native engine, and
-each shown handled by the fast path's matcher (engine/fastpath/matcher.py)."""
+each shown handled by the fast path's matcher (engine/runtime/matcher.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import psutil
 import pytest
 
 from engine import load_rulebook
-from engine.fastpath import matcher as fast_matcher
-from engine.fastpath.matcher import FlatMatcher
+from engine.runtime import matcher as fast_matcher
+from engine.runtime.matcher import FlatMatcher
 
 from .conftest import NOW, RULES
 

@@ -177,7 +177,7 @@ def test_a_replaced_rulebook_frees_its_durable_rules_rulesets(tmp_path):
     assert {error_code(handle) for handle in handles} == {"309"}  # alive: only the session is unknown
     del rulebook
     gc.collect()
-    load_rulebook([tmp_path])  # rulesets are deleted when the next ones are made (engine/matcher.py)
+    load_rulebook([tmp_path])  # rulesets are deleted when the next ones are made (engine/runtime/durable.py)
     assert {error_code(handle) for handle in handles} == {"111"}  # ERR_INVALID_HANDLE: freed
 
 

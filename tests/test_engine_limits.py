@@ -14,8 +14,8 @@ import pytest
 
 from api.app import create_app
 from engine import load_rule_file
-from engine.rulesets import MAX_TESTS
-from engine.source import MAX_FILE_BYTES
+from engine.language.source import MAX_FILE_BYTES
+from engine.runtime.rulesets import MAX_TESTS
 
 from .conftest import RULES
 from .test_cli import rulesvc

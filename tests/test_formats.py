@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.values import parse_date, parse_instant
+from engine.runtime.values import parse_date, parse_instant
 
-# RFC 3339 as SPEC §4 words it, written independently of engine/values.py
+# RFC 3339 as SPEC §4 words it, written independently of engine/runtime/values.py
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # anything in printed text that starts like a date, up to where a date or an instant could end

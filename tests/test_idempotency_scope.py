@@ -10,9 +10,9 @@ import sqlite3
 import pytest
 
 from api import create_app
-from engine.commit import commit_decision
-from engine.store import RecordQuery, open_store
-from engine.store.sql import SqlRecords, make_engine
+from engine.state import RecordQuery, open_store
+from engine.state.commit import commit_decision
+from engine.state.sql import SqlRecords, make_engine
 
 from .conftest import RULES
 from .test_commit_time import make_old_records
@@ -130,7 +130,7 @@ def test_a_global_key_left_in_redis_counts_for_its_decision_only(redis_server, r
 
 
 def _fingerprint(compiled, order: str) -> str:
-    from engine.commit import fingerprint
+    from engine.state.commit import fingerprint
 
     return fingerprint(compiled.name, compiled.load(contact_facts(order)))
 
@@ -154,7 +154,7 @@ def test_a_postgresql_record_table_of_global_keys_is_upgraded(postgres_server):
         records.engine.dispose()
     records = SqlRecords(make_engine(url))
     try:
-        from engine.store import build_record
+        from engine.state import build_record
 
         made = build_record({**OLD_RESULT, "decision_id": "01NEW", "decision": "payout.initiate"}, {}, True,
                             "old-key", NOW, "f-new", now=NOW)

@@ -9,8 +9,8 @@ from datetime import datetime
 
 from api import create_app
 from engine import load_rulebook
-from engine.decisionlog import LogDatabase, LogQuery, open_log
-from engine.replay import VersionLibrary, explain, impact
+from engine.audit.log import LogDatabase, LogQuery, open_log
+from engine.audit.replay import VersionLibrary, explain, impact
 from engine.rulebook import read_rule_files
 
 from .conftest import AUDIT, NOW, RULES, merged
@@ -76,7 +76,7 @@ def test_the_process_pool_agrees_with_one_process(tmp_path, lowered, monkeypatch
     database = LogDatabase(url)
     alone = impact(database, read_rule_files(lowered), LogQuery(limit=None), processes=1).as_json()
     # the package exports the function impact(); the module of the same name holds the threshold
-    monkeypatch.setattr(importlib.import_module("engine.replay.impact"), "MIN_ENTRIES_PER_PROCESS", 1)
+    monkeypatch.setattr(importlib.import_module("engine.audit.replay.impact"), "MIN_ENTRIES_PER_PROCESS", 1)
     pooled = impact(database, read_rule_files(lowered), LogQuery(limit=None), processes=2).as_json()
     assert pooled == alone
     assert alone["transitions"] == {"allow->deny": 15}

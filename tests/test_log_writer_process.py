@@ -1,4 +1,4 @@
-"""The decision log's writer process (engine/decisionlog/process.py): the same entries as the in-process
+"""The decision log's writer process (engine/audit/log/process.py): the same entries as the in-process
 writer, nothing lost when it dies, and gone when its service is."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from engine.decisionlog import LogQuery, open_log
+from engine.audit.log import LogQuery, open_log
 
 from .conftest import NOW, RULES
 from .test_decision_log import REBATE, SECRETS, payout

@@ -9,8 +9,8 @@ import threading
 import durable_rules_engine
 import pytest
 
-from engine import matcher
-from engine.matcher import Matcher
+from engine.runtime import durable as matcher
+from engine.runtime.durable import Matcher
 
 
 def _rss_mib() -> float:
@@ -135,7 +135,7 @@ def test_the_fast_path_renews_its_session_state_without_crashing_when_nothing_fi
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(ROOT)!r})
-        from engine.fastpath.matcher import FACTS_PER_STATE, FlatMatcher
+        from engine.runtime.matcher import FACTS_PER_STATE, FlatMatcher
         definition = {{"r": {{"all": [{{"m": {{"$and": [{{"$d": 1}}, {{"a": 5}}]}}}}]}}}}
         flat = FlatMatcher("x.d", definition)
         for _ in range(3):
@@ -159,7 +159,7 @@ def test_a_replaced_rulebook_is_freed_at_once_not_by_the_cyclic_collector(tmp_pa
     from datetime import UTC, datetime
 
     from engine import load_rulebook
-    from engine.decisionlog import open_log
+    from engine.audit.log import open_log
     from engine.ids import new_id
 
     from .conftest import RULES

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from engine.decisionlog import LogDatabase, LogQuery
-from engine.replay import impact
-from engine.replay.cluster import ClusterUnavailable
+from engine.audit.log import LogDatabase, LogQuery
+from engine.audit.replay import impact
+from engine.audit.replay.cluster import ClusterUnavailable
 from engine.rulebook import read_rule_files
 
 from .conftest import RULES
@@ -60,7 +60,7 @@ def test_the_cli_replays_on_the_scheduler_it_is_given(tmp_path, lowered, cluster
 def test_an_unreachable_scheduler_is_one_clear_line(tmp_path, lowered, monkeypatch):
     url = f"sqlite:///{tmp_path}/log.db"
     make_log(url)
-    monkeypatch.setattr("engine.replay.cluster.CONNECT_SECONDS", 1)
+    monkeypatch.setattr("engine.audit.replay.cluster.CONNECT_SECONDS", 1)
     with pytest.raises(ClusterUnavailable, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         impact(LogDatabase(url), read_rule_files(lowered), LogQuery(limit=None), scheduler="tcp://127.0.0.1:9")
     answer = run_cli("impact", "--candidate", str(lowered), "--log", url, "--scheduler", "tcp://127.0.0.1:9")

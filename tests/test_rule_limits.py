@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from engine import load_rule_file
-from engine.expressions import MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LENGTH
-from engine.loader import MAX_FILE_EXPRESSION_CHARS
-from engine.source import MAX_DEPTH, MAX_NODES
+from engine.language.expressions import MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_LENGTH
+from engine.language.loader import MAX_FILE_EXPRESSION_CHARS
+from engine.language.source import MAX_DEPTH, MAX_NODES
 
 from .conftest import RULES
 from .test_cli import rulesvc

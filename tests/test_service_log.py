@@ -12,7 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from engine.decisionlog import LogDatabase, LogQuery
+from engine.audit.log import LogDatabase, LogQuery
 
 from .conftest import RULES
 from .servers import free_port, wait_for_port

@@ -131,8 +131,8 @@ def test_the_shadow_tally_folds_each_run_once_and_keeps_what_a_budget_cut_short(
     """Issue 20, finding 2: the report was recomputed from every run for every caller (2–4 s each after
     30,000 runs). A worker's tally reads only the runs logged since its last report, agrees with a
     report computed from scratch, and keeps its progress when a time budget stops it midway."""
+    from engine.audit.replay import ShadowTally, shadow_report
     from engine.limits import Budget, Limit, LimitExceeded
-    from engine.replay import ShadowTally, shadow_report
 
     app, state = shadowed_app(tmp_path, lowered)
     client = app.test_client()

@@ -12,9 +12,9 @@ from decimal import Decimal
 import pytest
 
 from engine import load_rulebook
-from engine.commit import commit_decision
-from engine.store import IdempotencyConflict, RecordQuery, StoreUnavailable, export_csv, open_store
-from engine.store.redis_store import RECONNECT_INTERVAL_SECONDS
+from engine.state import IdempotencyConflict, RecordQuery, StoreUnavailable, export_csv, open_store
+from engine.state.commit import commit_decision
+from engine.state.redis_store import RECONNECT_INTERVAL_SECONDS
 
 from .conftest import RULES, codes, merged
 from .test_payout import INITIATE_OK

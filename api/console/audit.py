@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from engine import RuleFileError
-from engine.decisionlog import LogQuery
+from engine.audit.log import LogQuery
+from engine.audit.replay import explain
 from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, Budget
-from engine.replay import explain
-from engine.store import DecisionRecord, RecordQuery, export_csv
+from engine.state import DecisionRecord, RecordQuery, export_csv
 
 from ..limits import audit_read, heavy_run
 from ..pagination import MAX_PAGE_ENTRIES

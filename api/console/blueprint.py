@@ -11,10 +11,10 @@ from flask import Blueprint, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, NotFound
 
 from engine import Rulebook, UnknownDecision
-from engine.evaluation import CompiledDecision
 from engine.limits import LimitExceeded
-from engine.store import StoreUnavailable
-from engine.values import to_output
+from engine.runtime.evaluation import CompiledDecision
+from engine.runtime.values import to_output
+from engine.state import StoreUnavailable
 
 from ..access import Throttled
 from ..limits import Busy

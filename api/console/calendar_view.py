@@ -10,7 +10,7 @@ import calendar as month_grid
 from dataclasses import dataclass
 from datetime import date
 
-from engine.calendar import Calendar
+from engine.runtime.calendar import Calendar
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
-from engine.model import MISSING, FieldSpec
-from engine.values import to_output
+from engine.language.model import MISSING, FieldSpec
+from engine.runtime.values import to_output
 
 MAX_LIST_ITEMS = 50  # items of one list of objects the form shows or reads
 _ABSENT = object()

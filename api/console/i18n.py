@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import g, request
 
-from engine import facts
-from engine.values import Type
+from engine.reference import facts
+from engine.runtime.values import Type
 
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
@@ -368,7 +368,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "err.unknown_decision": ("没有名为 {name} 的决策。", "There is no decision named {name}."),
 }
 
-# Messages of the fact validation (engine/facts.py), shown in Chinese next to their fields.
+# Messages of the fact validation (engine/reference/facts.py), shown in Chinese next to their fields.
 _FIELD_MESSAGES_ZH: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), zh) for pattern, zh in (
     (f"^{re.escape(facts.REQUIRED)}$", "必填项"),
     (f"^{re.escape(facts.UNKNOWN)}$", "未声明的字段"),

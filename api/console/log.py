@@ -10,8 +10,8 @@ from typing import Any
 from flask import Response, request
 from marshmallow import EXCLUDE, ValidationError, fields
 
-from engine.facts import flatten_errors
-from engine.store import StoreUnavailable
+from engine.reference.facts import flatten_errors
+from engine.state import StoreUnavailable
 
 from ..records import reason_label
 from ..schemas import RecordsQuery

@@ -10,8 +10,8 @@ from typing import Any
 from flask import abort, flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from engine.model import FieldSpec
-from engine.values import MAX_YEAR, MIN_YEAR, to_shanghai, to_text
+from engine.language.model import FieldSpec
+from engine.runtime.values import MAX_YEAR, MIN_YEAR, to_shanghai, to_text
 
 from . import i18n, security
 from .blueprint import PREFIX, blueprint, not_found, page, rulebook, safe_next, service, suites

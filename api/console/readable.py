@@ -1,6 +1,6 @@
 """Rule conditions as a person reads them: "all of / any of / none of" lists of simple comparisons.
 
-The parsed expression (engine/expressions.py) is only walked, never evaluated: ``and``/``or`` become
+The parsed expression (engine/language/expressions.py) is only walked, never evaluated: ``and``/``or`` become
 lists, ``not (a or b)`` becomes "none of", and each comparison keeps its own text, with a note for
 every constant (its value), derived value (how it is computed) and fact (its description) it names.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.expressions import Expr, Lit, Logic, Not, Ref, walk
-from engine.model import Decision
-from engine.values import to_text
+from engine.language.expressions import Expr, Lit, Logic, Not, Ref, walk
+from engine.language.model import Decision
+from engine.runtime.values import to_text
 
 from .facts_form import fact_spec
 

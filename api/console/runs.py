@@ -14,8 +14,8 @@ from typing import Any
 from flask import request, url_for
 
 from engine import Problem, Rulebook, load_rule_file
+from engine.language.model import Domain
 from engine.limits import SCENARIO_SECONDS, SCENARIO_STEPS, VALIDATION_SECONDS, Budget
-from engine.model import Domain
 from engine.tester import CaseResult, Report, load_scenario_file, run_text
 
 from ..limits import heavy_run

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import Rulebook
+from engine.runtime.values import to_output
 from engine.tester import Report, ScenarioFile, load_scenario_file, run, scenario_files
-from engine.values import to_output
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Any
 from flask import request
 
 from engine import InvalidFacts
-from engine.evaluation import CompiledDecision
-from engine.store import StoreUnavailable
-from engine.values import parse_instant
+from engine.runtime.evaluation import CompiledDecision
+from engine.runtime.values import parse_instant
+from engine.state import StoreUnavailable
 
 from . import i18n
 from .blueprint import blueprint, compiled_decision, page, rulebook, service, suites

@@ -1,0 +1,145 @@
+"""The fast path's fact reader: the decision's declarations turned into straight-line Python.
+
+It accepts exactly what the reference reader (:class:`engine.reference.facts.FactsLoader`, marshmallow) accepts
+in the usual shapes — JSON objects, strings for money, instants and dates — and gives the same values
+(``Decimal`` money, aware ``datetime`` instants, defaults filled in). Anything else, valid or not, it
+refuses with :class:`Unusual`, and the reference reader decides: it reports every error by path, or
+accepts the rarer forms (money as a JSON number…). tests/test_fastpath.py checks the two agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from engine.language.model import MISSING, FieldSpec
+from engine.reference.facts import MAX_INT, MAX_TEXT, text_problem
+from engine.runtime.codegen import Source
+from engine.runtime.values import _MONEY_TEXT, FEN, MAX_MONEY, parse_date, parse_instant, parse_time
+
+Reader = Callable[[Any], dict[str, Any]]
+
+
+class Unusual(Exception):
+    """The fast reader does not take these facts; the reference reader will."""
+
+
+_UNUSUAL = Unusual()
+_PARSERS = {"instant": "_parse_instant", "date": "_parse_date", "time": "_parse_time"}
+
+
+def build_reader(decision: str, specs: dict[str, FieldSpec]) -> tuple[Reader, str]:
+    """The reader of a decision's request facts, and its generated source."""
+    source = Source()
+    root = _object_function(source, specs)
+    namespace = source.compile(f"<reader {decision}>", {
+        "_UNUSUAL": _UNUSUAL, "_Decimal": Decimal, "_FEN": FEN, "_MAX_MONEY": MAX_MONEY,
+        "_money_text": _MONEY_TEXT.fullmatch, "_MAX_INT": MAX_INT, "_text_problem": text_problem, "_MAX_TEXT": MAX_TEXT,
+        "_parse_instant": parse_instant, "_parse_date": parse_date, "_parse_time": parse_time, "_ValueError": ValueError,
+    })
+    return namespace[root], source.text
+
+
+def _object_function(source: Source, specs: dict[str, FieldSpec]) -> str:
+    """Generate ``def read_objectN(raw)`` for an object with these fields; returns its name."""
+    children = {name: _object_function(source, spec.fields) for name, spec in specs.items()
+                if spec.type.kind == "object"}
+    items = {name: _item_function(source, spec.item) for name, spec in specs.items()
+             if spec.type.kind == "list" and spec.item is not None}
+    function = source.name("read_object")
+    declared = source.constant(frozenset(specs), "DECLARED")
+    required = [name for name, spec in specs.items() if spec.required]
+    source.add(0, f"def {function}(raw):")
+    source.add(1, f"if type(raw) is not dict or not {declared}.issuperset(raw):")
+    source.add(2, "raise _UNUSUAL")
+    source.add(1, "out = {}")
+    for name, spec in specs.items():
+        value = source.name("x")
+        source.add(1, f"{value} = raw.get({name!r})")
+        source.add(1, f"if {value} is None:")
+        if name in required:
+            source.add(2, "raise _UNUSUAL")
+        elif spec.default is MISSING:
+            source.add(2, "pass")
+        elif spec.type.kind == "object":
+            source.add(2, f"out[{name!r}] = {children[name]}({{}})")
+        elif isinstance(spec.default, list):
+            source.add(2, f"out[{name!r}] = list({source.constant(spec.default, 'DEFAULT')})")
+        else:
+            source.add(2, f"out[{name!r}] = {source.constant(spec.default, 'DEFAULT')}")
+        source.add(1, "else:")
+        if spec.type.kind == "object":
+            source.add(2, f"out[{name!r}] = {children[name]}({value})")
+        elif spec.type.kind == "list":
+            item = source.name("i")
+            source.add(2, f"if type({value}) is not list:")
+            source.add(3, "raise _UNUSUAL")
+            source.add(2, f"out[{name!r}] = [{items[name]}({item}) for {item} in {value}]")
+        else:
+            _scalar(source, spec, value, 2)
+            source.add(2, f"out[{name!r}] = {value}")
+    source.add(1, "return out")
+    return function
+
+
+def _item_function(source: Source, spec: FieldSpec) -> str:
+    """A reader of one list item (never null)."""
+    if spec.type.kind == "object":
+        return _object_function(source, spec.fields)
+    inner = _item_function(source, spec.item) if spec.type.kind == "list" and spec.item is not None else None
+    function = source.name("read_item")
+    source.add(0, f"def {function}(x):")
+    if spec.type.kind == "list":
+        source.add(1, "if type(x) is not list:")
+        source.add(2, "raise _UNUSUAL")
+        source.add(1, f"return [{inner}(i) for i in x]")
+        return function
+    source.add(1, "if x is None:")
+    source.add(2, "raise _UNUSUAL")
+    _scalar(source, spec, "x", 1)
+    source.add(1, "return x")
+    return function
+
+
+def _scalar(source: Source, spec: FieldSpec, value: str, indent: int) -> None:
+    """Check ``value`` (not None) against a scalar declaration; rebind it to its Python value."""
+    kind = spec.type.kind
+    if kind == "bool":
+        source.add(indent, f"if type({value}) is not bool:")
+        source.add(indent + 1, "raise _UNUSUAL")
+    elif kind == "int":
+        source.add(indent, f"if type({value}) is not int or not -_MAX_INT <= {value} <= _MAX_INT:")
+        source.add(indent + 1, "raise _UNUSUAL")
+    elif kind == "str":
+        # text_problem's checks, cheapest first: an ASCII string cannot hold a lone surrogate
+        source.add(indent, f"if type({value}) is not str or len({value}) > _MAX_TEXT or '\\x00' in {value} "
+                           f"or not {value}.isascii() and _text_problem({value}):")
+        source.add(indent + 1, "raise _UNUSUAL")
+    elif kind == "enum":
+        allowed = source.constant(frozenset(spec.type.values), "ENUM")
+        source.add(indent, f"if type({value}) is not str or {value} not in {allowed}:")
+        source.add(indent + 1, "raise _UNUSUAL")
+    elif kind == "money":
+        # parse_money for strings: digits with at most two decimals, at most MAX_MONEY, to the fen
+        source.add(indent, f"if type({value}) is not str or _money_text({value}) is None:")
+        source.add(indent + 1, "raise _UNUSUAL")
+        source.add(indent, f"{value} = _Decimal({value})")
+        source.add(indent, f"if {value} > _MAX_MONEY:")  # before quantize, which fails past 28 digits
+        source.add(indent + 1, "raise _UNUSUAL")
+        source.add(indent, f"{value} = {value}.quantize(_FEN)")
+    elif kind in _PARSERS:
+        source.add(indent, f"if type({value}) is not str:")
+        source.add(indent + 1, "raise _UNUSUAL")
+        source.add(indent, "try:")
+        source.add(indent + 1, f"{value} = {_PARSERS[kind]}({value})")
+        source.add(indent, "except _ValueError:")
+        source.add(indent + 1, "raise _UNUSUAL from None")
+    else:
+        raise ValueError(f"no fast reader for {kind}")
+    if spec.minimum is not None:
+        source.add(indent, f"if {value} < {source.constant(spec.minimum, 'MIN')}:")
+        source.add(indent + 1, "raise _UNUSUAL")
+    if spec.maximum is not None:
+        source.add(indent, f"if {value} > {source.constant(spec.maximum, 'MAX')}:")
+        source.add(indent + 1, "raise _UNUSUAL")
