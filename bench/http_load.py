@@ -88,6 +88,18 @@ def noop_command(port: int, worker_class: str) -> list[str]:
             "--worker-class", worker_class, "--threads", str(DEFAULT_THREADS), "bench.noop_app:app"]
 
 
+def granian_command(port: int, app: str) -> list[str]:
+    """A WSGI app under granian (Rust, hyper): the same worker and thread counts as ours."""
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", HOST, "--port", str(port),
+            "--workers", str(WORKERS), "--blocking-threads", str(DEFAULT_THREADS), "--no-ws", app]
+
+
+def granian_environment(workdir: Path) -> dict[str, str]:
+    """api/wsgi.py's settings: ours as `rulesvc serve` runs it (SQLite store, every decision logged)."""
+    return {"RULESVC_STORE": f"sqlite:///{workdir / 'store-granian.db'}",
+            "RULESVC_LOG": f"sqlite:///{workdir / 'decisions-granian.db'}"}
+
+
 def _log_tail(log_path: Path, lines: int = 30) -> str:
     return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
 
@@ -119,9 +131,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def running(command: list[str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def running(command: list[str], port: int, log_path: Path,
+            environment: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env={**os.environ, **(environment or {})})
         try:
             _wait_ready(port, process, log_path)
             yield process
@@ -249,27 +263,37 @@ def run_http(warmup_s: float, rounds: int, seconds: float, batch_items: int, bat
     body = example_body()
     with tempfile.TemporaryDirectory(prefix="rulesvc-bench-") as tmp:
         workdir = Path(tmp)
-        ports = {"ours": free_port(), "noop": free_port(), "noop_gthread": free_port()}
+        ports = {name: free_port() for name in ("ours", "noop", "noop_gthread", "ours_granian", "noop_granian")}
         generator = ensure_wrk()
         with running(ours_command(ports["ours"], workdir), ports["ours"], workdir / "ours.log"):
             worker_class = worker_class_of(workdir / "ours.log")
             # The no-op twice: with ours' worker, and with gunicorn's stock gthread one, which hands a
             # request to a thread before it has arrived whole: the price of holding no thread for slow clients.
+            # And both apps under granian (Rust, hyper), the server the issue asked to try beside it.
             with (running(noop_command(ports["noop"], worker_class), ports["noop"], workdir / "noop.log"),
                   running(noop_command(ports["noop_gthread"], "gthread"), ports["noop_gthread"],
-                          workdir / "noop_gthread.log")):
+                          workdir / "noop_gthread.log"),
+                  running(granian_command(ports["ours_granian"], "api.wsgi:app"), ports["ours_granian"],
+                          workdir / "ours_granian.log", granian_environment(workdir)),
+                  running(granian_command(ports["noop_granian"], "bench.noop_app:app"), ports["noop_granian"],
+                          workdir / "noop_granian.log")):
                 outcome = check_decision(ports["ours"], path, body)
-                check_decision(ports["noop"], path, body)
-                check_decision(ports["noop_gthread"], path, body)
+                for name, port in ports.items():
+                    if name != "ours":
+                        check_decision(port, path, body)
                 for port in ports.values():
                     load(port, path, body, warmup_s, workdir)
                 results = interleaved_loads(ports, path, body, rounds, seconds, workdir)
             batch_per_s = batch_rate(ports["ours"], batch_body(batch_items, seed), batch_items, batch_requests)
     ours, noop, gthread = results["ours"], results["noop"], results["noop_gthread"]
+    granian, noop_granian = results["ours_granian"], results["noop_granian"]
     return {
         "ours_per_s": ours.per_s, "noop_per_s": noop.per_s, "ours_per_noop": ours.per_s / noop.per_s,
         "noop_gthread_per_s": gthread.per_s, "noop_gthread_p50_ms": gthread.p50_ms,
         "noop_per_noop_gthread": noop.per_s / gthread.per_s,
+        "ours_granian_per_s": granian.per_s, "ours_granian_p50_ms": granian.p50_ms,
+        "noop_granian_per_s": noop_granian.per_s, "noop_granian_p50_ms": noop_granian.p50_ms,
+        "ours_granian_per_ours": granian.per_s / ours.per_s,
         "ours_p50_ms": ours.p50_ms, "ours_p99_ms": ours.p99_ms, "noop_p50_ms": noop.p50_ms, "noop_p99_ms": noop.p99_ms,
         "batch_per_s": batch_per_s,
         "setup": {"workers": WORKERS, "worker_class": worker_class, "threads_per_worker": DEFAULT_THREADS,

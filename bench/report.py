@@ -149,9 +149,13 @@ def markdown(report: dict[str, Any], found: list[Goal]) -> str:
         f"| no-op Flask | {_rate(http['noop_per_s'])} | {http['noop_p50_ms']:.2f} | {http['noop_p99_ms']:.2f} |",
         f"| no-op Flask, gunicorn's stock gthread worker | {_rate(http['noop_gthread_per_s'])} | "
         f"{http['noop_gthread_p50_ms']:.2f} | |",
+        f"| ours under granian (api/wsgi.py) | {_rate(http['ours_granian_per_s'])} | "
+        f"{http['ours_granian_p50_ms']:.2f} | |",
+        f"| no-op Flask under granian | {_rate(http['noop_granian_per_s'])} | {http['noop_granian_p50_ms']:.2f} | |",
         "",
         f"Reading each request whole before a thread takes it (slow clients hold no thread) leaves the no-op at "
-        f"{http['noop_per_noop_gthread']:.2f}× its rate under the stock worker.",
+        f"{http['noop_per_noop_gthread']:.2f}× its rate under the stock worker. Under granian ours runs at "
+        f"{http['ours_granian_per_ours']:.2f}× its rate under `rulesvc serve`.",
         "",
         f"Batch: {_rate(http['batch_per_s'])} decisions/s ({setup['batch_items']} payout.initiate items a request, "
         "one request at a time).",
