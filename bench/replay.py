@@ -26,6 +26,7 @@ from .paths import RULES_DIR
 
 MILLION = 1_000_000
 DASK_WORKERS = (1, 2)  # LocalCluster sizes: how the rate grows with workers
+DASK_WORKER_CONFIG = {"distributed.worker.profile.enabled": False}
 
 
 def make_log(path: Path, entries: int, seed: int, mix_size: int = 2000) -> int:
@@ -72,10 +73,14 @@ def replay_on_local_cluster(database: LogDatabase, workers: int, local_report: d
     """The same replay through ``rulesvc impact --scheduler`` on a LocalCluster of ``workers`` processes
     (one thread each); the time is taken around the impact call alone (the cluster is up already), and
     its report must be the local one."""
+    import dask
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=50) as cluster:
+    # Dask's statistical profiler samples each task thread every 10 ms and takes the GIL to do it: a quarter
+    # of a replay's time (measured). Workers for replays run without it (docs/changing-rules.md).
+    with dask.config.set(DASK_WORKER_CONFIG), LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=50) as cluster:
         started = time.perf_counter()
         tally = impact(database, lowered_candidate(), LogQuery(limit=None), scheduler=cluster.scheduler_address)
         seconds = time.perf_counter() - started

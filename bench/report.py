@@ -252,7 +252,8 @@ def _stage_lines(inproc: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(f"{per_decision[name]['stages_cpu_us'][stage]:.1f}" for name in names)
                      + " |")
     pair = inproc["logged_pair"]
-    lines += ["", f"With the decision log on (SQLite, its writer thread in the process): "
+    lines += ["", f"With the decision log on (SQLite, as `rulesvc serve` logs: a capture per decision, built and "
+                  f"written by the worker's writer process): "
                   f"{_rate(pair['ours_logged_per_s'])}/s against {_rate(pair['ours_per_s'])}/s without, measured back "
                   f"to back ({inproc['ratios']['ours_logged_per_ours']:.2f}×; goal ≥ 0.90×).", ""]
     return lines

@@ -248,7 +248,12 @@ class DecisionLog:
                 except Exception:
                     log.exception("decision-log entry not written")
                     self._drop(1)
-            self.database.write_rows(rows)
+            try:
+                self.database.write_rows(rows)
+            except LogUnavailable as error:
+                log.warning("%d decision-log entries lost: %s", len(rows), error)
+                self._drop(len(rows))
+                return
             written, failed = len(rows), 0
         self._count_written(written)
         if failed:
