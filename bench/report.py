@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,9 +192,9 @@ def markdown(report: dict[str, Any], found: list[Goal]) -> str:
 def chart(found: list[Goal], title: str, path: Path) -> None:
     """One bar per goal: measured / target on a log scale, the goal line at 1."""
     shares = [goal.share for goal in found]
-    figure = Figure(figsize=(9, 5), dpi=110)
+    figure = Figure(figsize=(11, 5.5), dpi=110)
     axes = figure.subplots()
-    bars = axes.bar([goal.label.replace(" (", "\n(") for goal in found], shares,
+    bars = axes.bar([textwrap.fill(goal.label, 18) for goal in found], shares,
                     color=["#2e7d32" if goal.met else "#c62828" for goal in found])
     axes.axhline(1.0, color="black", linestyle="--", linewidth=1)
     axes.text(-0.5, 1.0, " goal", va="bottom", ha="left", fontsize=9)
@@ -201,6 +202,7 @@ def chart(found: list[Goal], title: str, path: Path) -> None:
     axes.set_ylim(min(0.01, min(shares) / 2), max(2.0, max(shares) * 2))
     axes.set_ylabel("measured ÷ goal (log scale)")
     axes.set_title(title)
+    axes.tick_params(axis="x", labelsize=8)
     for bar, goal in zip(bars, found, strict=True):
         label = f"{goal.text(goal.value)}\ngoal {goal.bound}\n{'met' if goal.met else 'missed'}"
         axes.annotate(label, (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 4),
