@@ -445,44 +445,44 @@ class SqliteStore:
         return int(connection.execute(_UNITS, {"key": slot.key}).scalar() or 0)
 
     def reader(self) -> CountingReader:
-        def connection() -> Connection:
-            # one connection per thread, kept: a batch reads many counters
-            kept = getattr(self._readers, "connection", None)
-            if kept is None or kept.closed:
-                kept = self._readers.connection = self._read_engine.connect()
-            return kept
+        # Plain evaluations read on the thread's own sqlite3 connection (one per thread, kept, as a
+        # pooled SQLAlchemy connection was before): one prepared statement per read, without SQLAlchemy's
+        # per-execute work, which cost ~10x the query itself (measured for issue 21). Autocommit: a
+        # SELECT holds no transaction, so every read sees every commit.
+        def driver_connection() -> sqlite3.Connection:
+            kept = getattr(self._readers, "pooled", None)
+            if kept is None:
+                # the pooled connection itself is kept: dropping it would hand its sqlite3 connection back
+                # to the pool while this thread still uses it
+                kept = self._readers.pooled = self._read_engine.raw_connection()
+            return kept.driver_connection
+
+        def forget() -> None:
+            pooled, self._readers.pooled = getattr(self._readers, "pooled", None), None
+            if pooled is not None:
+                pooled.invalidate()
 
         def read_many(slots: list[CounterSlot]) -> dict[str, int]:
             found: dict[str, int] = {}
             try:
-                reader = connection()
+                driver = driver_connection()
                 for start in range(0, len(slots), 500):
                     keys = [slot.key for slot in slots[start:start + 500]]
-                    rows = reader.execute(select(counters.c.key, counters.c.units).where(counters.c.key.in_(keys)))
+                    rows = driver.execute(f"SELECT key, units FROM counters WHERE key IN ({', '.join('?' * len(keys))})",
+                                          keys)
                     found.update((key, int(units)) for key, units in rows)
-                reader.rollback()
                 return found
-            except SQLAlchemyError as error:
-                self._readers.connection = None
+            except (SQLAlchemyError, sqlite3.Error) as error:
+                forget()
                 raise sql_unavailable("counter store", error) from None
 
         def read(slot: CounterSlot) -> int:
-            # The hot path of a plain evaluation: one prepared statement on the thread's own sqlite3
-            # connection (autocommit: a SELECT holds no transaction, so it sees every commit), without
-            # SQLAlchemy's per-execute work, which cost ~10x the query itself (measured for issue 21).
             try:
                 row = driver_connection().execute(_UNITS_SQL, (slot.key,)).fetchone()
-            except sqlite3.Error as error:
-                self._readers.driver = None
+            except (SQLAlchemyError, sqlite3.Error) as error:
+                forget()
                 raise sql_unavailable("counter store", error) from None
             return int(row[0]) if row is not None and row[0] is not None else 0
-
-        def driver_connection() -> sqlite3.Connection:
-            kept = getattr(self._readers, "driver", None)
-            if kept is None:
-                # a pooled connection, configured like every other (WAL, busy timeout, autocommit), kept
-                kept = self._readers.driver = self._read_engine.raw_connection().driver_connection
-            return kept
         return CountingReader(read, read_many)
 
     def commit(self, decision: str, idempotency_key: str, fingerprint: str,
