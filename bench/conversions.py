@@ -3,7 +3,7 @@
 - zen gets the request facts with money as numbers and instants as Unix seconds, plus ``now``:
   no string parsing, no validation (ours does both inside its timed path) — this favours zen;
 - the Python floor gets flat records of plain values (money in fen, instants in Unix seconds);
-- raw durable_rules gets exactly the fact ours asserts (``compiled.encode`` of the values ours computes).
+- raw durable_rules gets exactly the fact ours asserts (``compiled.reference.encode`` of the values ours computes).
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def zen_input(fact_set: FactSet) -> dict[str, Any]:
 def durable_fact(compiled: CompiledDecision, fact_set: FactSet) -> dict[str, Any]:
     """The fact ours' reference path asserts into durable_rules for this fact set (nested)."""
     _, evaluation = compiled.run(fact_set.facts, now=fact_set.now)
-    return compiled.encode(evaluation.values)
+    return compiled.reference.encode(evaluation.values)
 
 
 def fast_durable_fact(compiled: CompiledDecision, fact_set: FactSet) -> dict[str, Any]:

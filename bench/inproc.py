@@ -119,7 +119,7 @@ def ours_batch(compiled: CompiledDecision, mix: list[FactSet]) -> Contender:
 
 def raw_durable(compiled: CompiledDecision, mix: list[FactSet]) -> Contender:
     """Our reference path's use of durable_rules: the nested fact, asserted and retracted, one at a time."""
-    fired = compiled.matcher.fired
+    fired = compiled.reference.matcher.fired
     return Contender("raw_durable", [durable_fact(compiled, fact_set) for fact_set in mix],
                      lambda fact: fired(dict(fact)), lambda rules: fired_verdict(compiled, rules))
 

@@ -59,7 +59,7 @@ def check_command(paths: tuple[str, ...], show_compiled: bool) -> None:
         print_json({name: {
             "ruleset": compiled.fast_definition,
             "fields": compiled.field_names.short,  # the fact's short property names: what each one holds
-            "reference_ruleset": compiled.definition,
+            "reference_ruleset": compiled.reference.definition,
             "program": compiled.program_source,  # the Python generated from the declarations, as it runs
         } for name, compiled in sorted(rulebook.decisions.items())})
 

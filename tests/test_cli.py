@@ -73,6 +73,7 @@ def test_check_show_compiled_prints_durable_rules_rulesets():
         program = each["program"]
         compile(program, name, "exec")
         assert "def read_object" in program and "def derive(values, asked_at, at" in program, name
+        assert "def program(raw, facts, now, source, counters_read, calendar, decision_id, later):" in program, name
     assert f"fact['{state}'] = " in payout["program"]
 
 

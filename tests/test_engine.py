@@ -167,7 +167,8 @@ def test_a_replaced_rulebook_frees_its_durable_rules_rulesets(tmp_path):
     (tmp_path / "lab.yaml").write_text(LAB, encoding="utf-8")
     rulebook = load_rulebook([tmp_path])
     handles = [matcher._handle for decision in rulebook.decisions.values()
-               for matcher in (decision.matcher, decision.trace_matcher) if matcher]
+               for matcher in (decision.fast_matcher, decision.reference.matcher, decision.reference.trace_matcher)
+               if matcher]
 
     def error_code(handle: int) -> str:
         with pytest.raises(durable_rules_engine.error) as error:
@@ -241,7 +242,7 @@ def test_evaluated_at_is_shanghai_time(lab):
 
 def test_compiled_rulesets_are_durable_rules_definitions(lab):
     compiled = lab.decision("lab.judge")
-    assert compiled.definition["deny-two"] == {"all": [{"m": {"$and": [
+    assert compiled.reference.definition["deny-two"] == {"all": [{"m": {"$and": [
         {"$decision": "lab.judge"}, {"$and": [{"flags.deny2": True}, {"$gt": {"item.amount": 10000}}]}]}}]}
 
 

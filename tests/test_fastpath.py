@@ -60,19 +60,33 @@ def without_id(result: dict) -> dict:
 
 
 def decide_both(compiled, raw, now: datetime) -> tuple[object, object]:
-    """(reference, fast) answers: decision documents without ids, or the invalid fields."""
+    """(reference, fast) answers: decision documents without ids, or the invalid fields.
+
+    The fast answer is the decision program's (``run``), with the trace of the fast path's steps
+    beside it (the program makes no trace); the program's evaluation must equal the steps' one.
+    """
     reference_facts = reference_read(compiled, raw)
     try:
         fast_facts = compiled.load(copy.deepcopy(raw))
     except InvalidFacts as error:
         fast_facts = error
+    try:
+        program, evaluation = compiled.run(copy.deepcopy(raw), now=now)
+    except InvalidFacts as error:
+        program = error
     if isinstance(reference_facts, InvalidFacts) or isinstance(fast_facts, InvalidFacts):
+        assert isinstance(program, InvalidFacts) == isinstance(fast_facts, InvalidFacts)
         return (sorted(reference_facts.fields) if isinstance(reference_facts, InvalidFacts) else reference_facts,
                 sorted(fast_facts.fields) if isinstance(fast_facts, InvalidFacts) else fast_facts)
     assert fast_facts == reference_facts
     reference = compiled.result(compiled.judge(reference_facts, now=now, reference=True), explain=True)
-    fast = compiled.result(compiled.judge(fast_facts, now=now), explain=True)
-    return without_id(reference), without_id(fast)
+    steps = compiled.judge(fast_facts, now=now)
+    fast = compiled.result(steps, explain=True)
+    assert without_id(program) == {key: value for key, value in without_id(fast).items() if key != "trace"}
+    assert (evaluation.facts, evaluation.values, evaluation.fired, evaluation.outcome, evaluation.next_eligible_at,
+            evaluation.counters) == (steps.facts, steps.values, steps.fired, steps.outcome, steps.next_eligible_at,
+                                     steps.counters)
+    return without_id(reference), {**without_id(program), "trace": fast["trace"]}
 
 
 def all_decisions(rulebook):
@@ -225,3 +239,28 @@ def test_huge_numbers_decide_alike_on_both_paths_without_an_error(tmp_path, quan
     facts = {"item": {"quantity": quantity, "price": price}}
     reference, fast = decide_both(compiled, facts, datetime.fromisoformat("2026-11-20T10:00:00+08:00"))
     assert fast == reference
+
+
+def test_what_a_fired_set_decides_is_kept_for_a_bounded_number_of_sets(rulebook, monkeypatch):
+    # A caller can craft facts that fire any combination of rules: the table must not grow without bound,
+    # and a set past the bound is decided alike, only not kept.
+    import itertools
+
+    from engine.runtime import program
+    from engine.runtime.program import Outcomes
+
+    monkeypatch.setattr(program, "MAX_OUTCOMES_KEPT", 5)
+    compiled = rulebook.decision("payout.initiate")
+    bounded = Outcomes(compiled.decision, {rule.id: (lambda values, calendar: {}) for rule in compiled.decision.rules}, {})
+    ids = [rule.id for rule in compiled.decision.rules][:5]
+    subsets = [set(chosen) for size in range(len(ids) + 1) for chosen in itertools.combinations(ids, size)]
+    effects = {rule.id: rule.effect for rule in compiled.decision.rules}
+    for fired in subsets:
+        decided = bounded.of(fired)
+        fired_effects = {effects[rule] for rule in fired}
+        assert decided.outcome == next((effect for effect in ("deny", "review", "defer") if effect in fired_effects),
+                                       "allow")
+        assert decided.fired_ids == tuple(rule.qualified_id for rule in compiled.decision.rules if rule.id in fired)
+    assert len(bounded.known) == 5 and len(subsets) == 32
+    deny = next(rule for rule in ids if effects[rule] == "deny")
+    assert bounded.of({deny}).outcome == "deny" and bounded.of(set()).outcome == "allow"

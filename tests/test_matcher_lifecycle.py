@@ -23,7 +23,7 @@ def test_used_rulesets_are_freed_session_state_included(rulebook):
     fact = {"$decision": "payout.initiate"}
 
     def cycle() -> None:
-        used = Matcher("payout.initiate", compiled.definition)
+        used = Matcher("payout.initiate", compiled.reference.definition)
         used.fired(dict(fact))  # the first fact creates the session state delete_ruleset alone would leak
         del used
 
@@ -33,14 +33,14 @@ def test_used_rulesets_are_freed_session_state_included(rulebook):
     before = _rss_mib()
     for _ in range(2000):
         cycle()
-    Matcher("payout.initiate", compiled.definition)  # deletes the last one retired
+    Matcher("payout.initiate", compiled.reference.definition)  # deletes the last one retired
     grown = _rss_mib() - before
     assert grown < 20, f"{grown:.1f} MiB for 2,000 rulesets (~250 KB each without deleting their state)"
     assert matcher._retired == [] or len(matcher._retired) == 1
 
 
 def test_rulesets_are_deleted_only_when_a_matcher_is_made_never_by_the_garbage_collector(rulebook):
-    definition = rulebook.decision("recovery.contact").definition
+    definition = rulebook.decision("recovery.contact").reference.definition
     first = Matcher("recovery.contact", definition)
     handle = first._handle
     del first
@@ -61,12 +61,12 @@ def test_matching_goes_on_in_threads_while_others_reload(rulebook):
 
     def reload_loop() -> None:
         while not stop.is_set():
-            Matcher("payout.initiate", compiled.definition).fired(dict(facts))
+            Matcher("payout.initiate", compiled.reference.definition).fired(dict(facts))
 
     def match_loop() -> None:
         try:
             for _ in range(3000):
-                compiled.matcher.fired(dict(facts))
+                compiled.reference.matcher.fired(dict(facts))
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -179,7 +179,8 @@ def test_a_replaced_rulebook_is_freed_at_once_not_by_the_cyclic_collector(tmp_pa
                 log.record(compiled, evaluation, decision_id=new_id(), source="http", duration_us=1,
                            result=result)
             compiled.run(decision_facts, now=datetime(2026, 11, 20, tzinfo=UTC))
-        freed = [weakref.ref(compiled.matcher) for compiled in map(book.decision, ("payout.initiate", "recovery.contact"))]
+        freed = [weakref.ref(compiled.reference.matcher)
+                 for compiled in map(book.decision, ("payout.initiate", "recovery.contact"))]
         del book, compiled, evaluation, result
         assert [ref() for ref in freed] == [None, None]
     finally:

@@ -32,25 +32,36 @@ def build_derivers(decision: Decision, moving: set[str], fields: dict[str, Type]
     """The full deriver, the one for what moves with ``now``, and their source."""
     source = Source()
     facts = set(decision.facts)
-    _function(source, "derive", decision.counters, decision.derived)
+    emit_derivation(source, "def derive(values, asked_at, at, source, counters_read, calendar):",
+                    decision.counters, decision.derived)
     source.add(1, f"fact = {{{MARKER!r}: _DECISION}}")
     emit_encoding(source, source.code, 1, fields, names, facts)
     source.add(1, "return values, fact")
-    _function(source, "derive_moving", [c for c in decision.counters if c.name in moving],
-              [d for d in decision.derived if d.name in moving], moving_fact=True)
+    emit_derivation(source, "def derive_moving(values, fact, asked_at, at, source, counters_read, calendar):",
+                    [c for c in decision.counters if c.name in moving], [d for d in decision.derived if d.name in moving])
     source.add(1, "fact = dict(fact)")
     emit_encoding(source, source.code, 1, {path: kind for path, kind in fields.items() if path.split(".")[0] in moving},
                   names, facts, replacing=True)
     source.add(1, "return values, fact")
-    namespace = source.compile(f"<deriver {decision.name}>", {
-        **HELPERS, **ENCODER_HELPERS, "_to_output": to_output, "_label": counter_label, "_shanghai": to_shanghai,
-        "_DECISION": decision.name, "_partition": partition_key, "_UNSET": object()})
+    namespace = source.compile(f"<deriver {decision.name}>", derivation_names(decision.name, partition_key))
     return namespace["derive"], namespace["derive_moving"], source.text
 
 
-def _function(source: Source, name: str, counters: list[Counter], derived: list[Derived], moving_fact: bool = False) -> None:
-    """The start of a deriver: counters and derived values, in order, into ``values`` and locals."""
-    source.add(0, f"def {name}(values, {'fact, ' if moving_fact else ''}asked_at, at, source, counters_read, calendar):")
+def derivation_names(decision: str, partition_key: Callable[[dict[str, Any]], str | None]) -> dict[str, Any]:
+    """What the code :func:`emit_derivation` and :func:`emit_encoding` write refers to."""
+    return {**HELPERS, **ENCODER_HELPERS, "_to_output": to_output, "_label": counter_label, "_shanghai": to_shanghai,
+            "_DECISION": decision, "_partition": partition_key, "_UNSET": object()}
+
+
+def emit_derivation(source: Source, signature: str, counters: list[Counter], derived: list[Derived],
+                    prologue: tuple[str, ...] = ()) -> None:
+    """The start of a function deriving values: ``signature``, the ``prologue`` statements, then the
+    counters and derived values in declared order, into ``values`` and locals. The function's
+    parameters (or its prologue) provide ``values``, ``asked_at``, ``at``, ``source``,
+    ``counters_read`` and ``calendar``."""
+    source.add(0, signature)
+    for line in prologue:
+        source.add(1, line)
     source.add(1, "values['now'] = at")
     code = source.code = ExpressionCode(source)
     code.local["now"] = "at"
@@ -89,8 +100,11 @@ def _function(source: Source, name: str, counters: list[Counter], derived: list[
         code.local[item.name] = value
 
 
-def build_messages(decision: Decision, rules: list[Rule]) -> tuple[dict[str, dict[str, Callable[..., str]]], str]:
-    """For each rule with messages, a renderer per language: ``render(values, calendar) -> str``."""
+def build_messages(decision: Decision, rules: list[Rule]
+                   ) -> tuple[dict[str, dict[str, Callable[..., str]]], dict[str, Callable[..., dict[str, Any]]], str]:
+    """For each rule with messages, a renderer per language: ``render(values, calendar) -> str``; and for
+    every rule its reason as the decision document shows it: ``reason(values, calendar) -> {"code",
+    "rule", "message": {lang: text}}``."""
     from engine.language.loader import PLACEHOLDER
 
     source = Source()
@@ -112,9 +126,15 @@ def build_messages(decision: Decision, rules: list[Rule]) -> tuple[dict[str, dic
             if position < len(text) or not parts:
                 parts.append(repr(text[position:]))
             source.add(1, f"return {' + '.join(parts)}")
+    reasons: dict[str, str] = {}
+    for rule in rules:
+        function = reasons[rule.id] = source.name("reason")
+        message = ", ".join(f"{lang!r}: {renderer}(values, calendar)" for lang, renderer in names.get(rule.id, {}).items())
+        source.add(0, f"def {function}(values, calendar):")
+        source.add(1, f"return {{'code': {rule.code!r}, 'rule': {rule.qualified_id!r}, 'message': {{{message}}}}}")
     namespace = source.compile(f"<messages {decision.name}>", {**HELPERS, "_to_text": to_text})
-    return {rule: {lang: namespace[function] for lang, function in langs.items()} for rule, langs in names.items()}, \
-        source.text
+    return ({rule: {lang: namespace[function] for lang, function in langs.items()} for rule, langs in names.items()},
+            {rule: namespace[function] for rule, function in reasons.items()}, source.text)
 
 
 def build_outputs(decision: Decision) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], str]:

@@ -1,9 +1,12 @@
 """Evaluating one decision: validate facts, derive values, match with durable_rules, build the result.
 
-The work is split in two so that callers pay only for what they use: :meth:`CompiledDecision.judge`
-makes the decision (an :class:`Evaluation`: what fired, the outcome, ``next_eligible_at``, the values
-and stored counters it was made on) and :meth:`CompiledDecision.result` renders the SPEC §4 document
-(id, messages, trace). Replays compare :meth:`CompiledDecision.verdict`, which needs no messages.
+The served path is the *decision program* generated at load (engine/runtime/program.py): one function
+that reads, derives, encodes, matches and builds the SPEC §4 document. Its steps also exist one at a
+time, for callers that need only part of them: :meth:`CompiledDecision.judge` makes the decision (an
+:class:`Evaluation`: what fired, the outcome, ``next_eligible_at``, the values and stored counters it
+was made on) and :meth:`CompiledDecision.result` renders the document (id, messages, trace); replays
+compare :meth:`CompiledDecision.verdict`, which needs no messages. The oracle the differential tests
+hold all of them to is :class:`engine.reference.decide.ReferenceDecision`, in its own package.
 """
 
 from __future__ import annotations
@@ -19,28 +22,25 @@ from typing import Any
 
 from engine.errors import InvalidFacts
 from engine.ids import new_id
-from engine.language.expressions import Expr, names_read, sensitive_record_columns
-from engine.language.loader import PLACEHOLDER
-from engine.language.model import OUTCOME_PRECEDENCE, Counter, Decision, Domain, Rule, sensitive_paths
-from engine.reference.facts import FactsLoader
-from engine.reference.interpret import evaluate, evaluator
-from engine.reference.trace import assumption_marks
+from engine.language.expressions import names_read, sensitive_record_columns
+from engine.language.model import Counter, Decision, Domain, Rule, sensitive_paths
+from engine.reference.decide import ReferenceDecision
+from engine.reference.interpret import evaluate
 from engine.runtime.calendar import Calendar
-from engine.runtime.compiler import fact_encoder, references
 from engine.runtime.deriver import build_derivers, build_messages, build_outputs
-from engine.runtime.durable import Matcher
 from engine.runtime.encoder import build_encoder, condition_fields
 from engine.runtime.matcher import FlatMatcher
+from engine.runtime.program import Evaluation, Outcomes, build_obligations, build_program, next_eligible_search
 from engine.runtime.reader import Unusual, build_reader
 from engine.runtime.rulesets import decision_rulesets
-from engine.runtime.values import to_output, to_shanghai, to_text, within_supported_years
+from engine.runtime.values import to_output
 from engine.state.base import Reservation, counter_slot, to_units
-from engine.state.counters import CounterSource, NoCounters, counter_label
+from engine.state.counters import CounterSource, NoCounters
 from engine.verdict import Verdict
 
+__all__ = ["CompiledDecision", "Evaluation", "Made", "gc_paused"]
+
 _NO_COUNTERS = NoCounters()
-# Each step of the next_eligible_at search moves strictly later; a handful covers delay, window and day.
-MAX_SOLVER_STEPS = 8
 
 
 @dataclass(slots=True)
@@ -52,45 +52,23 @@ class Made:
     duration_us: int
 
 
-@dataclass(slots=True)
-class Evaluation:
-    """One decision made: what it was made on and what fired; no id or messages yet."""
-
-    facts: dict[str, Any]  # as validated (defaults filled in)
-    now: datetime
-    values: dict[str, Any]  # facts, now, counters and derived values as of ``now``
-    fired: set[str]  # ids of the rules that fired
-    outcome: str
-    next_eligible_at: datetime | None
-    counters: dict[str, Any]  # the stored counts read, in output form, by counter_label()
-    reference: bool = False  # made on the reference path (its result renders messages the reference way too)
-    raw_facts: Any = None  # the facts as the caller sent them, when known: the log notes which were defaulted
-
-
 class CompiledDecision:
-    """A decision ready to evaluate: its facts schema and its durable_rules rulesets, built once.
+    """A decision ready to evaluate: its generated decision program and durable_rules rulesets, built once.
 
-    Two paths make the same decision. The *fast path* — the one served — reads facts with code
-    generated from the declarations and matches a flat fact with short names on durable_rules. The
-    *reference path* reads them with marshmallow and matches the nested fact, asserting and retracting
-    it; it reports invalid facts, takes the rare shapes the fast reader leaves to it, gives the trace,
-    and is what tests/test_fastpath.py holds the fast path to.
+    The program reads facts with code generated from the declarations and matches a flat fact with
+    short names on durable_rules. What it leaves — facts in unusual shapes or invalid (reported by
+    path), arithmetic past the calendar, the trace — goes to :attr:`reference`, the oracle, which reads
+    with marshmallow and matches the nested fact, asserting and retracting it.
     """
 
     def __init__(self, decision: Decision, domain: Domain, calendar: Calendar | None = None):
         self.decision = decision
         self.domain = domain
         self.calendar = calendar or Calendar()
-        self.facts = FactsLoader(decision.name, decision.facts)
         self.sensitive_paths = sensitive_paths(decision.facts)  # masked in the decision log
         self.sensitive_record_columns = sensitive_record_columns(decision)  # and in records, for most readers
         # The rulesets as validation compiled them (engine/runtime/rulesets.py): a loaded file activates.
         rulesets = decision_rulesets(decision.rules)
-        # the reference path
-        self.definition = rulesets.definition("reference", decision.name)
-        self.matcher = Matcher(decision.name, self.definition)
-        self.encode = fact_encoder([rule.when for rule in decision.rules], decision.name)
-        # the fast path
         fields = condition_fields([rule.when for rule in decision.rules])
         self.field_names = rulesets.field_names
         self.fast_definition = rulesets.definition("fast", decision.name)
@@ -99,30 +77,24 @@ class CompiledDecision:
                                                                    set(decision.facts))
         self.read_facts, self.reader_source = build_reader(decision.name, decision.facts)
         self.unusual_facts = 0  # facts the fast reader left to the reference reader (the bench reports it)
-        self._counter_plan = [(counter, [evaluator(part) for part in counter.key],
-                               evaluator(counter.fact) if counter.fact is not None else None)
-                              for counter in decision.counters]
-        self._derived_plan = [(derived.name, evaluator(derived.expr) if derived.expr is not None else None,
-                               [(name, evaluator(expr)) for name, expr in derived.fields.items()])
-                              for derived in decision.derived]
         # Not a bound method: the generated code would hold this object in a reference cycle, and its
         # native rulesets would outlive a reload until the cyclic collector happened to run.
         self.partition_key = _partition_key_of(decision)
         # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.
         self._derive, self._derive_moving, self.deriver_source = build_derivers(
             decision, _moving_with_now(decision), fields, self.field_names, self.partition_key)
-        self._messages, self.messages_source = build_messages(decision, decision.rules)
+        self._messages, reasons, self.messages_source = build_messages(decision, decision.rules)
         self._outputs, self.outputs_source = build_outputs(decision)
         self._ruleset_ref = {"domain": domain.name, "version": domain.version}
-        self._effects = {rule.id: rule.effect for rule in decision.rules}
-        self._default_obligations = to_output(decision.obligations)
-        self.trace_leaves: dict[str, list[tuple[str, Expr]]] = rulesets.trace_leaves
-        self.trace_definition = rulesets.definition("trace", decision.name)
-        self.trace_matcher = Matcher(f"{decision.name}/trace", self.trace_definition) if self.trace_definition else None
-        self.outputs = [derived.name for derived in decision.derived if derived.output]
-        # Messages split once into literal text and placeholder expressions.
-        self._templates = {rule.id: {lang: _template(text, rule.placeholders) for lang, text in rule.messages.items()}
-                           for rule in decision.rules}
+        obliging, self.obligations_source = build_obligations(decision)
+        self.outcomes = Outcomes(decision, reasons, obliging)
+        self._program, self.decide_source = build_program(
+            decision, self._ruleset_ref, fields=fields, names=self.field_names, partition_key=self.partition_key,
+            read=self.read_facts, fired=self.fast_matcher.fired, outcomes=self.outcomes, outputs=self._outputs)
+        self.reference = ReferenceDecision(decision, self._ruleset_ref, self.calendar, rulesets, self.partition_key,
+                                           self.outcomes)
+        self.facts = self.reference.facts  # the reference reader: every error by path
+        self.outputs = self.reference.outputs
 
     @property
     def name(self) -> str:
@@ -130,10 +102,13 @@ class CompiledDecision:
 
     @property
     def program_source(self) -> str:
-        """The Python generated for this decision at load, as it runs: reader, deriver (with the fact's
-        encoding), messages and outputs (``rulesvc check --show-compiled``)."""
-        parts = (("read the request's facts", self.reader_source), ("derive values, encode the fact", self.deriver_source),
-                 ("render the messages", self.messages_source), ("the output values", self.outputs_source))
+        """The Python generated for this decision at load, as it runs (``rulesvc check --show-compiled``):
+        the decision program and what it calls — the reader, the messages and reasons, the obligations
+        and the output values — and the derivers ``next_eligible_at`` and the fallbacks use."""
+        parts = (("the decision program", self.decide_source), ("read the request's facts", self.reader_source),
+                 ("render the messages and reasons", self.messages_source),
+                 ("obligations that read values", self.obligations_source), ("the output values", self.outputs_source),
+                 ("derive values and encode the fact (next_eligible_at, fallbacks)", self.deriver_source))
         return "\n\n".join(f"# --- {self.name}: {what} ---\n{text}" for what, text in parts)
 
     def evaluate(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
@@ -143,11 +118,28 @@ class CompiledDecision:
 
     def run(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
             counters: CounterSource | None = None, decision_id: str | None = None) -> tuple[dict[str, Any], Evaluation]:
-        """The decision document and the :class:`Evaluation` behind it (for commits and the decision log)."""
+        """The decision document and the :class:`Evaluation` behind it (for commits and the decision log).
+
+        The decision program makes it; what it leaves (unusual facts, arithmetic past the calendar, a
+        trace) is made by the steps one at a time."""
+        if not explain:
+            made = self._decide(raw_facts, None, now or datetime.now(UTC), counters or _NO_COUNTERS, decision_id)
+            if made is not None:
+                return made
         result, evaluation = self.run_loaded(self.load(raw_facts), now=now, explain=explain, counters=counters,
                                              decision_id=decision_id)
         evaluation.raw_facts = raw_facts
         return result, evaluation
+
+    def _decide(self, raw_facts: Any, facts: dict[str, Any] | None, now: datetime, source: CounterSource,
+                decision_id: str | None) -> tuple[dict[str, Any], Evaluation] | None:
+        """The decision program's answer; None where it leaves the request to the steps one at a time."""
+        try:
+            return self._program(raw_facts, facts, now, source, {}, self.calendar, decision_id, self._next_eligible_at)
+        except Unusual:
+            return None
+        except ArithmeticError:  # past the calendar or Decimal's precision: the reference path's nulls decide
+            return None
 
     def run_many(self, items: list[tuple[Any, datetime | None]], *, counters: CounterSource | None = None
                  ) -> list[Made | InvalidFacts]:
@@ -165,7 +157,7 @@ class CompiledDecision:
                   ) -> list[Made | InvalidFacts]:
         clock = datetime.now(UTC)
         source = counters or _NO_COUNTERS
-        prefetch = getattr(source, "prefetch", None) if self._counter_plan else None
+        prefetch = getattr(source, "prefetch", None) if self.reference.counter_plan else None
         if prefetch is None:
             return [self._made(raw_facts, None, now or clock, source) for raw_facts, now in items]
         loaded: list[dict[str, Any] | InvalidFacts] = []
@@ -182,6 +174,9 @@ class CompiledDecision:
     def _made(self, raw_facts: Any, facts: dict[str, Any] | None, now: datetime, source: CounterSource
               ) -> Made | InvalidFacts:
         started = perf_counter()
+        made = self._decide(raw_facts, facts, now, source, None)
+        if made is not None:
+            return Made(made[0], made[1], int((perf_counter() - started) * 1_000_000))
         if facts is None:
             try:
                 facts = self.load(raw_facts)
@@ -198,7 +193,7 @@ class CompiledDecision:
         values["now"] = now
         partition = self.partition_key(facts)
         reads = []
-        for counter, key_parts, fact in self._counter_plan:
+        for counter, key_parts, fact in self.reference.counter_plan:
             if fact is None or fact(values, None) is None:
                 reads.append((counter, tuple(part(values, None) for part in key_parts), now, partition))
         return reads
@@ -221,68 +216,59 @@ class CompiledDecision:
     def judge(self, facts: dict[str, Any], *, now: datetime, counters: CounterSource | None = None,
               reference: bool = False) -> Evaluation:
         """Make the decision for validated ``facts`` as of ``now``: derive, match, find the outcome
-        (on the reference path's matcher with ``reference``)."""
+        (the oracle's way with ``reference``)."""
+        if reference:
+            return self.reference.judge(facts, now=now, counters=counters)
         source = counters or _NO_COUNTERS
         counters_read: dict[str, Any] = {}
-        if reference:
-            values = self._values(facts, now, now, source, counters_read)
-            fired = self._match_reference(values)
-        else:
-            try:
-                values, fact = self._derive(dict(facts), now, now, source, counters_read, self.calendar)
-            except ArithmeticError:  # past the calendar or Decimal's precision: the reference path's nulls decide
-                counters_read.clear()
-                values = self._values(facts, now, now, source, counters_read)
-                fact = self.fast_encode(values)
-            fired = self.fast_matcher.fired(fact)
-        outcome = "allow"
-        if fired:
-            effects = {self._effects[rule] for rule in fired}
-            outcome = next((outcome for effect, outcome in OUTCOME_PRECEDENCE if effect in effects), "allow")
+        try:
+            values, fact = self._derive(dict(facts), now, now, source, counters_read, self.calendar)
+        except ArithmeticError:  # past the calendar or Decimal's precision: the reference path's nulls decide
+            counters_read.clear()
+            values = self.reference.values(facts, now, now, source, counters_read)
+            fact = self.fast_encode(values)
+        fired = self.fast_matcher.fired(fact)
+        outcome = self.outcomes.of(fired).outcome
         next_eligible_at = None
         if outcome == "defer":
-            next_eligible_at = self._next_eligible_at(facts, now, fired, values, None if reference else fact, source,
-                                                      counters_read)
-        return Evaluation(facts, now, values, fired, outcome, next_eligible_at, counters_read, reference)
-
-    def _match_reference(self, values: dict[str, Any]) -> set[str]:
-        return self.matcher.fired(self.encode(values))
+            next_eligible_at = self._next_eligible_at(facts, now, fired, values, fact, source, counters_read)
+        return Evaluation(facts, now, values, fired, outcome, next_eligible_at, counters_read)
 
     def result(self, evaluation: Evaluation, *, decision_id: str | None = None, explain: bool = False) -> dict[str, Any]:
         """The SPEC §4 decision document of an evaluation (with the trace when ``explain``)."""
-        values, outcome, reference = evaluation.values, evaluation.outcome, evaluation.reference
-        fired = evaluation.fired
-        fired_rules = [rule for rule in self.decision.rules if rule.id in fired] if fired else []
-        next_eligible_at = evaluation.next_eligible_at
-        result = {
-            "decision_id": decision_id or new_id(),
-            "decision": self.name,
-            "outcome": outcome,
-            "reasons": [self._reason(rule, values, reference) for rule in fired_rules if rule.effect == outcome],
-            "warnings": [self._reason(rule, values, reference) for rule in fired_rules if rule.effect == "warn"],
-            "obligations": self._obligations(fired_rules, outcome, values),
-            "values": ({name: to_output(values.get(name)) for name in self.outputs} if reference
-                       else self._outputs(values)),
-            "next_eligible_at": None if next_eligible_at is None else to_output(next_eligible_at),
-            "ruleset": dict(self._ruleset_ref),
-            "evaluated_at": to_output(evaluation.now),
-        }
+        if evaluation.reference:
+            result = self.reference.result(evaluation, decision_id or new_id())
+        else:
+            values, outcome = evaluation.values, evaluation.outcome
+            decided = self.outcomes.of(evaluation.fired)
+            next_eligible_at = evaluation.next_eligible_at
+            result = {
+                "decision_id": decision_id or new_id(),
+                "decision": self.name,
+                "outcome": outcome,
+                "reasons": [self._reason(rule, values) for rule in decided.fired_rules if rule.effect == outcome],
+                "warnings": [self._reason(rule, values) for rule in decided.fired_rules if rule.effect == "warn"],
+                "obligations": self._obligations(decided, values),
+                "values": self._outputs(values),
+                "next_eligible_at": None if next_eligible_at is None else to_output(next_eligible_at),
+                "ruleset": dict(self._ruleset_ref),
+                "evaluated_at": to_output(evaluation.now),
+            }
         if explain:
-            result["trace"] = self._trace(evaluation.fired, self.encode(values), values)
+            result["trace"] = self.reference.trace(evaluation.fired, evaluation.values)
         return result
 
     def verdict(self, evaluation: Evaluation) -> Verdict:
         """What a replay compares: the decision without its id, messages or trace."""
-        outcome, values = evaluation.outcome, evaluation.values
-        fired_rules = [rule for rule in self.decision.rules if rule.id in evaluation.fired] if evaluation.fired else []
+        values = evaluation.values
+        decided = self.outcomes.of(evaluation.fired)
+        reference = evaluation.reference
         return Verdict(
-            outcome=outcome,
-            reasons=tuple(sorted({rule.code for rule in fired_rules if rule.effect == outcome and rule.code})),
-            warnings=tuple(sorted({rule.code for rule in fired_rules if rule.effect == "warn" and rule.code})),
-            fired=tuple(rule.qualified_id for rule in fired_rules),
-            obligations=self._obligations(fired_rules, outcome, values),
-            values=({name: to_output(values.get(name)) for name in self.outputs} if evaluation.reference
-                    else self._outputs(values)),
+            outcome=evaluation.outcome, reasons=decided.reason_codes, warnings=decided.warning_codes,
+            fired=decided.fired_ids,
+            obligations=(self.reference.obligations(list(decided.fired_rules), evaluation.outcome, values) if reference
+                         else self._obligations(decided, values)),
+            values=self.reference.output_values(values) if reference else self._outputs(values),
             next_eligible_at=to_output(evaluation.next_eligible_at))
 
     def reservations(self, values: dict[str, Any]) -> list[Reservation]:
@@ -304,109 +290,39 @@ class CompiledDecision:
             return value or ""
         return self.decision.enum_labels.get(expr.type.enum or "", {}).get(value, value)
 
-    def _values(self, facts: dict[str, Any], asked_at: datetime, at: datetime, source: CounterSource,
-                counters_read: dict[str, Any]) -> dict[str, Any]:
-        """Facts plus ``now``, counters and derived values, as they are at instant ``at``; every stored
-        count read is noted in ``counters_read`` (the decision log keeps them for replays). This is
-        the reference path's, through the interpreter's closures; the fast path runs the same steps as
-        generated code (engine/runtime/deriver.py)."""
-        values = dict(facts)
-        values["now"] = at
-        calendar = self.calendar
-        same_day = asked_at is at or to_shanghai(asked_at).date() == to_shanghai(at).date()
-        partition = self.partition_key(facts) if self._counter_plan else None
-        for counter, key_parts, fact in self._counter_plan:
-            # A caller's figure for "today" says nothing about another day.
-            supplied = None
-            if fact is not None and (counter.reset == "never" or same_day):
-                supplied = fact(values, None)
-            if supplied is None:
-                key = tuple(part(values, None) for part in key_parts)
-                supplied = source.read(self.name, counter, key, at, partition)
-                # the first read of a count is the one the outcome was decided on
-                counters_read.setdefault(counter_label(counter, asked_at, at), to_output(supplied))
-            values[counter.name] = supplied
-        for name, expression, fields in self._derived_plan:
-            if expression is None:
-                values[name] = {field: compute(values, calendar) for field, compute in fields}
-            else:
-                values[name] = expression(values, calendar)
-        return values
-
     def _next_eligible_at(self, facts: dict[str, Any], now: datetime, fired: set[str], values: dict[str, Any],
-                          fact: dict[str, Any] | None, source: CounterSource,
-                          counters_read: dict[str, Any]) -> datetime | None:
-        """The earliest instant at which no timing (defer) rule holds back any more.
+                          fact: dict[str, Any], source: CounterSource, counters_read: dict[str, Any]) -> datetime | None:
+        """``next_eligible_at`` of a deferred decision (:func:`next_eligible_search`), computing again at
+        each instant tried only what moves with ``now``."""
+        current = fact
 
-        Each deferring rule says from when it stops holding (``until``); the latest of those is a
-        candidate, and the rules are matched again as of that instant, since there another one may
-        hold (a delay ending at 20:20 falls outside a 09:00-20:00 window: next candidate 09:00).
-        The fast path (``fact`` given) computes again only what moves with ``now``.
-        """
-        at = now
-        for _ in range(MAX_SOLVER_STEPS):
-            deferring = [rule for rule in self.decision.rules if rule.effect == "defer" and rule.id in fired]
-            if not deferring:
-                return at
-            untils = [evaluate(rule.until, values, self.calendar) for rule in deferring if rule.until is not None]
-            candidate = max((until for until in untils if until is not None), default=None)
-            if candidate is None or candidate <= at:
-                return None  # a rule that cannot say when it will stop holding
-            if not within_supported_years(candidate):
-                return None  # past the instants the service reads and writes (SPEC §4: 1970–2999)
-            at = candidate
-            if fact is None:  # the reference path computes everything again
-                values = self._values(facts, now, at, source, counters_read)
-                fired = self._match_reference(values)
-            else:
-                try:
-                    values, fact = self._derive_moving(dict(values), fact, now, at, source, counters_read, self.calendar)
-                except ArithmeticError:
-                    values = self._values(facts, now, at, source, counters_read)
-                    fact = self.fast_encode(values)
-                fired = self.fast_matcher.fired(fact)
-        return None
-
-    def _obligations(self, fired_rules: list[Rule], outcome: str, values: dict[str, Any]) -> dict[str, Any]:
-        if outcome == "deny" or not any(rule.effect == "oblige" for rule in fired_rules):
-            return dict(self._default_obligations)  # nothing is owed on a refusal
-        obligations = dict(self.decision.obligations)
-        for rule in fired_rules:
-            if rule.effect == "oblige":
-                for name, value in rule.obligations.items():
-                    obligations[name] = evaluate(value, values, self.calendar) if isinstance(value, Expr) else value
-        return to_output(obligations)
-
-    def _reason(self, rule: Rule, values: dict[str, Any], reference: bool = False) -> dict[str, Any]:
-        calendar = self.calendar
-        if reference:
-            message = {lang: "".join([part if type(part) is str else to_text(part(values, calendar)) for part in parts])
-                       for lang, parts in self._templates[rule.id].items()}
-        else:
+        def again(at: datetime, earlier: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+            nonlocal current
             try:
-                message = {lang: render(values, calendar) for lang, render in self._messages.get(rule.id, {}).items()}
+                moved, current = self._derive_moving(dict(earlier), current, now, at, source, counters_read,
+                                                     self.calendar)
             except ArithmeticError:
-                return self._reason(rule, values, reference=True)
-        return {"code": rule.code, "rule": rule.qualified_id, "message": message}
+                moved = self.reference.values(facts, now, at, source, counters_read)
+                current = self.fast_encode(moved)
+            return moved, self.fast_matcher.fired(current)
 
-    def _trace(self, fired: set[str], fact: dict[str, Any], values: dict[str, Any]) -> list[dict[str, Any]]:
-        true_leaves = self.trace_matcher.fired(fact) if self.trace_matcher else set()
-        trace = []
-        for rule in self.decision.rules:
-            trace.append({
-                "rule": rule.qualified_id,
-                "effect": rule.effect,
-                "code": rule.code,
-                "when": rule.when_text,
-                "fired": rule.id in fired,
-                "conditions": [
-                    {"condition": leaf.text, "value": name in true_leaves,
-                     "operands": {ref.text: to_output(evaluate(ref, values, self.calendar)) for ref in references(leaf)}}
-                    for name, leaf in self.trace_leaves[rule.id]
-                ],
-                "assumptions": assumption_marks(rule.assumptions, self.decision.constants),
-            })
-        return trace
+        return next_eligible_search(self.decision.rules, self.calendar, now, fired, values, again)
+
+    def _obligations(self, decided: Any, values: dict[str, Any]) -> dict[str, Any]:
+        if decided.obligations is not None:
+            return decided.obligations.copy()
+        try:
+            return self.outcomes.obligations(decided, values, self.calendar)
+        except ArithmeticError:
+            return self.reference.obligations(list(decided.fired_rules), decided.outcome, values)
+
+    def _reason(self, rule: Rule, values: dict[str, Any]) -> dict[str, Any]:
+        calendar = self.calendar
+        try:
+            message = {lang: render(values, calendar) for lang, render in self._messages.get(rule.id, {}).items()}
+        except ArithmeticError:
+            return self.reference.reason(rule, values)
+        return {"code": rule.code, "rule": rule.qualified_id, "message": message}
 
 
 @contextmanager
@@ -452,14 +368,3 @@ def _moving_with_now(decision: Decision) -> set[str]:
         if set().union(*(names_read(expr) for expr in expressions)) & moving:
             moving.add(derived.name)
     return moving
-
-
-def _template(text: str, placeholders: dict[str, Expr]) -> list[Any]:
-    """A message as literal text and the compiled placeholder expressions between, in order."""
-    parts: list[Any] = []
-    position = 0
-    for match in PLACEHOLDER.finditer(text):
-        parts += [text[position:match.start()], evaluator(placeholders[match.group(1)])]
-        position = match.end()
-    parts.append(text[position:])
-    return [part for part in parts if part != ""]
