@@ -9,7 +9,7 @@ aside. The engine's batch path answers as one-at-a-time does.
 from __future__ import annotations
 
 import copy
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -264,3 +264,19 @@ def test_what_a_fired_set_decides_is_kept_for_a_bounded_number_of_sets(rulebook,
     assert len(bounded.known) == 5 and len(subsets) == 32
     deny = next(rule for rule in ids if effects[rule] == "deny")
     assert bounded.of({deny}).outcome == "deny" and bounded.of(set()).outcome == "allow"
+
+
+def test_a_batch_fetches_the_counts_the_interpreter_says_it_will_read(rulebook):
+    for decision, steps in fact_sets(rulebook).items():
+        compiled = rulebook.decision(decision)
+        for raw, now in steps:
+            try:
+                facts = compiled.load(copy.deepcopy(raw))
+            except InvalidFacts:
+                continue
+            at = now or datetime.now(UTC)
+            values = {**facts, "now": at}
+            expected = [(counter, tuple(part(values, None) for part in key_parts), at, compiled.partition_key(facts))
+                        for counter, key_parts, fact in compiled.reference.counter_plan
+                        if fact is None or fact(values, None) is None]
+            assert compiled._counter_reads(facts, at) == expected, (decision, raw)

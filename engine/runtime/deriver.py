@@ -100,6 +100,35 @@ def emit_derivation(source: Source, signature: str, counters: list[Counter], der
         code.local[item.name] = value
 
 
+def build_counter_reads(decision: Decision, partition_key: Callable[[dict[str, Any]], str | None]
+                        ) -> tuple[Callable[[dict[str, Any], Any], list[tuple[Any, ...]]], str]:
+    """``counter_reads(values, at) -> [(counter, key, at, partition)]``: the stored counts a decision on
+    ``values`` (a copy of the validated facts) at ``at`` will read — those the facts do not supply —
+    for a batch to fetch them in one query before deciding."""
+    source = Source()
+    source.add(0, "def counter_reads(values, at):")
+    source.add(1, "values['now'] = at")
+    code = ExpressionCode(source)
+    code.local["now"] = "at"
+    counters = decision.counters
+    code.bind_objects(1, [part for counter in counters for part in (*counter.key, *([counter.fact] if counter.fact else []))])
+    source.add(1, "reads = []")
+    source.add(1, "partition = _UNSET")
+    for counter in counters:
+        indent = 1
+        if counter.fact is not None:
+            source.add(1, f"if ({code.code(counter.fact)}) is None:")
+            indent = 2
+        key = ", ".join(code.code(part) for part in counter.key)
+        source.add(indent, "if partition is _UNSET:")
+        source.add(indent + 1, "partition = _partition(values)")
+        source.add(indent, f"reads.append(({source.constant(counter, 'COUNTER')}, ({key}{',' if len(counter.key) == 1 else ''}), "
+                           "at, partition))")
+    source.add(1, "return reads")
+    namespace = source.compile(f"<counter reads {decision.name}>", derivation_names(decision.name, partition_key))
+    return namespace["counter_reads"], source.text
+
+
 def build_messages(decision: Decision, rules: list[Rule]
                    ) -> tuple[dict[str, dict[str, Callable[..., str]]], dict[str, Callable[..., dict[str, Any]]], str]:
     """For each rule with messages, a renderer per language: ``render(values, calendar) -> str``; and for

@@ -27,7 +27,7 @@ from engine.language.model import Counter, Decision, Domain, Rule, sensitive_pat
 from engine.reference.decide import ReferenceDecision
 from engine.reference.interpret import evaluate
 from engine.runtime.calendar import Calendar
-from engine.runtime.deriver import build_derivers, build_messages, build_outputs
+from engine.runtime.deriver import build_counter_reads, build_derivers, build_messages, build_outputs
 from engine.runtime.encoder import build_encoder, condition_fields
 from engine.runtime.matcher import FlatMatcher
 from engine.runtime.program import Evaluation, Outcomes, build_obligations, build_program, next_eligible_search
@@ -83,6 +83,7 @@ class CompiledDecision:
         # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.
         self._derive, self._derive_moving, self.deriver_source = build_derivers(
             decision, _moving_with_now(decision), fields, self.field_names, self.partition_key)
+        self._generated_counter_reads, self.counter_reads_source = build_counter_reads(decision, self.partition_key)
         self._messages, reasons, self.messages_source = build_messages(decision, decision.rules)
         self._outputs, self.outputs_source = build_outputs(decision)
         self._ruleset_ref = {"domain": domain.name, "version": domain.version}
@@ -108,7 +109,8 @@ class CompiledDecision:
         parts = (("the decision program", self.decide_source), ("read the request's facts", self.reader_source),
                  ("render the messages and reasons", self.messages_source),
                  ("obligations that read values", self.obligations_source), ("the output values", self.outputs_source),
-                 ("derive values and encode the fact (next_eligible_at, fallbacks)", self.deriver_source))
+                 ("derive values and encode the fact (next_eligible_at, fallbacks)", self.deriver_source),
+                 ("the stored counts a batch fetches first", self.counter_reads_source))
         return "\n\n".join(f"# --- {self.name}: {what} ---\n{text}" for what, text in parts)
 
     def evaluate(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
@@ -189,14 +191,15 @@ class CompiledDecision:
     def _counter_reads(self, facts: dict[str, Any], now: datetime
                        ) -> list[tuple[Counter, tuple[Any, ...], datetime, str | None]]:
         """The stored counts a decision on ``facts`` at ``now`` will read (those the facts do not supply)."""
-        values = dict(facts)
-        values["now"] = now
-        partition = self.partition_key(facts)
-        reads = []
-        for counter, key_parts, fact in self.reference.counter_plan:
-            if fact is None or fact(values, None) is None:
-                reads.append((counter, tuple(part(values, None) for part in key_parts), now, partition))
-        return reads
+        try:
+            return self._generated_counter_reads(dict(facts), now)
+        except ArithmeticError:  # past the calendar or Decimal's precision: the interpreter's nulls decide
+            values = dict(facts)
+            values["now"] = now
+            partition = self.partition_key(facts)
+            return [(counter, tuple(part(values, None) for part in key_parts), now, partition)
+                    for counter, key_parts, fact in self.reference.counter_plan
+                    if fact is None or fact(values, None) is None]
 
     def load(self, raw_facts: Any) -> dict[str, Any]:
         """Validated facts: the fast reader's, else the reference reader's (which lists every error)."""
