@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from engine.audit.log import LogDatabase, LogQuery
 
@@ -18,7 +18,7 @@ from .conftest import RULES
 from .servers import free_port, wait_for_port
 from .test_decision_log import payout
 from .test_impact import AMOUNTS
-from .test_service import NOW, get, post
+from .test_service import NOW, get, post, stop_server
 
 
 def start(tmp_path, *extra: str, env: dict | None = None) -> tuple[subprocess.Popen, int]:
@@ -32,9 +32,11 @@ def start(tmp_path, *extra: str, env: dict | None = None) -> tuple[subprocess.Po
     return server, port
 
 
-def stop(server: subprocess.Popen) -> int:
-    server.send_signal(signal.SIGTERM)
-    return server.wait(timeout=30)
+def stop(server: subprocess.Popen, log_path: Path) -> int:
+    """SIGTERM, then the exit status (the shared helper waits past gunicorn's graceful 30 s and the log
+    flush, and shows the server's log if it does not stop)."""
+    stop_server(server, log_path)
+    return server.returncode
 
 
 def test_two_workers_append_every_decision_to_one_sqlite_log_exactly_once(tmp_path):
@@ -49,7 +51,7 @@ def test_two_workers_append_every_decision_to_one_sqlite_log_exactly_once(tmp_pa
         while time.monotonic() < deadline and len(database.query(LogQuery(limit=None))) < 200:
             time.sleep(0.2)
     finally:
-        assert stop(server) == 0
+        assert stop(server, tmp_path / "server.log") == 0
     entries = database.query(LogQuery(limit=None))
     assert sorted(entry["decision_id"] for entry in entries) == sorted(body["decision_id"] for _, body in answers)
     assert "Traceback" not in (tmp_path / "server.log").read_text()
@@ -64,7 +66,7 @@ def test_sigterm_writes_what_the_log_still_holds(tmp_path):
         database = LogDatabase(f"sqlite:///{tmp_path}/log.db", create=False)
         assert database.query(LogQuery(limit=None)) == []
     finally:
-        assert stop(server) == 0
+        assert stop(server, tmp_path / "server.log") == 0
     assert sorted(entry["decision_id"] for entry in database.query(LogQuery(limit=None))) == sorted(ids)
 
 
@@ -84,7 +86,7 @@ def test_serve_shadow_reports_the_disagreements_live(tmp_path):
             time.sleep(0.2)
             report = json.loads(get(port, "/v1/rulesets/shadow")[1])
     finally:
-        assert stop(server) == 0
+        assert stop(server, tmp_path / "server.log") == 0
     assert report["replayed"] == len(AMOUNTS)
     assert report["transitions"] == {"allow->deny": 5}
     assert sorted(report["examples"]["allow->deny"]) == sorted(
