@@ -276,7 +276,66 @@ def test_a_batch_fetches_the_counts_the_interpreter_says_it_will_read(rulebook):
                 continue
             at = now or datetime.now(UTC)
             values = {**facts, "now": at}
-            expected = [(counter, tuple(part(values, None) for part in key_parts), at, compiled.partition_key(facts))
+            calendar = compiled.calendar
+            expected = [(counter, tuple(part(values, calendar) for part in key_parts), at, compiled.partition_key(facts))
                         for counter, key_parts, fact in compiled.reference.counter_plan
-                        if fact is None or fact(values, None) is None]
+                        if fact is None or fact(values, calendar) is None]
             assert compiled._counter_reads(facts, at) == expected, (decision, raw)
+
+
+COUNTED_BY_WORKING_DAY = """domain: lab
+source: test
+codes:
+  MANY: {zh: 太多, en: too many}
+decisions:
+  count:
+    facts:
+      item:
+        type: object
+        required: true
+        fields:
+          id: {type: str, required: true}
+          day: {type: date, required: true}
+          seen: {type: int}
+    counters:
+      uses:
+        type: int
+        key: [item.id, "add_working_days(item.day, 1)"]
+        reset: never
+        add: 1
+        fact: item.seen
+    rules:
+      - id: many
+        when: uses > 2
+        effect: deny
+        code: MANY
+        source: test
+"""
+
+
+class PrefetchingCounts:
+    """A counter source that, like a store, fetches a batch's counts first; it counts 3 of each."""
+
+    def __init__(self):
+        self.prefetched: list[tuple] = []
+
+    def prefetch(self, decision, reads):
+        self.prefetched += [(counter.name, key) for counter, key, _at, _partition in reads]
+
+    def read(self, decision, counter, key, now, partition=None):
+        return 3
+
+
+def test_a_batch_prefetches_counter_keys_made_with_calendar_functions(tmp_path):
+    from engine import load_rulebook
+
+    (tmp_path / "lab.yaml").write_text(COUNTED_BY_WORKING_DAY, encoding="utf-8")
+    compiled = load_rulebook([tmp_path]).decision("lab.count")
+    now = datetime.fromisoformat("2026-09-30T10:00:00+08:00")
+    items = [({"item": {"id": "a", "day": "2026-09-30"}}, now), ({"item": {"id": "b", "day": "2026-10-08", "seen": 1}}, now)]
+    source = PrefetchingCounts()
+    made = compiled.run_many(items, counters=source)
+    # the working day after 30 September 2026 is 9 October (National Day and its make-up days between)
+    assert source.prefetched == [("uses", ("a", compiled.calendar.add_working_days(
+        datetime.fromisoformat("2026-09-30").date(), 1)))]
+    assert [item.result["outcome"] for item in made] == ["deny", "allow"]

@@ -179,10 +179,10 @@ def test_a_replaced_rulebook_is_freed_at_once_not_by_the_cyclic_collector(tmp_pa
                 log.record(compiled, evaluation, decision_id=new_id(), source="http", duration_us=1,
                            result=result)
             compiled.run(decision_facts, now=datetime(2026, 11, 20, tzinfo=UTC))
-        freed = [weakref.ref(compiled.reference.matcher)
-                 for compiled in map(book.decision, ("payout.initiate", "recovery.contact"))]
+        freed = [weakref.ref(matcher) for compiled in map(book.decision, ("payout.initiate", "recovery.contact"))
+                 for matcher in (compiled.fast_matcher, compiled.reference.matcher)]
         del book, compiled, evaluation, result
-        assert [ref() for ref in freed] == [None, None]
+        assert [ref() for ref in freed] == [None] * 4
     finally:
         gc.enable()
         log.close()

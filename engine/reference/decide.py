@@ -89,9 +89,9 @@ class ReferenceDecision:
             # A caller's figure for "today" says nothing about another day.
             supplied = None
             if fact is not None and (counter.reset == "never" or same_day):
-                supplied = fact(values, None)
+                supplied = fact(values, calendar)
             if supplied is None:
-                key = tuple(part(values, None) for part in key_parts)
+                key = tuple(part(values, calendar) for part in key_parts)
                 supplied = source.read(self.decision.name, counter, key, at, partition)
                 # the first read of a count is the one the outcome was decided on
                 counters_read.setdefault(counter_label(counter, asked_at, at), to_output(supplied))

@@ -2,8 +2,8 @@
 function per decision.
 
 ``derive(values, asked_at, at, source, counters_read, calendar) -> (values, fact)`` completes
-``values`` (a copy of the facts) in the declared order, exactly as the reference path does with the
-interpreter's closures (:meth:`engine.runtime.evaluation.CompiledDecision._values`), and encodes the flat fact
+``values`` (a copy of the facts) in the declared order, exactly as the oracle does with the
+interpreter's closures (:meth:`engine.reference.decide.ReferenceDecision.values`), and encodes the flat fact
 from the values at hand. ``derive_moving(values, fact, …)`` does only what moves with ``now`` — on
 copies of the values and the fact at an earlier instant — for ``next_eligible_at``. Message
 placeholders get the same treatment: one generated renderer per rule and language.
@@ -101,12 +101,12 @@ def emit_derivation(source: Source, signature: str, counters: list[Counter], der
 
 
 def build_counter_reads(decision: Decision, partition_key: Callable[[dict[str, Any]], str | None]
-                        ) -> tuple[Callable[[dict[str, Any], Any], list[tuple[Any, ...]]], str]:
-    """``counter_reads(values, at) -> [(counter, key, at, partition)]``: the stored counts a decision on
+                        ) -> tuple[Callable[..., list[tuple[Any, ...]]], str]:
+    """``counter_reads(values, at, calendar) -> [(counter, key, at, partition)]``: the stored counts a decision on
     ``values`` (a copy of the validated facts) at ``at`` will read — those the facts do not supply —
     for a batch to fetch them in one query before deciding."""
     source = Source()
-    source.add(0, "def counter_reads(values, at):")
+    source.add(0, "def counter_reads(values, at, calendar):")
     source.add(1, "values['now'] = at")
     code = ExpressionCode(source)
     code.local["now"] = "at"

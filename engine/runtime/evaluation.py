@@ -56,9 +56,11 @@ class CompiledDecision:
     """A decision ready to evaluate: its generated decision program and durable_rules rulesets, built once.
 
     The program reads facts with code generated from the declarations and matches a flat fact with
-    short names on durable_rules. What it leaves — facts in unusual shapes or invalid (reported by
-    path), arithmetic past the calendar, the trace — goes to :attr:`reference`, the oracle, which reads
-    with marshmallow and matches the nested fact, asserting and retracting it.
+    short names on durable_rules. What it leaves goes to the steps one at a time (:meth:`judge`,
+    :meth:`result`): facts in unusual shapes or invalid are read by :attr:`reference`'s marshmallow
+    reader (every error by path); arithmetic past the calendar takes the oracle's values (its nulls)
+    but still the served matcher, and a message or obligation that cannot be computed takes the
+    oracle's; explain's trace is the oracle's, which matches the nested fact, asserting and retracting it.
     """
 
     def __init__(self, decision: Decision, domain: Domain, calendar: Calendar | None = None):
@@ -124,8 +126,9 @@ class CompiledDecision:
 
         The decision program makes it; what it leaves (unusual facts, arithmetic past the calendar, a
         trace) is made by the steps one at a time."""
+        now = now or datetime.now(UTC)  # one instant, also when the steps take over
         if not explain:
-            made = self._decide(raw_facts, None, now or datetime.now(UTC), counters or _NO_COUNTERS, decision_id)
+            made = self._decide(raw_facts, None, now, counters or _NO_COUNTERS, decision_id)
             if made is not None:
                 return made
         result, evaluation = self.run_loaded(self.load(raw_facts), now=now, explain=explain, counters=counters,
@@ -192,14 +195,15 @@ class CompiledDecision:
                        ) -> list[tuple[Counter, tuple[Any, ...], datetime, str | None]]:
         """The stored counts a decision on ``facts`` at ``now`` will read (those the facts do not supply)."""
         try:
-            return self._generated_counter_reads(dict(facts), now)
+            return self._generated_counter_reads(dict(facts), now, self.calendar)
         except ArithmeticError:  # past the calendar or Decimal's precision: the interpreter's nulls decide
             values = dict(facts)
             values["now"] = now
             partition = self.partition_key(facts)
-            return [(counter, tuple(part(values, None) for part in key_parts), now, partition)
+            calendar = self.calendar
+            return [(counter, tuple(part(values, calendar) for part in key_parts), now, partition)
                     for counter, key_parts, fact in self.reference.counter_plan
-                    if fact is None or fact(values, None) is None]
+                    if fact is None or fact(values, calendar) is None]
 
     def load(self, raw_facts: Any) -> dict[str, Any]:
         """Validated facts: the fast reader's, else the reference reader's (which lists every error)."""

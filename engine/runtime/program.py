@@ -210,4 +210,7 @@ def build_program(decision: Decision, ruleset: dict[str, str], *, fields: dict[s
         **derivation_names(decision.name, partition_key), "_read": read, "_fired": fired, "_KNOWN": outcomes.known,
         "_decide": outcomes.of, "_obligations": outcomes.obligations, "_outputs": outputs, "_new_id": new_id,
         "_Evaluation": Evaluation, "_frozenset": frozenset})
-    return namespace["program"], source.text
+    # Taken out of its own module: the module's globals hold the served matcher, and a function in the
+    # globals it points to would make a cycle keeping the native ruleset alive after a reload until
+    # the cyclic collector happened to run.
+    return namespace.pop("program"), source.text
