@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -38,7 +37,7 @@ def heavy_run(budget: Budget) -> Iterator[Budget]:
     if not _slot.acquire(blocking=False):
         raise Busy(_seconds_left())
     try:
-        budget.started = time.monotonic()  # the budget counts from when the work starts
+        budget.start()  # the budget counts from when the work starts
         _running.append(budget)
         with budget.active():
             yield budget
@@ -49,10 +48,8 @@ def heavy_run(budget: Budget) -> Iterator[Budget]:
 
 def _seconds_left() -> int:
     running = list(_running)
-    deadline = running[0].deadline if running else None
-    if deadline is None:
-        return 1
-    return max(1, math.ceil(deadline - time.monotonic()))
+    left = running[0].seconds_left() if running else None
+    return 1 if left is None else max(1, math.ceil(left))
 
 
 def audit_read(what: str) -> AbstractContextManager[Budget]:

@@ -72,6 +72,11 @@ class LimitExceeded(RulesvcError):
         super().__init__(message)
 
 
+# The clock budgets read: a module attribute so a test can step time deterministically instead of
+# asserting wall-clock durations on a noisy machine.
+_clock = time.monotonic
+
+
 class Budget:
     """A count limit and a time budget for one piece of work, started when made."""
 
@@ -81,7 +86,7 @@ class Budget:
         self.time_limit = seconds
         self.max_count = count.value() if count else None
         self.max_seconds = seconds.value() if seconds else None
-        self.started = time.monotonic()
+        self.started = _clock()
         self.used = 0
 
     @property
@@ -89,12 +94,21 @@ class Budget:
         """When the time budget runs out, on :func:`time.monotonic`'s clock."""
         return None if self.max_seconds is None else self.started + self.max_seconds
 
+    def start(self) -> None:
+        """Count the time budget from now (work that waited for a slot is not charged the wait)."""
+        self.started = _clock()
+
+    def seconds_left(self) -> float | None:
+        """What is left of the time budget (negative once it has run out), or None without one."""
+        deadline = self.deadline
+        return None if deadline is None else deadline - _clock()
+
     def spend(self, count: int = 0) -> None:
         """Count ``count`` more units of work and check the time; raise :class:`LimitExceeded` past a limit."""
         self.used += count
         if self.max_count is not None and self.used > self.max_count:
             raise LimitExceeded(self.what, self.count_limit, self.max_count, "count")
-        if self.max_seconds is not None and time.monotonic() - self.started > self.max_seconds:
+        if self.max_seconds is not None and _clock() - self.started > self.max_seconds:
             raise LimitExceeded(self.what, self.time_limit, self.max_seconds, "time")
 
     @contextmanager
