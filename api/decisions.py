@@ -105,6 +105,7 @@ def decide_batch(decision: str):
     made = iter(compiled.run_many(valid, counters=state.counters()))
     results = []
     outcomes: dict[str, int] = {}
+    latency = metrics.LATENCY.labels(compiled.name)  # one label lookup per batch, not per item
     for envelope in envelopes:
         answer = envelope if isinstance(envelope, InvalidFacts | InvalidRequest) else next(made)
         if isinstance(answer, InvalidRequest):
@@ -116,7 +117,7 @@ def decide_batch(decision: str):
             continue
         result = answer.result
         outcomes[result["outcome"]] = outcomes.get(result["outcome"], 0) + 1
-        metrics.LATENCY.labels(compiled.name).observe(answer.duration_us / 1_000_000)
+        latency.observe(answer.duration_us / 1_000_000)
         state.log_decision(compiled, answer.evaluation, result, source="batch", duration_us=answer.duration_us)
         results.append(result)
     for outcome, count in outcomes.items():

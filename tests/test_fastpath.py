@@ -17,6 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import InvalidFacts
+from engine.runtime.reader import Unusual, build_reader
+from engine.runtime.values import to_output
 from engine.tester import load_scenario_file
 
 from .conftest import ROOT
@@ -59,12 +61,31 @@ def without_id(result: dict) -> dict:
     return {key: value for key, value in result.items() if key != "decision_id"}
 
 
+_OUTPUT_READERS: dict[str, object] = {}
+
+
+def check_output_reader(compiled, raw) -> None:
+    """The decision log writer's reader (facts straight to output form) reads what the fast reader reads,
+    as ``to_output`` writes it, and leaves the same facts to the reference reader."""
+    reader = _OUTPUT_READERS.get(compiled.name)
+    if reader is None:
+        reader = _OUTPUT_READERS[compiled.name] = build_reader(compiled.name, compiled.decision.facts, output=True)[0]
+    try:
+        fast = compiled.read_facts(copy.deepcopy(raw))
+    except Unusual:
+        with pytest.raises(Unusual):
+            reader(copy.deepcopy(raw))
+        return
+    assert reader(copy.deepcopy(raw)) == to_output(fast)
+
+
 def decide_both(compiled, raw, now: datetime) -> tuple[object, object]:
     """(reference, fast) answers: decision documents without ids, or the invalid fields.
 
     The fast answer is the decision program's (``run``), with the trace of the fast path's steps
     beside it (the program makes no trace); the program's evaluation must equal the steps' one.
     """
+    check_output_reader(compiled, raw)
     reference_facts = reference_read(compiled, raw)
     try:
         fast_facts = compiled.load(copy.deepcopy(raw))

@@ -16,7 +16,7 @@ from typing import Any
 from engine.language.model import MISSING, FieldSpec
 from engine.reference.facts import MAX_INT, MAX_TEXT, text_problem
 from engine.runtime.codegen import Source
-from engine.runtime.values import _MONEY_TEXT, FEN, MAX_MONEY, parse_date, parse_instant, parse_time
+from engine.runtime.values import _MONEY_TEXT, FEN, MAX_MONEY, SHANGHAI, parse_date, parse_instant, parse_time, to_output
 
 Reader = Callable[[Any], dict[str, Any]]
 
@@ -27,21 +27,27 @@ class Unusual(Exception):
 
 _UNUSUAL = Unusual()
 _PARSERS = {"instant": "_parse_instant", "date": "_parse_date", "time": "_parse_time"}
+# What to_output makes of each kind's value (engine/runtime/values.py), inline.
+_OUTPUT_FORMS = {"money": "str({})", "instant": "{}.astimezone(_SHANGHAI).isoformat()", "date": "{}.isoformat()",
+                 "time": "{}.isoformat()"}
 
 
-def build_reader(decision: str, specs: dict[str, FieldSpec]) -> tuple[Reader, str]:
-    """The reader of a decision's request facts, and its generated source."""
-    source = Source()
+def build_reader(decision: str, specs: dict[str, FieldSpec], *, output: bool = False) -> tuple[Reader, str]:
+    """The reader of a decision's request facts, and its generated source. With ``output``, the facts come
+    in their output form instead (money ``"0.00"``, instants in Shanghai time: what ``to_output`` makes of
+    the values), ready for orjson without a ``default``: the decision log's writer process reads so."""
+    source = _ReaderSource(output)
     root = _object_function(source, specs)
     namespace = source.compile(f"<reader {decision}>", {
         "_UNUSUAL": _UNUSUAL, "_Decimal": Decimal, "_FEN": FEN, "_MAX_MONEY": MAX_MONEY,
         "_money_text": _MONEY_TEXT.fullmatch, "_MAX_INT": MAX_INT, "_text_problem": text_problem, "_MAX_TEXT": MAX_TEXT,
         "_parse_instant": parse_instant, "_parse_date": parse_date, "_parse_time": parse_time, "_ValueError": ValueError,
+        "_SHANGHAI": SHANGHAI,
     })
     return namespace[root], source.text
 
 
-def _object_function(source: Source, specs: dict[str, FieldSpec]) -> str:
+def _object_function(source: _ReaderSource, specs: dict[str, FieldSpec]) -> str:
     """Generate ``def read_objectN(raw)`` for an object with these fields; returns its name."""
     children = {name: _object_function(source, spec.fields) for name, spec in specs.items()
                 if spec.type.kind == "object"}
@@ -65,9 +71,9 @@ def _object_function(source: Source, specs: dict[str, FieldSpec]) -> str:
         elif spec.type.kind == "object":
             source.add(2, f"out[{name!r}] = {children[name]}({{}})")
         elif isinstance(spec.default, list):
-            source.add(2, f"out[{name!r}] = list({source.constant(spec.default, 'DEFAULT')})")
+            source.add(2, f"out[{name!r}] = list({source.constant(_default(source, spec), 'DEFAULT')})")
         else:
-            source.add(2, f"out[{name!r}] = {source.constant(spec.default, 'DEFAULT')}")
+            source.add(2, f"out[{name!r}] = {source.constant(_default(source, spec), 'DEFAULT')}")
         source.add(1, "else:")
         if spec.type.kind == "object":
             source.add(2, f"out[{name!r}] = {children[name]}({value})")
@@ -83,7 +89,19 @@ def _object_function(source: Source, specs: dict[str, FieldSpec]) -> str:
     return function
 
 
-def _item_function(source: Source, spec: FieldSpec) -> str:
+class _ReaderSource(Source):
+    """A reader's generated module: its values as the request's Python values, or in their output form."""
+
+    def __init__(self, output: bool):
+        super().__init__()
+        self.output = output
+
+
+def _default(source: _ReaderSource, spec: FieldSpec) -> Any:
+    return to_output(spec.default) if source.output else spec.default
+
+
+def _item_function(source: _ReaderSource, spec: FieldSpec) -> str:
     """A reader of one list item (never null)."""
     if spec.type.kind == "object":
         return _object_function(source, spec.fields)
@@ -102,7 +120,7 @@ def _item_function(source: Source, spec: FieldSpec) -> str:
     return function
 
 
-def _scalar(source: Source, spec: FieldSpec, value: str, indent: int) -> None:
+def _scalar(source: _ReaderSource, spec: FieldSpec, value: str, indent: int) -> None:
     """Check ``value`` (not None) against a scalar declaration; rebind it to its Python value."""
     kind = spec.type.kind
     if kind == "bool":
@@ -143,3 +161,5 @@ def _scalar(source: Source, spec: FieldSpec, value: str, indent: int) -> None:
     if spec.maximum is not None:
         source.add(indent, f"if {value} > {source.constant(spec.maximum, 'MAX')}:")
         source.add(indent + 1, "raise _UNUSUAL")
+    if source.output and kind in _OUTPUT_FORMS:
+        source.add(indent, f"{value} = {_OUTPUT_FORMS[kind].format(value)}")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol
 
 from engine.errors import RulesvcError
@@ -48,16 +49,32 @@ class CounterSlot:
     partition: str | None = None
 
 
-def counter_slot(decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
-                 partition: str | None = None) -> CounterSlot:
+def counter_key(decision: str, counter: Counter, key: tuple[object, ...], now: datetime) -> str:
+    """The storage key of a counted thing (on ``now``'s Shanghai day for daily counters): what a read
+    looks up, without the expiry a write needs (:func:`counter_slot`)."""
     # JSON keeps the key parts apart whatever characters the ids contain (compact, non-ASCII as is: the
     # same text the standard library writes, checked for every code point, so stored keys stay valid).
     parts = dumps_text([str(part) for part in key])
     if counter.reset == "shanghai_day":
-        day = to_shanghai(now).date()
-        next_midnight = datetime.combine(day + timedelta(days=1), time(0), tzinfo=SHANGHAI)
-        return CounterSlot(f"{decision}/{counter.name}/{day.isoformat()}/{parts}", next_midnight, partition)
-    return CounterSlot(f"{decision}/{counter.name}/{parts}", None, partition)
+        return f"{decision}/{counter.name}/{shanghai_day(now).isoformat()}/{parts}"
+    return f"{decision}/{counter.name}/{parts}"
+
+
+def counter_slot(decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+                 partition: str | None = None) -> CounterSlot:
+    """The slot of a counted thing: its key, when a store may forget it, its partition."""
+    stored_as = counter_key(decision, counter, key, now)
+    if counter.reset == "shanghai_day":
+        next_midnight = datetime.combine(shanghai_day(now) + timedelta(days=1), time(0), tzinfo=SHANGHAI)
+        return CounterSlot(stored_as, next_midnight, partition)
+    return CounterSlot(stored_as, None, partition)
+
+
+@lru_cache(maxsize=4096)
+def shanghai_day(now: datetime) -> date:
+    """``now``'s date in Shanghai; kept for the instants seen last (a batch's items mostly share theirs,
+    and the conversion was most of a counter read's cost)."""
+    return to_shanghai(now).date()
 
 
 def storage_expiry(expires_at: datetime | None) -> datetime | None:
@@ -110,18 +127,19 @@ class CountingReader:
         must read inside its transaction). ``reads``: (counter, key, now, partition) each."""
         if self._read_many is None or not reads:
             return
-        slots = {slot.key: slot for slot in (counter_slot(decision, counter, key, now, partition)
-                                             for counter, key, now, partition in reads)}
+        # a read needs a slot's key and partition only, not the expiry a write keeps
+        slots = {stored_as: CounterSlot(stored_as, None, partition) for stored_as, partition in
+                 ((counter_key(decision, counter, key, now), partition) for counter, key, now, partition in reads)}
         found = self._read_many(list(slots.values()))
         self._prefetched.update({key: found.get(key, 0) for key in slots})
 
     def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
              partition: str | None = None) -> int | Decimal:
-        slot = counter_slot(decision, counter, key, now, partition)
-        units = self._prefetched.get(slot.key)
+        stored_as = counter_key(decision, counter, key, now)
+        units = self._prefetched.get(stored_as)
         if units is None:
-            units = self._read_units(slot)
-        self.seen[slot.key] = units
+            units = self._read_units(counter_slot(decision, counter, key, now, partition))
+        self.seen[stored_as] = units
         return from_units(counter, units)
 
 

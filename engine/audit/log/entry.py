@@ -74,10 +74,13 @@ def entry_row(pending: Pending, masker: Masker) -> tuple[Any, ...]:
     return row_of(entry, orjson.dumps(entry, option=_PASSTHROUGH).decode())
 
 
-def row_of(entry: dict[str, Any], text: str) -> tuple[Any, ...]:
-    """The table row of an entry and its JSON ``text``: the columns queries filter on, then the text."""
+def row_of(entry: dict[str, Any], text: str, evaluated_us: int | None = None) -> tuple[Any, ...]:
+    """The table row of an entry and its JSON ``text``: the columns queries filter on, then the text
+    (``evaluated_us``: the entry's ``evaluated_at`` in epoch µs, when the caller has it already)."""
     shadow = entry.get("shadow")
-    return (entry["decision_id"], entry["decision"], epoch_us(datetime.fromisoformat(entry["evaluated_at"])),
+    if evaluated_us is None:
+        evaluated_us = epoch_us(datetime.fromisoformat(entry["evaluated_at"]))
+    return (entry["decision_id"], entry["decision"], evaluated_us,
             entry["source"], entry["outcome"], " " + " ".join([*entry["reasons"], *entry["warnings"]]) + " ",
             entry["ruleset_version"], entry["committed"], shadow["of"] if shadow else None, text)
 

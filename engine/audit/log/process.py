@@ -3,7 +3,7 @@
 Building an entry (facts in output form, masked; its JSON) and inserting it cost more than the decision
 itself, and in the serving process that work takes the same GIL as the decisions. So the serving
 process only *captures* a decision — one orjson call over what the decision already has: the facts as
-the caller sent them, the result document, the fired rules and the counts read — and its writer thread
+the caller sent them, the result's codes and values, the fired rules and the counts read — and its writer thread
 hands the captures, a batch at a time, to a child process through a pipe. The child reads the facts
 again with the decision's own declarations (the same reader, so the same validated facts and
 defaults), masks them, builds the entries exactly as :func:`~engine.audit.log.entry.build_entry`
@@ -46,9 +46,11 @@ PIPE_BYTES = 1 << 20
 _HEADER = struct.Struct(">cI")
 _ANSWER = struct.Struct(">II")
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME
-# Capture fields, in order (a JSON array per decision).
+# Capture fields, in order (a JSON array per decision). Of the result only what an entry keeps: its
+# codes, not the reasons' rendered messages (half of a document's bytes in zh and en).
 CAPTURE = ("decision_id", "decision", "version", "source", "duration_us", "committed", "logged_at_us",
-           "raw_facts", "result", "fired", "counters")
+           "raw_facts", "outcome", "reason_codes", "warning_codes", "obligations", "values", "next_eligible_at",
+           "evaluated_at", "fired", "counters")
 
 
 class WriterGone(Exception):
@@ -58,10 +60,13 @@ class WriterGone(Exception):
 def capture(decision_id: str, decision: str, version: str, source: str, duration_us: int, committed: bool,
             logged_at_us: int, raw_facts: Any, result: dict[str, Any], fired: list[str],
             counters: dict[str, Any]) -> bytes:
-    """One decision as the writer process needs it; raises TypeError when orjson cannot write the facts as
-    sent (an integer past 64 bits…): such a decision is logged the in-process way."""
+    """One decision as the writer process needs it (:data:`CAPTURE`); raises TypeError when orjson cannot
+    write the facts as sent (an integer past 64 bits…): such a decision is logged the in-process way."""
     return orjson.dumps([decision_id, decision, version, source, duration_us, committed, logged_at_us, raw_facts,
-                         result, fired, counters], option=_PASSTHROUGH)
+                         result["outcome"], [reason["code"] for reason in result["reasons"]],
+                         [warning["code"] for warning in result["warnings"]], result["obligations"],
+                         result["values"], result["next_eligible_at"], result["evaluated_at"], fired, counters],
+                        option=_PASSTHROUGH)
 
 
 def declarations(decision: Decision, version: str) -> bytes:
@@ -100,6 +105,15 @@ class WriterProcess:
             self._forget()
             raise WriterGone(str(error) or type(error).__name__) from None
         return _ANSWER.unpack(answer)
+
+    def start(self) -> None:
+        """Start the child now if it is not running (it is started at the first batch otherwise).
+        Raises :class:`WriterGone` when it cannot start."""
+        try:
+            self._running()
+        except (OSError, ValueError) as error:
+            self._forget()
+            raise WriterGone(str(error) or type(error).__name__) from None
 
     def close(self, timeout: float = 10.0) -> None:
         """End the child after what it was given (its stdin closes); waits for it up to ``timeout``."""
@@ -178,10 +192,13 @@ class _Known:
         self.specs = specs
         self.sensitive = sensitive
         self.rules = rules
-        self.read_fast, _ = build_reader(name, specs)
+        # the facts straight to their output form: orjson writes them without calling back per value
+        self.read_fast, _ = build_reader(name, specs, output=True)
         self.loader = FactsLoader(name, specs)
 
     def facts(self, raw: Any) -> dict[str, Any]:
+        """The validated facts: in output form from the fast reader, as Python values from the reference one
+        (the entry's JSON writes either the same way)."""
         from engine.runtime.reader import Unusual
 
         try:
@@ -201,33 +218,33 @@ def entry_text(known: _Known, captured: list[Any], masker: Any) -> tuple[Any, ..
     from engine.audit.log.entry import row_of
     from engine.language.model import defaulted_paths
 
-    (decision_id, decision, version, source, duration_us, committed, logged_at_us, raw_facts, result, fired,
-     counters) = captured
+    (decision_id, decision, version, source, duration_us, committed, logged_at_us, raw_facts, outcome, reason_codes,
+     warning_codes, obligations, values, next_eligible_at, evaluated_at, fired, counters) = captured
     facts, masked = masker.mask(known.facts(raw_facts), known.sensitive)
     fired_ids = set(fired)
     entry = {
         "decision_id": decision_id,
         "decision": decision,
         "evaluated_at": to_output(from_epoch_us(logged_at_us)),
-        "now": result["evaluated_at"],
+        "now": evaluated_at,
         "source": source,
         "facts": orjson.Fragment(orjson.dumps(facts, default=output_form, option=_PASSTHROUGH)),
         "masked": masked,
         "defaulted": defaulted_paths(known.specs, raw_facts),
         "counters": counters,
-        "outcome": result["outcome"],
-        "reasons": sorted({reason["code"] for reason in result["reasons"]}),
-        "warnings": sorted({warning["code"] for warning in result["warnings"]}),
+        "outcome": outcome,
+        "reasons": sorted(set(reason_codes)),
+        "warnings": sorted(set(warning_codes)),
         "rules_fired": [qualified for rule, qualified in known.rules if rule in fired_ids],
-        "obligations": result["obligations"],
-        "values": result["values"],
-        "next_eligible_at": result["next_eligible_at"],
+        "obligations": obligations,
+        "values": values,
+        "next_eligible_at": next_eligible_at,
         "ruleset_version": version,
         "duration_us": duration_us,
         "committed": committed,
         "shadow": None,
     }
-    return row_of(entry, orjson.dumps(entry, option=_PASSTHROUGH).decode())
+    return row_of(entry, orjson.dumps(entry, option=_PASSTHROUGH).decode(), logged_at_us)
 
 
 def main(url: str) -> None:

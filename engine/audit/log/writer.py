@@ -189,6 +189,13 @@ class DecisionLog:
         self._pid = os.getpid()
 
     def _run(self) -> None:
+        if self._process is not None:
+            # Started now, not at the first batch: its imports (~0.3 s) overlap the first decisions,
+            # instead of holding up the first batch's entries.
+            try:
+                self._process.start()
+            except WriterGone as why:
+                log.warning("the decision-log writer process did not start (%s): it is tried again per batch", why)
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._closing or self._flush_wanted or len(self._pending) >= self.batch_size,
