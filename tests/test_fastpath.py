@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import InvalidFacts
+from engine.reference.interpret import evaluate
 from engine.runtime.reader import Unusual, build_reader
 from engine.runtime.values import to_output
 from engine.tester import load_scenario_file
@@ -79,6 +80,22 @@ def check_output_reader(compiled, raw) -> None:
     assert reader(copy.deepcopy(raw)) == to_output(fast)
 
 
+def check_bookkeeping(compiled, evaluation) -> None:
+    """The generated partition key, counter changes, record columns and untils equal the interpreter's,
+    on the loaded calendar (engine/runtime/bookkeeping.py)."""
+    values, calendar, decision = evaluation.values, compiled.calendar, compiled.decision
+    keeping = compiled.bookkeeping
+    assert compiled.partition_key(evaluation.facts) == compiled.reference.partition_key(evaluation.facts)
+    assert keeping.counter_changes(values, calendar) == [
+        (counter, tuple(evaluate(part, values, calendar) for part in counter.key), evaluate(counter.add, values, calendar))
+        for counter in decision.counters]
+    assert keeping.record_columns(values, calendar) == {
+        column: evaluate(expr, values, calendar) for column, expr in decision.record.items()}
+    for rule in decision.rules:
+        if rule.id in keeping.untils:
+            assert keeping.untils[rule.id](values, calendar) == evaluate(rule.until, values, calendar), rule.id
+
+
 def decide_both(compiled, raw, now: datetime) -> tuple[object, object]:
     """(reference, fast) answers: decision documents without ids, or the invalid fields.
 
@@ -102,6 +119,7 @@ def decide_both(compiled, raw, now: datetime) -> tuple[object, object]:
     assert fast_facts == reference_facts
     reference = compiled.result(compiled.judge(reference_facts, now=now, reference=True), explain=True)
     steps = compiled.judge(fast_facts, now=now)
+    check_bookkeeping(compiled, steps)
     fast = compiled.result(steps, explain=True)
     assert without_id(program) == {key: value for key, value in without_id(fast).items() if key != "trace"}
     assert (evaluation.facts, evaluation.values, evaluation.fired, evaluation.outcome, evaluation.next_eligible_at,
@@ -360,3 +378,23 @@ def test_a_batch_prefetches_counter_keys_made_with_calendar_functions(tmp_path):
     assert source.prefetched == [("uses", ("a", compiled.calendar.add_working_days(
         datetime.fromisoformat("2026-09-30").date(), 1)))]
     assert [item.result["outcome"] for item in made] == ["deny", "allow"]
+
+
+def test_commits_count_under_the_key_reads_look_up_with_calendar_functions(tmp_path):
+    """A commit's reservation is keyed by the generated counter changes on the loaded calendar: the
+    same key the next decision reads, so the fourth commit sees three and is refused."""
+    from engine import load_rulebook
+    from engine.state import open_store
+    from engine.state.commit import commit
+
+    (tmp_path / "lab.yaml").write_text(COUNTED_BY_WORKING_DAY, encoding="utf-8")
+    compiled = load_rulebook([tmp_path]).decision("lab.count")
+    store = open_store(f"sqlite:///{tmp_path}/store.db")
+    now = datetime.fromisoformat("2026-09-30T10:00:00+08:00")
+    outcomes = [commit(compiled, {"item": {"id": "a", "day": "2026-09-30"}}, idempotency_key=f"k{number}", store=store,
+                       now=now, server_now=now).result["outcome"] for number in range(4)]
+    assert outcomes == ["allow", "allow", "allow", "deny"]
+    values = compiled.judge(compiled.load({"item": {"id": "a", "day": "2026-09-30"}}), now=now).values
+    [reservation] = compiled.reservations(values)
+    working_day = compiled.calendar.add_working_days(now.date(), 1)  # this directory's calendar, not a default
+    assert reservation.units == 1 and reservation.slot.key == f'lab.count/uses/["a","{working_day.isoformat()}"]'

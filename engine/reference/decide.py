@@ -20,6 +20,7 @@ from engine.language.model import Decision, Rule
 from engine.reference.facts import FactsLoader
 from engine.reference.interpret import evaluate, evaluator
 from engine.reference.trace import assumption_marks
+from engine.runtime.bookkeeping import partition_text
 from engine.runtime.calendar import Calendar
 from engine.runtime.compiler import fact_encoder, references
 from engine.runtime.durable import Matcher
@@ -35,11 +36,13 @@ class ReferenceDecision:
     """One decision as the oracle makes it (built once per load, beside the decision program)."""
 
     def __init__(self, decision: Decision, ruleset: dict[str, str], calendar: Calendar, rulesets: DecisionRulesets,
-                 partition_key: Callable[[dict[str, Any]], str | None], outcomes: Outcomes):
+                 outcomes: Outcomes):
         self.decision = decision
         self.ruleset = ruleset  # {"domain", "version"}
         self.calendar = calendar
-        self.partition_key = partition_key
+        partition = evaluator(decision.partition) if decision.partition is not None else None
+        self.partition_key: Callable[[dict[str, Any]], str | None] = (
+            (lambda facts: partition_text(partition(facts, calendar))) if partition else (lambda facts: None))
         self.outcomes = outcomes  # what a fired set decides: rules and effects only, the same on both paths
         self.facts = FactsLoader(decision.name, decision.facts)
         self.definition = rulesets.definition("reference", decision.name)

@@ -12,8 +12,7 @@ hold all of them to is :class:`engine.reference.decide.ReferenceDecision`, in it
 from __future__ import annotations
 
 import gc
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,13 @@ from engine.ids import new_id
 from engine.language.expressions import names_read, sensitive_record_columns
 from engine.language.model import Counter, Decision, Domain, Rule, sensitive_paths
 from engine.reference.decide import ReferenceDecision
-from engine.reference.interpret import evaluate
+from engine.runtime.bookkeeping import (
+    build_bookkeeping,
+    counter_changes,
+    record_columns,
+    served_partition_key,
+    until_of,
+)
 from engine.runtime.calendar import Calendar
 from engine.runtime.deriver import build_counter_reads, build_derivers, build_messages, build_outputs
 from engine.runtime.encoder import build_encoder, condition_fields
@@ -81,7 +86,9 @@ class CompiledDecision:
         self.unusual_facts = 0  # facts the fast reader left to the reference reader (the bench reports it)
         # Not a bound method: the generated code would hold this object in a reference cycle, and its
         # native rulesets would outlive a reload until the cyclic collector happened to run.
-        self.partition_key = _partition_key_of(decision)
+        self.bookkeeping = build_bookkeeping(decision)
+        self.partition_key = served_partition_key(decision, self.bookkeeping, self.calendar)
+        self._until = until_of(self.bookkeeping)
         # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.
         self._derive, self._derive_moving, self.deriver_source = build_derivers(
             decision, _moving_with_now(decision), fields, self.field_names, self.partition_key)
@@ -94,8 +101,7 @@ class CompiledDecision:
         self._program, self.decide_source = build_program(
             decision, self._ruleset_ref, fields=fields, names=self.field_names, partition_key=self.partition_key,
             read=self.read_facts, fired=self.fast_matcher.fired, outcomes=self.outcomes, outputs=self._outputs)
-        self.reference = ReferenceDecision(decision, self._ruleset_ref, self.calendar, rulesets, self.partition_key,
-                                           self.outcomes)
+        self.reference = ReferenceDecision(decision, self._ruleset_ref, self.calendar, rulesets, self.outcomes)
         self.facts = self.reference.facts  # the reference reader: every error by path
         self.outputs = self.reference.outputs
 
@@ -112,7 +118,8 @@ class CompiledDecision:
                  ("render the messages and reasons", self.messages_source),
                  ("obligations that read values", self.obligations_source), ("the output values", self.outputs_source),
                  ("derive values and encode the fact (next_eligible_at, fallbacks)", self.deriver_source),
-                 ("the stored counts a batch fetches first", self.counter_reads_source))
+                 ("the stored counts a batch fetches first", self.counter_reads_source),
+                 ("partition key, counter changes, record columns and until instants", self.bookkeeping.source))
         return "\n\n".join(f"# --- {self.name}: {what} ---\n{text}" for what, text in parts)
 
     def evaluate(self, raw_facts: Any, *, now: datetime | None = None, explain: bool = False,
@@ -281,14 +288,12 @@ class CompiledDecision:
     def reservations(self, values: dict[str, Any]) -> list[Reservation]:
         """What committing an allowed decision adds to each of its counters."""
         now, partition = values["now"], self.partition_key(values)
-        return [Reservation(counter_slot(self.name, counter, tuple(evaluate(part, values) for part in counter.key), now,
-                                         partition),
-                            to_units(counter, evaluate(counter.add, values) or 0))
-                for counter in self.decision.counters]
+        return [Reservation(counter_slot(self.name, counter, key, now, partition), to_units(counter, added or 0))
+                for counter, key, added in counter_changes(self.decision, self.bookkeeping, values, self.calendar)]
 
     def business_keys(self, values: dict[str, Any]) -> dict[str, Any]:
         """The record columns a person searches by (order id, customer account, amount…)."""
-        return {column: evaluate(expr, values, self.calendar) for column, expr in self.decision.record.items()}
+        return record_columns(self.decision, self.bookkeeping, values, self.calendar)
 
     def label(self, column: str, value: str | None) -> str:
         """The enum label of a record value (``price_difference`` → 补差价), or the value itself."""
@@ -313,7 +318,7 @@ class CompiledDecision:
                 current = self.fast_encode(moved)
             return moved, self.fast_matcher.fired(current)
 
-        return next_eligible_search(self.decision.rules, self.calendar, now, fired, values, again)
+        return next_eligible_search(self.decision.rules, self.calendar, now, fired, values, again, self._until)
 
     def _obligations(self, decided: Any, values: dict[str, Any]) -> dict[str, Any]:
         if decided.obligations is not None:
@@ -348,18 +353,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-def _partition_key_of(decision: Decision) -> Callable[[dict[str, Any]], str | None]:
-    """The function giving ``decision``'s ``partition`` for (validated) facts, as text; None if it declares none."""
-    partition = decision.partition
-
-    def partition_key(facts: dict[str, Any]) -> str | None:
-        if partition is None:
-            return None
-        return json.dumps(to_output(evaluate(partition, facts)), ensure_ascii=False)
-
-    return partition_key
 
 
 def _moving_with_now(decision: Decision) -> set[str]:

@@ -123,21 +123,26 @@ class Outcomes:
 
 
 def next_eligible_search(rules: list[Rule], calendar: Any, now: datetime, fired: set[str], values: dict[str, Any],
-                         again: Callable[[datetime, dict[str, Any]], tuple[dict[str, Any], set[str]]]
+                         again: Callable[[datetime, dict[str, Any]], tuple[dict[str, Any], set[str]]],
+                         until: Callable[[Rule, dict[str, Any], Any], datetime | None] | None = None
                          ) -> datetime | None:
     """The earliest instant at which no timing (defer) rule holds back any more.
 
     Each deferring rule says from when it stops holding (``until``); the latest of those is a
     candidate, and the rules are matched again as of that instant (``again(at, values)`` gives the
     values and fired rules there), since there another one may hold (a delay ending at 20:20 falls
-    outside a 09:00-20:00 window: next candidate 09:00).
+    outside a 09:00-20:00 window: next candidate 09:00). ``until(rule, values, calendar)`` computes a
+    rule's ``until`` (the served path's generated code); without it, the interpreter does.
     """
+    if until is None:
+        def until(rule: Rule, values: dict[str, Any], calendar: Any) -> datetime | None:
+            return evaluate(rule.until, values, calendar)
     at = now
     for _ in range(MAX_SOLVER_STEPS):
         deferring = [rule for rule in rules if rule.effect == "defer" and rule.id in fired]
         if not deferring:
             return at
-        untils = [evaluate(rule.until, values, calendar) for rule in deferring if rule.until is not None]
+        untils = [until(rule, values, calendar) for rule in deferring if rule.until is not None]
         candidate = max((until for until in untils if until is not None), default=None)
         if candidate is None or candidate <= at:
             return None  # a rule that cannot say when it will stop holding
