@@ -29,7 +29,8 @@ JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 10**13) | st.floats(allow_nan=True) | st.text(max_size=8)
     | st.sampled_from(["12.50", "0", "0.001", "-1", "1e3", "99999999999999999999999999999999.99",
                        "2026-11-20T10:00:00+08:00", "2026-11-20T10:00:00", "1991-12-31T23:59:59Z", "2026-11-20",
-                       "2026-02-30", "09:00", "pop", "sub", "bank", "main", "wait_pay", "\x00", "\ud800"]),
+                       "2026-02-30", "09:00", "2026-02-30T10:00:00+08:00", "1991-07-01T10:00:00+08:00", "0012.50",
+                       "999999999999.99", "pop", "sub", "bank", "main", "wait_pay", "\x00", "\ud800"]),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=6)
 
@@ -398,3 +399,15 @@ def test_commits_count_under_the_key_reads_look_up_with_calendar_functions(tmp_p
     [reservation] = compiled.reservations(values)
     working_day = compiled.calendar.add_working_days(now.date(), 1)  # this directory's calendar, not a default
     assert reservation.units == 1 and reservation.slot.key == f'lab.count/uses/["a","{working_day.isoformat()}"]'
+
+
+@pytest.mark.parametrize("completed_at", ["2026-08-15T08:33:59+08:00", "1991-07-01T10:00:00+08:00",
+                                          "2026-02-30T10:00:00+08:00", "2026-08-15T00:33:59Z", "2999-12-31T23:59:59+08:00"])
+@pytest.mark.parametrize("amount", ["18.78", "0.00", "0012.50", "18.7", "999999999999.99", "1000000000000.00"])
+def test_the_log_writers_reader_keeps_only_text_already_in_output_form(rulebook, completed_at, amount):
+    compiled = rulebook.decision("payout.initiate")
+    from bench.factsets import fact_sets as bench_fact_sets
+
+    facts = copy.deepcopy(bench_fact_sets("payout.initiate", 1, 20261121)[0].facts)
+    facts["order"]["completed_at"], facts["payout"]["amount"] = completed_at, amount
+    check_output_reader(compiled, facts)  # 1991: Shanghai kept summer time, so +09:00 in output form

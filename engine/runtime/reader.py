@@ -9,7 +9,9 @@ accepts the rarer forms (money as a JSON number…). tests/test_fastpath.py chec
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +29,24 @@ class Unusual(Exception):
 
 _UNUSUAL = Unusual()
 _PARSERS = {"instant": "_parse_instant", "date": "_parse_date", "time": "_parse_time"}
+
+
+def _instant_written_as_output(text: str) -> bool:
+    """Whether ``text`` is a real instant written as its output form: seconds, +08:00, a year from 1992
+    (Shanghai kept daylight saving time until 1991) within the supported years."""
+    if _SHANGHAI_INSTANT_TEXT.fullmatch(text) is None:
+        return False
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+_SHANGHAI_INSTANT_TEXT = re.compile(r"(199[2-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\+08:00")
+# Money written as its output form: no leading zero, exactly two decimals, at most MAX_MONEY's 12 digits.
+_MONEY_WRITTEN_AS_OUTPUT = re.compile(r"(0|[1-9][0-9]{0,11})\.[0-9]{2}")
+_WRITTEN_AS_OUTPUT = {"money": "_money_as_output", "instant": "_instant_as_output"}
 # What to_output makes of each kind's value (engine/runtime/values.py), inline.
 _OUTPUT_FORMS = {"money": "str({})", "instant": "{}.astimezone(_SHANGHAI).isoformat()", "date": "{}.isoformat()",
                  "time": "{}.isoformat()"}
@@ -42,7 +62,8 @@ def build_reader(decision: str, specs: dict[str, FieldSpec], *, output: bool = F
         "_UNUSUAL": _UNUSUAL, "_Decimal": Decimal, "_FEN": FEN, "_MAX_MONEY": MAX_MONEY,
         "_money_text": _MONEY_TEXT.fullmatch, "_MAX_INT": MAX_INT, "_text_problem": text_problem, "_MAX_TEXT": MAX_TEXT,
         "_parse_instant": parse_instant, "_parse_date": parse_date, "_parse_time": parse_time, "_ValueError": ValueError,
-        "_SHANGHAI": SHANGHAI,
+        "_SHANGHAI": SHANGHAI, "_money_as_output": _MONEY_WRITTEN_AS_OUTPUT.fullmatch,
+        "_instant_as_output": _instant_written_as_output,
     })
     return namespace[root], source.text
 
@@ -123,6 +144,13 @@ def _item_function(source: _ReaderSource, spec: FieldSpec) -> str:
 def _scalar(source: _ReaderSource, spec: FieldSpec, value: str, indent: int) -> None:
     """Check ``value`` (not None) against a scalar declaration; rebind it to its Python value."""
     kind = spec.type.kind
+    if source.output and kind in _WRITTEN_AS_OUTPUT and spec.minimum is None and spec.maximum is None:
+        # Text already in its output form is valid and stays as it is: no Decimal or datetime made and
+        # written back (most of the log writer's reading); any other text takes the whole way.
+        source.add(indent, f"if type({value}) is str and {_WRITTEN_AS_OUTPUT[kind]}({value}):")
+        source.add(indent + 1, "pass")
+        source.add(indent, "else:")
+        indent += 1
     if kind == "bool":
         source.add(indent, f"if type({value}) is not bool:")
         source.add(indent + 1, "raise _UNUSUAL")
