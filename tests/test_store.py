@@ -586,3 +586,13 @@ def test_serve_refuses_a_cluster_store_for_rules_without_partitions(tmp_path):
         f"{payout}:{line - 2}:3: decision payout.initiate declares no partition, which a Redis Cluster store "
         "(--store redis+cluster://…) needs to keep the keys of a commit in one hash slot; add e.g. partition: customer.id",
         f"1 problem(s) in {rules}"]
+
+
+@pytest.mark.parametrize("units", [0, 1, 5, 99, 100, 1234, 10**14 - 1])
+def test_stored_fen_come_back_as_exact_yuan_with_two_decimals(rulebook, units):
+    from engine.state.base import from_units, to_units
+
+    [money] = [counter for counter in rulebook.decision("payout.initiate").decision.counters
+               if counter.type.kind == "money"][:1]
+    value = from_units(money, units)
+    assert value == Decimal(units) / 100 and value.as_tuple().exponent == -2 and to_units(money, value) == units
