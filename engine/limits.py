@@ -91,7 +91,7 @@ class Budget:
 
     @property
     def deadline(self) -> float | None:
-        """When the time budget runs out, on :func:`time.monotonic`'s clock."""
+        """When the time budget runs out, on the budgets' clock (:func:`time.monotonic` outside tests)."""
         return None if self.max_seconds is None else self.started + self.max_seconds
 
     def start(self) -> None:

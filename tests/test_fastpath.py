@@ -353,6 +353,15 @@ decisions:
 """
 
 
+def with_shipped_calendars(directory: Path) -> None:
+    """The lab rule file beside a copy of the shipped calendars (a directory without them counts
+    weekends only)."""
+    import shutil
+
+    (directory / "lab.yaml").write_text(COUNTED_BY_WORKING_DAY, encoding="utf-8")
+    shutil.copytree(ROOT / "rules" / "calendars", directory / "calendars")
+
+
 class PrefetchingCounts:
     """A counter source that, like a store, fetches a batch's counts first; it counts 3 of each."""
 
@@ -369,15 +378,15 @@ class PrefetchingCounts:
 def test_a_batch_prefetches_counter_keys_made_with_calendar_functions(tmp_path):
     from engine import load_rulebook
 
-    (tmp_path / "lab.yaml").write_text(COUNTED_BY_WORKING_DAY, encoding="utf-8")
+    with_shipped_calendars(tmp_path)
     compiled = load_rulebook([tmp_path]).decision("lab.count")
     now = datetime.fromisoformat("2026-09-30T10:00:00+08:00")
     items = [({"item": {"id": "a", "day": "2026-09-30"}}, now), ({"item": {"id": "b", "day": "2026-10-08", "seen": 1}}, now)]
     source = PrefetchingCounts()
     made = compiled.run_many(items, counters=source)
-    # the working day after 30 September 2026 is 9 October (National Day and its make-up days between)
-    assert source.prefetched == [("uses", ("a", compiled.calendar.add_working_days(
-        datetime.fromisoformat("2026-09-30").date(), 1)))]
+    # the shipped calendar's working day after 30 September 2026 is 8 October (National Day between);
+    # a calendar without the year's data would say 1 October
+    assert source.prefetched == [("uses", ("a", datetime.fromisoformat("2026-10-08").date()))]
     assert [item.result["outcome"] for item in made] == ["deny", "allow"]
 
 
@@ -388,7 +397,7 @@ def test_commits_count_under_the_key_reads_look_up_with_calendar_functions(tmp_p
     from engine.state import open_store
     from engine.state.commit import commit
 
-    (tmp_path / "lab.yaml").write_text(COUNTED_BY_WORKING_DAY, encoding="utf-8")
+    with_shipped_calendars(tmp_path)
     compiled = load_rulebook([tmp_path]).decision("lab.count")
     store = open_store(f"sqlite:///{tmp_path}/store.db")
     now = datetime.fromisoformat("2026-09-30T10:00:00+08:00")
@@ -397,11 +406,11 @@ def test_commits_count_under_the_key_reads_look_up_with_calendar_functions(tmp_p
     assert outcomes == ["allow", "allow", "allow", "deny"]
     values = compiled.judge(compiled.load({"item": {"id": "a", "day": "2026-09-30"}}), now=now).values
     [reservation] = compiled.reservations(values)
-    working_day = compiled.calendar.add_working_days(now.date(), 1)  # this directory's calendar, not a default
-    assert reservation.units == 1 and reservation.slot.key == f'lab.count/uses/["a","{working_day.isoformat()}"]'
+    # 8 October by the loaded calendar; a default calendar (what reservations used before) says 1 October
+    assert reservation.units == 1 and reservation.slot.key == 'lab.count/uses/["a","2026-10-08"]'
 
 
-@pytest.mark.parametrize("completed_at", ["2026-08-15T08:33:59+08:00", "1991-07-01T10:00:00+08:00",
+@pytest.mark.parametrize("completed_at", ["2026-08-15T08:33:59+08:00", "1991-07-01T10:00:00+08:00", "2026-01-01T24:00:00+08:00",
                                           "2026-02-30T10:00:00+08:00", "2026-08-15T00:33:59Z", "2999-12-31T23:59:59+08:00"])
 @pytest.mark.parametrize("amount", ["18.78", "0.00", "0012.50", "18.7", "999999999999.99", "1000000000000.00"])
 def test_the_log_writers_reader_keeps_only_text_already_in_output_form(rulebook, completed_at, amount):
@@ -409,5 +418,7 @@ def test_the_log_writers_reader_keeps_only_text_already_in_output_form(rulebook,
     from bench.factsets import fact_sets as bench_fact_sets
 
     facts = copy.deepcopy(bench_fact_sets("payout.initiate", 1, 20261121)[0].facts)
-    facts["order"]["completed_at"], facts["payout"]["amount"] = completed_at, amount
+    # order.amount has no minimum (so the reader keeps text already in output form), payout.amount has one
+    assert compiled.decision.facts["order"].fields["amount"].minimum is None
+    facts["order"]["completed_at"], facts["order"]["amount"], facts["payout"]["amount"] = completed_at, amount, amount
     check_output_reader(compiled, facts)  # 1991: Shanghai kept summer time, so +09:00 in output form

@@ -143,10 +143,13 @@ def test_a_run_within_the_step_limit_is_stopped_between_steps_by_the_shipped_tim
 
 
 def test_a_run_within_both_limits_answers_in_full(client, monkeypatch):
-    monkeypatch.setattr(limits, "_clock", SteppedClock(0.001))  # 1,000+ checkpoints stay within 2 s
+    monkeypatch.delenv("RULESVC_SCENARIO_SECONDS")  # the shipped default budget: 2 s
+    clock = SteppedClock(0.001)
+    monkeypatch.setattr(limits, "_clock", clock)
     response = client.post("/v1/scenarios/run", data=aliased_scenario(int(SCENARIO_STEPS.default)), content_type=YAML)
     assert response.status_code == 200
     assert response.get_json()["summary"] == "500 passed, 0 failed"
+    assert clock.readings < 2000  # within the 2 s the stepped clock gives 2,000 readings
 
 
 def test_the_limits_are_configurable(client, monkeypatch):

@@ -20,13 +20,12 @@ from engine.language.model import Decision, Rule
 from engine.reference.facts import FactsLoader
 from engine.reference.interpret import evaluate, evaluator
 from engine.reference.trace import assumption_marks
-from engine.runtime.bookkeeping import partition_text
 from engine.runtime.calendar import Calendar
 from engine.runtime.compiler import fact_encoder, references
 from engine.runtime.durable import Matcher
 from engine.runtime.program import Evaluation, Outcomes, next_eligible_search
 from engine.runtime.rulesets import DecisionRulesets
-from engine.runtime.values import to_output, to_shanghai, to_text
+from engine.runtime.values import partition_text, to_output, to_shanghai, to_text
 from engine.state.counters import CounterSource, NoCounters, counter_label
 
 _NO_COUNTERS = NoCounters()

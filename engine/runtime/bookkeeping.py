@@ -11,7 +11,6 @@ as the derivers do. tests/test_fastpath.py checks both agree on every scenario s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +22,7 @@ from engine.reference.interpret import evaluate
 from engine.runtime.calendar import Calendar
 from engine.runtime.codegen import Source
 from engine.runtime.expressions import HELPERS, ExpressionCode
-from engine.runtime.values import to_output
+from engine.runtime.values import partition_text
 
 Values = dict[str, Any]
 
@@ -71,11 +70,6 @@ def _function(source: Source, prefix: str, expressions: list[Expr], body: Callab
 
 
 # --- what the served path calls: the generated function, the interpreter past the calendar -------------
-
-def partition_text(value: Any) -> str:
-    """A partition value as the stores key it (JSON text, non-ASCII as is)."""
-    return json.dumps(to_output(value), ensure_ascii=False)
-
 
 def served_partition_key(decision: Decision, bookkeeping: Bookkeeping, calendar: Calendar
                          ) -> Callable[[Values], str | None]:

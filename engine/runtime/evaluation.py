@@ -84,9 +84,10 @@ class CompiledDecision:
                                                                    set(decision.facts))
         self.read_facts, self.reader_source = build_reader(decision.name, decision.facts)
         self.unusual_facts = 0  # facts the fast reader left to the reference reader (the bench reports it)
-        # Not a bound method: the generated code would hold this object in a reference cycle, and its
-        # native rulesets would outlive a reload until the cyclic collector happened to run.
         self.bookkeeping = build_bookkeeping(decision)
+        # Closures over the decision and its bookkeeping, not bound methods: the generated code would hold
+        # this object in a reference cycle, and its native rulesets would outlive a reload until the
+        # cyclic collector happened to run.
         self.partition_key = served_partition_key(decision, self.bookkeeping, self.calendar)
         self._until = until_of(self.bookkeeping)
         # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.

@@ -31,24 +31,27 @@ _UNUSUAL = Unusual()
 _PARSERS = {"instant": "_parse_instant", "date": "_parse_date", "time": "_parse_time"}
 
 
-def _instant_written_as_output(text: str) -> bool:
-    """Whether ``text`` is a real instant written as its output form: seconds, +08:00, a year from 1992
-    (Shanghai kept daylight saving time until 1991) within the supported years."""
-    if _SHANGHAI_INSTANT_TEXT.fullmatch(text) is None:
-        return False
-    try:
-        datetime.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
 _SHANGHAI_INSTANT_TEXT = re.compile(r"(199[2-9]|2[0-9]{3})-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\+08:00")
 # Money written as its output form: no leading zero, exactly two decimals, at most MAX_MONEY's 12 digits.
 _MONEY_WRITTEN_AS_OUTPUT = re.compile(r"(0|[1-9][0-9]{0,11})\.[0-9]{2}")
+
+
+def _instant_written_as_output(text: str) -> bool:
+    """Whether ``text`` is a real instant written as its output form: seconds, +08:00, a year from 1992
+    (Shanghai kept daylight saving time until 1991) within the supported years. The parsed instant must
+    write back to the same text: a parser that reads ``T24:00:00`` as the next midnight (Python 3.14)
+    does not make it one."""
+    if _SHANGHAI_INSTANT_TEXT.fullmatch(text) is None:
+        return False
+    try:
+        return datetime.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
+
+
 _WRITTEN_AS_OUTPUT = {"money": "_money_as_output", "instant": "_instant_as_output"}
-# What to_output makes of each kind's value (engine/runtime/values.py), inline.
-_OUTPUT_FORMS = {"money": "str({})", "instant": "{}.astimezone(_SHANGHAI).isoformat()", "date": "{}.isoformat()",
+# What to_output makes of each kind's value (engine/runtime/values.py), as code written inline.
+_OUTPUT_CODE = {"money": "str({})", "instant": "{}.astimezone(_SHANGHAI).isoformat()", "date": "{}.isoformat()",
                  "time": "{}.isoformat()"}
 
 
@@ -189,5 +192,5 @@ def _scalar(source: _ReaderSource, spec: FieldSpec, value: str, indent: int) -> 
     if spec.maximum is not None:
         source.add(indent, f"if {value} > {source.constant(spec.maximum, 'MAX')}:")
         source.add(indent + 1, "raise _UNUSUAL")
-    if source.output and kind in _OUTPUT_FORMS:
-        source.add(indent, f"{value} = {_OUTPUT_FORMS[kind].format(value)}")
+    if source.output and kind in _OUTPUT_CODE:
+        source.add(indent, f"{value} = {_OUTPUT_CODE[kind].format(value)}")

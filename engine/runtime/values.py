@@ -7,6 +7,7 @@ output form for results (money ``"95.00"``, instants ISO 8601 in Asia/Shanghai).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -264,6 +265,11 @@ _OUTPUT_FORMS: dict[type, Any] = {
     list: lambda value: [to_output(item) for item in value],
     dict: lambda value: {key: to_output(item) for key, item in value.items()},
 }
+
+
+def partition_text(value: Any) -> str:
+    """A decision's partition value as the stores key it (its output form as JSON text, non-ASCII as is)."""
+    return json.dumps(to_output(value), ensure_ascii=False)
 
 
 def to_text(value: Any) -> str:
