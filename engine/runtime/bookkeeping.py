@@ -5,7 +5,7 @@ These ran on the reference interpreter's closures (the oracle's), on every commi
 decision. Now each is a function generated at load like the rest of the fast path
 (:class:`~engine.runtime.expressions.ExpressionCode`: the interpreter's semantics, inline), and counts
 on the decision's loaded calendar. Generated code lets an ``ArithmeticError`` (past the representable
-calendar) propagate where the interpreter gives null at the node; each caller then asks the interpreter,
+calendar) propagate where the interpreter gives null at the node; each function then asks the interpreter,
 as the derivers do. tests/test_fastpath.py checks both agree on every scenario step and the bench mix.
 """
 
@@ -29,7 +29,8 @@ Values = dict[str, Any]
 
 @dataclass(frozen=True)
 class Bookkeeping:
-    """The generated functions of one decision; each takes the decision's values and its calendar."""
+    """The functions of one decision; each takes the decision's values and its calendar, runs the
+    generated code and, past the calendar, the interpreter."""
 
     partition_value: Callable[[Values, Calendar], Any] | None  # None: the decision declares no partition
     counter_changes: Callable[[Values, Calendar], list[tuple[Counter, tuple[Any, ...], Any]]]
@@ -41,7 +42,7 @@ class Bookkeeping:
 def build_bookkeeping(decision: Decision) -> Bookkeeping:
     """The bookkeeping functions of ``decision`` and their source (``rulesvc check --show-compiled``)."""
     source = Source()
-    partition = _function(source, "partition_value", [decision.partition] if decision.partition else [],
+    partition = _function(source, "partition_value", [decision.partition],
                           lambda code: code.code(decision.partition)) if decision.partition is not None else None
     counters = [(source.constant(counter, "COUNTER"), counter) for counter in decision.counters]
     changes = _function(
@@ -51,12 +52,22 @@ def build_bookkeeping(decision: Decision) -> Bookkeeping:
             for name, counter in counters) + "]")
     columns = _function(source, "record_columns", list(decision.record.values()), lambda code: "{" + ", ".join(
         f"{column!r}: {code.code(expr)}" for column, expr in decision.record.items()) + "}")
-    untils = {rule.id: _function(source, "until", [rule.until], lambda code, rule=rule: code.code(rule.until))
-              for rule in decision.rules if rule.effect == "defer" and rule.until is not None}
+    untils = [(rule, _function(source, "until", [rule.until], lambda code, rule=rule: code.code(rule.until)))
+              for rule in decision.rules if rule.effect == "defer" and rule.until is not None]
     namespace = source.compile(f"<bookkeeping {decision.name}>", HELPERS)
+
+    def interpreted_changes(values: Values, calendar: Calendar) -> list[tuple[Counter, tuple[Any, ...], Any]]:
+        return [(counter, tuple(evaluate(part, values, calendar) for part in counter.key),
+                 evaluate(counter.add, values, calendar)) for counter in decision.counters]
+
+    def interpreted_columns(values: Values, calendar: Calendar) -> dict[str, Any]:
+        return {column: evaluate(expr, values, calendar) for column, expr in decision.record.items()}
+
     return Bookkeeping(
-        partition_value=namespace[partition] if partition else None, counter_changes=namespace[changes],
-        record_columns=namespace[columns], untils={rule: namespace[name] for rule, name in untils.items()},
+        partition_value=_or_interpreted(namespace[partition], decision.partition) if partition else None,
+        counter_changes=_past_the_calendar(namespace[changes], interpreted_changes),
+        record_columns=_past_the_calendar(namespace[columns], interpreted_columns),
+        untils={rule.id: _or_interpreted(namespace[name], rule.until) for rule, name in untils},
         source=source.text)
 
 
@@ -69,50 +80,31 @@ def _function(source: Source, prefix: str, expressions: list[Expr], body: Callab
     return name
 
 
-# --- what the served path calls: the generated function, the interpreter past the calendar -------------
-
-def served_partition_key(decision: Decision, bookkeeping: Bookkeeping, calendar: Calendar
-                         ) -> Callable[[Values], str | None]:
-    """``partition_key(facts)``: the decision's partition value as text, or None if it declares none."""
-    generated, partition = bookkeeping.partition_value, decision.partition
-
-    def partition_key(facts: Values) -> str | None:
-        if generated is None:
-            return None
+def _past_the_calendar(generated: Callable[[Values, Calendar], Any], interpreted: Callable[[Values, Calendar], Any]
+                       ) -> Callable[[Values, Calendar], Any]:
+    """``generated``, and ``interpreted`` where it raises ``ArithmeticError`` (the interpreter's nulls decide)."""
+    def call(values: Values, calendar: Calendar) -> Any:
         try:
-            return partition_text(generated(facts, calendar))
+            return generated(values, calendar)
         except ArithmeticError:
-            return partition_text(evaluate(partition, facts, calendar))
+            return interpreted(values, calendar)
 
-    return partition_key
-
-
-def counter_changes(decision: Decision, bookkeeping: Bookkeeping, values: Values, calendar: Calendar
-                    ) -> list[tuple[Counter, tuple[Any, ...], Any]]:
-    """Each counter with the key a commit on ``values`` counts under and what it adds (null: nothing)."""
-    try:
-        return bookkeeping.counter_changes(values, calendar)
-    except ArithmeticError:
-        return [(counter, tuple(evaluate(part, values, calendar) for part in counter.key),
-                 evaluate(counter.add, values, calendar)) for counter in decision.counters]
+    return call
 
 
-def record_columns(decision: Decision, bookkeeping: Bookkeeping, values: Values, calendar: Calendar) -> dict[str, Any]:
-    """The record columns of a commit on ``values``."""
-    try:
-        return bookkeeping.record_columns(values, calendar)
-    except ArithmeticError:
-        return {column: evaluate(expr, values, calendar) for column, expr in decision.record.items()}
+def _or_interpreted(generated: Callable[[Values, Calendar], Any], expr: Expr) -> Callable[[Values, Calendar], Any]:
+    return _past_the_calendar(generated, lambda values, calendar: evaluate(expr, values, calendar))
+
+
+def served_partition_key(bookkeeping: Bookkeeping, calendar: Calendar) -> Callable[[Values], str | None]:
+    """``partition_key(facts)``: the decision's partition value as text, or None if it declares none."""
+    partition_value = bookkeeping.partition_value
+    if partition_value is None:
+        return lambda facts: None
+    return lambda facts: partition_text(partition_value(facts, calendar))
 
 
 def until_of(bookkeeping: Bookkeeping) -> Callable[[Rule, Values, Calendar], datetime | None]:
     """``until(rule, values, calendar)`` for :func:`~engine.runtime.program.next_eligible_search`."""
     untils = bookkeeping.untils
-
-    def until(rule: Rule, values: Values, calendar: Calendar) -> datetime | None:
-        try:
-            return untils[rule.id](values, calendar)
-        except ArithmeticError:
-            return evaluate(rule.until, values, calendar)
-
-    return until
+    return lambda rule, values, calendar: untils[rule.id](values, calendar)

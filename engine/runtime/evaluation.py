@@ -24,13 +24,7 @@ from engine.ids import new_id
 from engine.language.expressions import names_read, sensitive_record_columns
 from engine.language.model import Counter, Decision, Domain, Rule, sensitive_paths
 from engine.reference.decide import ReferenceDecision
-from engine.runtime.bookkeeping import (
-    build_bookkeeping,
-    counter_changes,
-    record_columns,
-    served_partition_key,
-    until_of,
-)
+from engine.runtime.bookkeeping import build_bookkeeping, served_partition_key, until_of
 from engine.runtime.calendar import Calendar
 from engine.runtime.deriver import build_counter_reads, build_derivers, build_messages, build_outputs
 from engine.runtime.encoder import build_encoder, condition_fields
@@ -88,7 +82,7 @@ class CompiledDecision:
         # Closures over the decision and its bookkeeping, not bound methods: the generated code would hold
         # this object in a reference cycle, and its native rulesets would outlive a reload until the
         # cyclic collector happened to run.
-        self.partition_key = served_partition_key(decision, self.bookkeeping, self.calendar)
+        self.partition_key = served_partition_key(self.bookkeeping, self.calendar)
         self._until = until_of(self.bookkeeping)
         # What changes with `now`: next_eligible_at recomputes only these at each instant it tries.
         self._derive, self._derive_moving, self.deriver_source = build_derivers(
@@ -290,11 +284,11 @@ class CompiledDecision:
         """What committing an allowed decision adds to each of its counters."""
         now, partition = values["now"], self.partition_key(values)
         return [Reservation(counter_slot(self.name, counter, key, now, partition), to_units(counter, added or 0))
-                for counter, key, added in counter_changes(self.decision, self.bookkeeping, values, self.calendar)]
+                for counter, key, added in self.bookkeeping.counter_changes(values, self.calendar)]
 
     def business_keys(self, values: dict[str, Any]) -> dict[str, Any]:
         """The record columns a person searches by (order id, customer account, amount…)."""
-        return record_columns(self.decision, self.bookkeeping, values, self.calendar)
+        return self.bookkeeping.record_columns(values, self.calendar)
 
     def label(self, column: str, value: str | None) -> str:
         """The enum label of a record value (``price_difference`` → 补差价), or the value itself."""

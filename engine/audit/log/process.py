@@ -228,7 +228,7 @@ def entry_text(known: _Known, captured: list[Any], masker: Any) -> tuple[Any, ..
         "evaluated_at": to_output(from_epoch_us(logged_at_us)),
         "now": evaluated_at,
         "source": source,
-        "facts": orjson.Fragment(orjson.dumps(facts, default=output_form, option=_PASSTHROUGH)),
+        "facts": facts,  # in output form from the fast reader; output_form writes the reference reader's values
         "masked": masked,
         "defaulted": defaulted_paths(known.specs, raw_facts),
         "counters": counters,
@@ -244,7 +244,7 @@ def entry_text(known: _Known, captured: list[Any], masker: Any) -> tuple[Any, ..
         "committed": committed,
         "shadow": None,
     }
-    return row_of(entry, orjson.dumps(entry, option=_PASSTHROUGH).decode(), logged_at_us)
+    return row_of(entry, orjson.dumps(entry, default=output_form, option=_PASSTHROUGH).decode(), logged_at_us)
 
 
 def main(url: str) -> None:
