@@ -1,7 +1,7 @@
 """The fact asserted into durable_rules on the fast path: flat, with short property names.
 
 Only the names the decision's conditions read are encoded, each in its matcher form (integer fen,
-epoch milliseconds, day ordinals…, see :func:`engine.runtime.values.to_matcher`): a list also gets its
+epoch microseconds, day ordinals…, see :func:`engine.runtime.values.to_matcher`): a list also gets its
 length, an object only its presence (conditions can only ask ``exists()`` of an object). The
 encoding is generated code, on its own (:func:`build_encoder`) and at the end of the generated
 deriver (engine/runtime/deriver.py), which has the values at hand.
@@ -16,12 +16,12 @@ from engine.language.expressions import Call, Expr, Ref, walk
 from engine.runtime.codegen import Source
 from engine.runtime.compiler import LENGTH_SUFFIX, MARKER, FieldNames
 from engine.runtime.expressions import ExpressionCode
-from engine.runtime.values import Type, epoch_ms, to_matcher
+from engine.runtime.values import Type, epoch_us, to_matcher
 
 Encoder = Callable[[dict[str, Any]], dict[str, Any]]
 # durable_rules refuses a fact of more than 255 properties; the fast path adds "id" and the decision marker.
 MAX_FIELDS = 253
-HELPERS: dict[str, Any] = {"_epoch_ms": epoch_ms, "_to_matcher": to_matcher}
+HELPERS: dict[str, Any] = {"_epoch_us": epoch_us, "_to_matcher": to_matcher}
 
 
 def condition_fields(conditions: list[Expr]) -> dict[str, Type]:
@@ -53,7 +53,7 @@ def _conversion(kind: Type, value: str) -> str:
     if kind.kind == "money":
         return f"int({value} * 100)"
     if kind.kind == "instant":
-        return f"_epoch_ms({value})"
+        return f"_epoch_us({value})"
     return f"_to_matcher({value})"  # dates, times, durations
 
 

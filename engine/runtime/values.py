@@ -1,8 +1,9 @@
 """Value types of the rule language and their three representations.
 
 Every value has a Python form (``Decimal`` money, aware ``datetime`` instants, ``date``), a matcher
-form that durable_rules compares exactly (integers: fen, epoch milliseconds, day ordinals), and an
-output form for results (money ``"95.00"``, instants ISO 8601 in Asia/Shanghai).
+form that durable_rules compares exactly (integers: fen, epoch microseconds, day ordinals — durable_rules
+compares integers as 64-bit), and an output form for results (money ``"95.00"``, instants ISO 8601 in
+Asia/Shanghai).
 """
 
 from __future__ import annotations
@@ -208,8 +209,21 @@ def parse_literal(kind: str, raw: Any) -> Any:
     raise ValueError(f"constants of type {kind} are not supported")
 
 
+# Durations past this many microseconds (36,533 years) match as this many: durable_rules adds and
+# compares 64-bit integers, and a sum of instants and such durations stays far inside them.
+MATCHER_DURATION_LIMIT = 2**60
+
+
+def _duration_matcher(value: timedelta) -> int:
+    microseconds = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    return max(-MATCHER_DURATION_LIMIT, min(MATCHER_DURATION_LIMIT, microseconds))
+
+
 def to_matcher(value: Any) -> Any:
-    """The exact form durable_rules compares: integer fen, epoch ms, day ordinal, duration ms."""
+    """The exact form durable_rules compares: integer fen, epoch µs, day ordinal, µs of the day, duration µs.
+
+    Microseconds, not milliseconds: instants written with a fraction compare as they are (a request
+    0.5 ms before a delay ends is still inside it)."""
     convert = _MATCHER_FORMS.get(type(value))
     if convert is not None:
         return convert(value)
@@ -224,10 +238,10 @@ def to_matcher(value: Any) -> Any:
 _MATCHER_FORMS: dict[type, Any] = {
     bool: lambda value: value, int: lambda value: value, str: lambda value: value,
     Decimal: lambda value: int(value * 100),
-    datetime: epoch_ms,
+    datetime: epoch_us,
     date: date.toordinal,
-    time: lambda value: value.hour * 3600 + value.minute * 60 + value.second,
-    timedelta: lambda value: (value.days * 86_400 + value.seconds) * 1000 + value.microseconds // 1000,
+    time: lambda value: ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond,
+    timedelta: _duration_matcher,
     list: lambda value: [to_matcher(item) for item in value],
     dict: lambda value: {key: to_matcher(item) for key, item in value.items() if item is not None},
 }
