@@ -15,7 +15,21 @@ from typing import Any
 from engine.errors import Problem
 from engine.language.expressions import Call, Expr, ExpressionError, Ref, Scope, did_you_mean, parse, walk
 from engine.language.functions import FUNCTIONS
-from engine.language.model import EFFECTS, MISSING, Constant, Counter, Decision, Derived, Domain, FieldSpec, Rule, Table
+from engine.language.model import (
+    EFFECTS,
+    MISSING,
+    OUTCOMES,
+    RESULT_NAMES,
+    Constant,
+    Counter,
+    Decision,
+    Derived,
+    Domain,
+    FieldSpec,
+    Invariant,
+    Rule,
+    Table,
+)
 from engine.language.source import Path, Reported, SourceDocument, UnquotedDecimal, load_document
 from engine.language.structure import load_schema, structure_problems
 from engine.limits import checkpoint
@@ -23,7 +37,19 @@ from engine.reference.trace import assumptions_read
 from engine.runtime.compiler import check_matchable
 from engine.runtime.encoder import MAX_FIELDS, condition_fields, field_names
 from engine.runtime.rulesets import ruleset_problem
-from engine.runtime.values import BOOL, INSTANT, INT, MONEY, OBJECT, SCALAR_KINDS, STR, Type, list_of, parse_literal
+from engine.runtime.values import (
+    BOOL,
+    INSTANT,
+    INT,
+    MONEY,
+    NULL,
+    OBJECT,
+    SCALAR_KINDS,
+    STR,
+    Type,
+    list_of,
+    parse_literal,
+)
 
 # Names the engine itself puts on every evaluated fact; a declaration may not take them.
 RESERVED_NAMES = frozenset({"now", "id", "sid"})
@@ -97,6 +123,7 @@ class _DomainBuilder:
             return None
         self.uses_calendar = self.uses_calendar or any(
             isinstance(node, Call) and FUNCTIONS[node.function].uses_calendar for node in walk(expr))
+        expr.__dict__["where"] = self.document.locator(path)  # for positions found later (rulesvc verify)
         return expr
 
     def build(self, text: str, loaded_at: datetime) -> Domain | None:
@@ -263,6 +290,7 @@ class _DomainBuilder:
                          key=True)
         else:
             self._ruleset_limits(qualified, base, body, rules)
+        invariants = self._invariants(qualified, base, body, scope, rules, derived, obligations)
         record = {column: expr for column, text in _mapping(body.get("record")).items()
                   if (expr := self.expression(base + ("record", column), text, scope,
                                               MONEY if column == "amount" else None)) is not None}
@@ -272,7 +300,7 @@ class _DomainBuilder:
             source=str(body.get("source", self.data.get("source", ""))), facts=facts,
             constants=self.constants, counters=counters, derived=derived,
             obligations=dict(obligations), rules=rules, partition=partition,
-            position=self.document.position(base, key=True))
+            position=self.document.position(base, key=True), invariants=invariants)
 
     def _ruleset_limits(self, qualified: str, base: Path, body: dict[str, Any], rules: list[Rule]) -> None:
         """Report, at the rule that crosses it, a limit of durable_rules that activation would hit."""
@@ -477,6 +505,69 @@ class _DomainBuilder:
                 messages=messages, placeholders=placeholders, obligations=rule_obligations, until=until,
                 description=str(spec.get("description", ""))))
         return rules
+
+    def _invariants(self, qualified: str, base: Path, body: dict[str, Any], scope: Scope, rules: list[Rule],
+                    derived: list[Derived], obligations: dict[str, Any]) -> list[Invariant]:
+        """The decision's ``invariants``: conditions over the facts, values and the result (SPEC §13)."""
+        raw = body.get("invariants")
+        if not raw:
+            return []
+        result_scope = self._result_scope(base, scope, rules, derived, obligations)
+        invariants: list[Invariant] = []
+        seen: set[str] = set()
+        for index, spec in enumerate(raw if isinstance(raw, list) else []):
+            path = base + ("invariants", index)
+            if not isinstance(spec, dict) or not isinstance(spec.get("id"), str) or result_scope is None:
+                continue
+            if spec["id"] in seen:
+                self.problem(path + ("id",), f"duplicate invariant id {spec['id']!r} in {qualified}")
+                continue
+            seen.add(spec["id"])
+            when = self.expression(path + ("when",), spec.get("when"), result_scope, BOOL)
+            then = self.expression(path + ("then",), spec.get("then"), result_scope, BOOL)
+            if when is None or then is None:
+                continue
+            invariants.append(Invariant(
+                id=spec["id"], qualified_id=f"{qualified}/{spec['id']}", when=when, then=then,
+                when_text=str(spec["when"]), then_text=str(spec["then"]), source=str(spec.get("source", "")),
+                messages={lang: str(spec[lang]) for lang in ("zh", "en") if isinstance(spec.get(lang), str)},
+                description=str(spec.get("description", ""))))
+        return invariants
+
+    def _result_scope(self, base: Path, scope: Scope, rules: list[Rule], derived: list[Derived],
+                      obligations: dict[str, Any]) -> Scope | None:
+        """The decision's names plus its result's, as an invariant reads them."""
+        clash = [name for name in RESULT_NAMES if name in scope.names()]
+        if clash:
+            self.problem(base + ("invariants",), f"invariants cannot read the result: {', '.join(clash)} "
+                                                 "is also the name of a fact or value", key=True)
+            return None
+        codes = tuple(sorted({rule.code for rule in rules if rule.code}))
+        code_list = list_of(Type("enum", enum="reason code", values=codes))
+        obligation_types: dict[str, Type] = {}
+        for name, value in obligations.items():
+            obligation_types[name] = _infer_type(value) or NULL
+        for rule in rules:
+            for name, value in rule.obligations.items():
+                kind = value.type if isinstance(value, Expr) else _infer_type(value)
+                if kind is not None and kind.kind != "null":
+                    obligation_types[name] = kind
+
+        def result_field(name: str, kind: Type, **more: Any) -> FieldSpec:
+            return FieldSpec(name=name, path=name, type=kind, **more)
+        facts = dict(scope.facts)
+        facts["outcome"] = result_field("outcome", Type("enum", enum="outcome", values=OUTCOMES), required=True)
+        facts["reasons"] = result_field("reasons", code_list, required=True)
+        facts["warnings"] = result_field("warnings", code_list, required=True)
+        facts["next_eligible_at"] = result_field("next_eligible_at", INSTANT)
+        facts["obligations"] = result_field("obligations", OBJECT, required=True, fields={
+            name: FieldSpec(name=name, path=f"obligations.{name}", type=kind)
+            for name, kind in obligation_types.items()})
+        facts["values"] = result_field("values", OBJECT, required=True, fields={
+            value.name: FieldSpec(name=value.name, path=f"values.{value.name}", type=scope.values[value.name])
+            for value in derived if value.output})
+        return Scope(facts=facts, constants=scope.constants, values=dict(scope.values),
+                     counters=dict(scope.counters), enums=scope.enums, tables=scope.tables)
 
     def _rule_obligations(self, path: Path, spec: dict[str, Any], effect: str, scope: Scope,
                           declared: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from engine.language.expressions import Expr
 
 EFFECTS = ("deny", "defer", "review", "warn", "oblige")
+OUTCOMES = ("allow", "deny", "defer", "review")
+# What an invariant reads of a decision's result, beside its facts and values.
+RESULT_NAMES = ("outcome", "reasons", "warnings", "obligations", "values", "next_eligible_at")
 # Outcome precedence: the first effect in this list that fired decides the outcome.
 OUTCOME_PRECEDENCE = (("deny", "deny"), ("review", "review"), ("defer", "defer"))
 
@@ -111,6 +114,40 @@ class Rule:
 
 
 @dataclass
+class Invariant:
+    """A property of a decision that ``rulesvc verify`` proves for every valid request (SPEC §13):
+    whenever ``when`` holds, ``then`` holds. Both read the facts, constants, counters, derived values,
+    ``now`` and the result (``outcome``, ``reasons``, ``warnings``, ``obligations.*``, ``values.*``,
+    ``next_eligible_at``)."""
+
+    id: str
+    qualified_id: str  # "payout.initiate/amount-limit-never-allowed"
+    when: Expr
+    then: Expr
+    when_text: str
+    then_text: str
+    source: str
+    messages: dict[str, str] = field(default_factory=dict)  # zh / en
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Locator:
+    """Where the text of one expression lies in its rule file: a character offset of the expression
+    becomes ``(file, line, column)``, 1-based (a literal block spans several lines)."""
+
+    file: str
+    lines: tuple[tuple[int, int, int], ...]  # (first offset, 0-based line, 0-based column) of each source line
+
+    def at(self, offset: int) -> tuple[str, int, int]:
+        line, column = self.lines[0][1], self.lines[0][2]
+        for start, source_line, source_column in self.lines:
+            if offset >= start:
+                line, column = source_line, source_column + (offset - start)
+        return self.file, line + 1, column + 1
+
+
+@dataclass
 class Decision:
     name: str  # "payout.initiate"
     domain: str
@@ -126,6 +163,7 @@ class Decision:
     enum_labels: dict[str, dict[str, str]] = field(default_factory=dict)  # enum -> value -> label
     partition: Expr | None = None  # groups the stored keys of a commit (one hash slot on a Redis Cluster)
     position: tuple[int, int] = (1, 1)  # line and column of the decision in its file, for load-time problems
+    invariants: list[Invariant] = field(default_factory=list)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import yaml
 
 from engine.errors import Problem
 from engine.language.hints import huge_number_message, yaml_syntax_message
+from engine.language.model import Locator
 from engine.runtime.values import MAX_INT
 
 Path = tuple[Any, ...]
@@ -65,16 +66,21 @@ class SourceDocument:
         line, column = self.position(path, key=key)
         return Problem(self.file, line, column, message)
 
+    def locator(self, path: Path) -> Locator:
+        """Where the string value at ``path`` lies, for positions found after loading (rulesvc verify)."""
+        scalar = self._values.get(tuple(path))
+        if scalar is None or not scalar.source_lines:
+            line, column = self.position(path)
+            return Locator(self.file, ((0, line - 1, column - 1),))
+        return Locator(self.file, tuple((start, line, column) for start, line, column in scalar.source_lines))
+
     def expression_problem(self, path: Path, offset: int, message: str) -> Problem:
         """A problem at character ``offset`` inside the string value at ``path``."""
         scalar = self._values.get(tuple(path))
         if scalar is None or not scalar.source_lines:
             return self.problem(path, message)
-        line, column = scalar.line, scalar.column
-        for start, source_line, source_column in scalar.source_lines:
-            if offset >= start:
-                line, column = source_line, source_column + (offset - start)
-        return Problem(self.file, line + 1, column + 1, message)
+        file, line, column = self.locator(path).at(offset)
+        return Problem(file, line, column, message)
 
 
 # Limits of one YAML document (docs/rule-format.md §8). The shipped rule files hold about 500 values

@@ -31,6 +31,21 @@ class NoCounters:
         return Decimal("0.00") if counter.type.kind == "money" else 0
 
 
+class SeededCounters:
+    """Stored counts given by name (a scenario step's ``counters``, a proof's witness): the named
+    counters read their given value on every key and day, the others what ``base`` holds."""
+
+    def __init__(self, counts: dict[str, int | Decimal], base: CounterSource | None = None):
+        self.counts = counts
+        self.base = base or NoCounters()
+
+    def read(self, decision: str, counter: Counter, key: tuple[object, ...], now: datetime,
+             partition: str | None = None) -> int | Decimal:
+        if counter.name in self.counts:
+            return self.counts[counter.name]
+        return self.base.read(decision, counter, key, now, partition)
+
+
 def counter_label(counter: Counter, asked_at: datetime, at: datetime) -> str:
     """How the decision log names a stored count read by a decision asked at ``asked_at``: the counter's
     name, or ``name@YYYY-MM-DD`` for a daily counter read for another Shanghai day (``next_eligible_at``

@@ -1,0 +1,157 @@
+"""The symbolizer and the enforcer: a request as solver variables, and what makes it valid.
+
+Every declared fact becomes variables named by its path (``order.amount`` and ``order.amount?`` for
+its presence), so two versions of a decision declared alike read the same request (``diff --prove``).
+The constraints are those the fact reader enforces (SPEC §4): required and defaulted facts are
+present, enums hold one of their values, money is 0 to 999,999,999,999.99 in whole fen, instants and
+dates lie in 1970–2999 Shanghai, declared minimum and maximum hold, a list's items are present.
+``now`` is an instant in the same range; a stored count is a variable ≥ 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import z3
+
+from engine.analysis.values import (
+    DAY_US,
+    INT_BOUND,
+    LIST_BOUND,
+    MAX_DATE_ORDINAL,
+    MAX_FEN,
+    MAX_INSTANT_US,
+    MIN_DATE_ORDINAL,
+    MIN_INSTANT_US,
+    TRUE,
+    Obj,
+    Scalar,
+    Seq,
+    Value,
+    literal_term,
+    sort_of,
+)
+from engine.language.model import Counter, FieldSpec
+from engine.runtime.values import INSTANT, Type
+
+
+@dataclass
+class Declared:
+    """One declared fact as the concretizer writes it back."""
+
+    spec: FieldSpec
+    value: Value
+    path: str
+
+
+@dataclass
+class Inputs:
+    """The variables of one request and the constraints of its validity."""
+
+    constraints: list[z3.BoolRef] = field(default_factory=list)
+    facts: dict[str, Value] = field(default_factory=dict)  # by root name
+    declared: dict[str, Declared] = field(default_factory=dict)  # by path (list items: ``items[0].sku``)
+    stored: dict[str, tuple[Counter, z3.ArithRef]] = field(default_factory=dict)  # counter name -> store count
+    lists: list[Seq] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # paths declared with two types (diff)
+
+    def __post_init__(self) -> None:
+        now = z3.Int("now")
+        self.now = Scalar(TRUE, now, INSTANT)
+        self.constraints += [now >= MIN_INSTANT_US, now <= MAX_INSTANT_US]
+
+    def declare(self, specs: dict[str, FieldSpec]) -> dict[str, Value]:
+        """The facts of a decision as symbolic values (the same variables for the same paths)."""
+        return {name: self._field(spec, spec.path, TRUE) for name, spec in specs.items()}
+
+    def stored_count(self, counter: Counter) -> z3.ArithRef:
+        """The count the store holds for ``counter`` at the request's key: any whole number ≥ 0."""
+        kept = self.stored.get(counter.name)
+        if kept is None:
+            variable = z3.Int(f"counter:{counter.name}")
+            self.constraints += [variable >= 0, variable <= (MAX_FEN if counter.type.kind == "money" else INT_BOUND)]
+            kept = self.stored[counter.name] = (counter, variable)
+        return kept[1]
+
+    def exact_lists(self) -> z3.BoolRef:
+        """Every list within :data:`LIST_BOUND` items: the region where every value is encoded exactly."""
+        return z3.And([z3.Not(seq.overflow) for seq in self.lists]) if self.lists else TRUE
+
+    # --- one declaration ---------------------------------------------------------------------
+
+    def _field(self, spec: FieldSpec, path: str, parent_present: z3.BoolRef) -> Value:
+        known = self.declared.get(path)
+        if known is not None:
+            if known.spec.type != spec.type:
+                self.conflicts.append(path)
+            else:
+                self._presence(spec, known.value.present, parent_present)
+                self._bounds(spec, known.value)
+                return known.value
+        present = z3.Bool(f"{path}?")
+        self._presence(spec, present, parent_present)
+        kind = spec.type
+        if kind.kind == "object":
+            value: Value = Obj(present, {name: self._field(inner, f"{path}.{name}", present)
+                                         for name, inner in spec.fields.items()}, kind)
+        elif kind.kind == "list":
+            value = self._list(spec, path, present)
+        else:
+            value = Scalar(present, z3.Const(path, sort_of(kind)), kind)
+            self._bounds(spec, value)
+        self.declared[path] = Declared(spec, value, path)
+        return value
+
+    def _presence(self, spec: FieldSpec, present: z3.BoolRef, parent_present: z3.BoolRef) -> None:
+        if spec.always_present:
+            self.constraints.append(present == parent_present)
+        else:
+            self.constraints.append(z3.Implies(present, parent_present))
+
+    def _list(self, spec: FieldSpec, path: str, present: z3.BoolRef) -> Seq:
+        length = z3.Int(f"{path}#len")
+        self.constraints += [length >= 0, z3.Implies(z3.Not(present), length == 0)]
+        item_spec = spec.item or FieldSpec(name="item", path=f"{path}[]", type=spec.type.item or Type("str"),
+                                           required=True)
+        items: list[tuple[z3.BoolRef, Value]] = []
+        for index in range(LIST_BOUND):
+            included = z3.And(present, length > index)
+            item_path = f"{path}[{index}]"
+            if item_spec.type.kind == "object":
+                item_present = z3.Bool(f"{item_path}?")
+                self.constraints.append(item_present == included)
+                item: Value = Obj(item_present, {name: self._field(inner, f"{item_path}.{name}", item_present)
+                                                 for name, inner in item_spec.fields.items()}, item_spec.type)
+            else:
+                item = Scalar(included, z3.Const(item_path, sort_of(item_spec.type)), item_spec.type)
+                self._bounds(item_spec, item)
+            self.declared[item_path] = Declared(item_spec, item, item_path)
+            items.append((included, item))
+        seq = Seq(present, items, length, z3.And(present, length > LIST_BOUND), spec.type)
+        self.lists.append(seq)
+        return seq
+
+    def _bounds(self, spec: FieldSpec, value: Value) -> None:
+        if not isinstance(value, Scalar) or value.value is None:
+            return
+        term, kind = value.value, spec.type.kind
+        rules: list[z3.BoolRef] = []
+        if kind == "int":
+            rules += [term >= -INT_BOUND, term <= INT_BOUND]
+        elif kind == "money":
+            rules += [term >= 0, term <= MAX_FEN]
+        elif kind == "instant":
+            rules += [term >= MIN_INSTANT_US, term <= MAX_INSTANT_US]
+        elif kind == "date":
+            rules += [term >= MIN_DATE_ORDINAL, term <= MAX_DATE_ORDINAL]
+        elif kind == "time":
+            rules += [term >= 0, term < DAY_US]
+        elif kind == "enum":
+            rules.append(z3.Or([term == z3.StringVal(option) for option in spec.type.values]))
+        if kind in ("int", "money", "instant", "date", "time"):
+            if spec.minimum is not None:
+                rules.append(term >= literal_term(spec.minimum))
+            if spec.maximum is not None:
+                rules.append(term <= literal_term(spec.maximum))
+        if rules:
+            self.constraints.append(z3.Implies(value.present, z3.And(rules)))
