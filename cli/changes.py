@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
 from engine import RuleFileError, load_rulebook
+from engine.analysis.prove import prove_exit_code, prove_rulebooks, scenario_files
+from engine.analysis.report import prove_markdown
 from engine.audit.diff import diff_rulebooks
 from engine.audit.log import DEFAULT_LOG_URL, LogDatabase, LogQuery, LogUnavailable
 from engine.audit.replay import VersionLibrary, explain, impact
@@ -195,8 +198,19 @@ def _revision(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--git", "revision", callback=_revision,
               help="Compare the rules directory (NEW, default rules/) at this git revision with the working tree.")
 @click.option("--format", "output", type=click.Choice(["md", "json"]), default="md", show_default=True)
-def diff_command(old: str | None, new: str | None, revision: str | None, output: str) -> None:
+@click.option("--prove", is_flag=True,
+              help="Prove each changed decision equivalent, or give a request for every outcome it changes "
+                   "(exit 0 equivalent, 1 different, 4 unknown).")
+@click.option("--cases", "cases_path", type=click.Path(dir_okay=True),
+              help="With --prove: write the witnesses as scenario cases that pass on NEW and fail on OLD "
+                   "(one file; a directory of files when several decisions differ).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="With --prove: seconds per decision; what is not settled by then is unknown.")
+def diff_command(old: str | None, new: str | None, revision: str | None, output: str, prove: bool,
+                 cases_path: str | None, timeout: float) -> None:
     """Compare two rules directories in policy terms. Exit 0 when equal, 1 when different, 2 on errors."""
+    if cases_path and not prove:
+        raise click.UsageError("--cases needs --prove")
     if revision:
         if new is not None:
             raise click.UsageError("with --git give at most one directory (the working tree's rules)")
@@ -215,11 +229,33 @@ def diff_command(old: str | None, new: str | None, revision: str | None, output:
         before = rules_or_exit([old], code=2)
     after = rules_or_exit([new], code=2)
     diff = diff_rulebooks(before, after)
+    if not prove:
+        if output == "json":
+            print_json(diff)
+        else:
+            click.echo(diff_markdown(diff, old_label, new), nl=False)
+        sys.exit(0 if diff["equal"] else 1)
+    proof = prove_rulebooks(before, after, timeout=timeout)
+    if cases_path:
+        _write_cases(Path(cases_path), scenario_files(proof))
     if output == "json":
-        print_json(diff)
+        print_json({**proof, "diff": diff})
     else:
-        click.echo(diff_markdown(diff, old_label, new), nl=False)
-    sys.exit(0 if diff["equal"] else 1)
+        click.echo(diff_markdown(diff, old_label, new) + "\n" + prove_markdown(proof, old_label, new), nl=False)
+    sys.exit(prove_exit_code(proof["summary"]))
+
+
+def _write_cases(path: Path, files: dict[str, dict[str, Any]]) -> None:
+    """One scenario file at ``path``, or a directory of them (``DECISION.yaml``) when several decisions differ."""
+    if not files:
+        return
+    texts = {name: yaml.safe_dump(scenario, allow_unicode=True, sort_keys=False) for name, scenario in files.items()}
+    if len(texts) == 1 and not path.is_dir():
+        path.write_text(next(iter(texts.values())), encoding="utf-8")
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (path / f"{name}.yaml").write_text(text, encoding="utf-8")
 
 
 def _fail_on(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, float]]:

@@ -19,9 +19,10 @@ from engine.language.source import SourceDocument, load_document, read_source
 from engine.language.structure import load_schema, structure_problems
 from engine.limits import LimitExceeded, checkpoint
 from engine.rulebook import Rulebook
-from engine.runtime.values import parse_instant
+from engine.runtime.values import parse_instant, parse_money
 from engine.state import IdempotencyConflict, SqliteStore, open_store
 from engine.state.commit import commit_decision
+from engine.state.counters import SeededCounters
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 _SCHEMA, _VALIDATOR = load_schema("scenario-file.schema.json")
@@ -40,6 +41,7 @@ class Step:
     expect: dict[str, Any]
     commit: bool = False
     idempotency_key: str | None = None
+    counters: dict[str, Any] = field(default_factory=dict)  # stored counts given by name (parsed)
 
 
 @dataclass
@@ -201,13 +203,41 @@ def load_scenario_file(file: str, text: str, rulebook: Rulebook) -> tuple[Scenar
             if earlier is not None and earlier > step_index:
                 problems.append(document.problem(step_path + ("expect", "same_decision_as"),
                                                  f"same_decision_as must name an earlier step (1 to {step_index})"))
+            counts = {**(raw_case.get("counters") or {}), **(raw_step.get("counters") or {})}
+            counters = _counters(document, step_path, counts, compiled, problems) if counts and compiled else {}
+            if counts and raw_step.get("commit"):
+                problems.append(document.problem(step_path + ("commit",), "a step with counters reads given counts: "
+                                                                          "it cannot commit"))
             steps.append(Step(name=str(raw_step.get("name", f"step {step_index + 1}")), facts=merged.get("facts") or {},
                               now=now, expect=expect, commit=bool(raw_step.get("commit", False)),
-                              idempotency_key=raw_step.get("idempotency_key")))
+                              idempotency_key=raw_step.get("idempotency_key"), counters=counters))
         cases.append(Case(name=raw_case["name"], line=document.position(case_path)[0], steps=steps,
                           uses_store="steps" in raw_case))
     # by position, then message: the same order whatever order jsonschema finds them in
     return (ScenarioFile(file, decision, cases) if not problems else None), sorted(problems)
+
+
+def _counters(document: SourceDocument, path: tuple[Any, ...], raw: dict[str, Any], compiled: Any,
+              problems: list[Problem]) -> dict[str, Any]:
+    """A step's ``counters``: each a counter of the decision, an int, or money written as a string."""
+    declared = {counter.name: counter for counter in compiled.decision.counters}
+    counts: dict[str, Any] = {}
+    for name, value in raw.items():
+        counter = declared.get(name)
+        if counter is None:
+            problems.append(document.problem(path + ("counters", name), f"{compiled.name} has no counter {name!r}"
+                                                                       f"{did_you_mean(name, list(declared))}"))
+            continue
+        try:
+            if counter.type.kind == "money":
+                counts[name] = parse_money(value)
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError("must be a whole number of at least 0")
+            else:
+                counts[name] = value
+        except ValueError as error:
+            problems.append(document.problem(path + ("counters", name), f"counter {name} {error}"))
+    return counts
 
 
 def _instant_problem(document: SourceDocument, path: tuple[Any, ...], raw: Any, problems: list[Problem]) -> bool:
@@ -267,6 +297,8 @@ def run_case(scenario: ScenarioFile, case: Case, rulebook: Rulebook, stores: Scr
             checkpoint()
             label = f"{step.name}: " if len(case.steps) > 1 else ""
             counters = store.reader() if store else None
+            if step.counters:
+                counters = SeededCounters(step.counters, counters)
             try:
                 explained = compiled.evaluate(step.facts, now=step.now, explain=True, counters=counters)
                 actual = explained

@@ -123,7 +123,9 @@ def _scenario_rulebook() -> Rulebook:
 
 
 def pytest_collect_file(parent, file_path):
-    if file_path.suffix in (".yaml", ".yml") and file_path.parent.name == "scenarios":
+    # tests/scenarios/*.yaml, and the suites rulesvc test --generate wrote in tests/scenarios/generated/
+    if file_path.suffix in (".yaml", ".yml") and (file_path.parent.name == "scenarios" or
+                                                  file_path.parent.parent.name == "scenarios"):
         return ScenarioYamlFile.from_parent(parent, path=file_path)
     return None
 

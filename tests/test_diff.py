@@ -55,7 +55,8 @@ def test_a_constant_change_names_the_rules_that_read_it(copy):
 
 
 def test_rule_changes_added_and_removed(copy):
-    edit(copy, "payout.yaml", "when: payout.amount > max_payout_amount", "when: payout.amount >= max_payout_amount")
+    edit(copy, "payout.yaml", "when: payout.amount > max_payout_amount\n        effect: deny",
+         "when: payout.amount >= max_payout_amount\n        effect: deny")
     edit(copy, "payout.yaml", "        effect: deny\n        code: MERCHANT_ARREARS",
          "        effect: review\n        code: MERCHANT_ARREARS")
     edit(copy, "payout.yaml", """      - id: gray-release

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
+import yaml
 
 from engine import load_rulebook
 from engine.analysis.verify import exit_code, verify_decision, verify_rulebook
@@ -194,3 +195,28 @@ def test_a_request_half_a_millisecond_before_a_delay_ends_is_still_inside_it(rul
     assert before["outcome"] == "defer"
     assert [reason["code"] for reason in before["reasons"]] == ["WAITING_UNPAID_DELAY"]
     assert rulebook.decide("recovery.contact", facts, now=created)["outcome"] == "allow"
+
+
+def test_generate_writes_cases_that_fire_and_skip_every_rule_and_sit_on_every_boundary(tmp_path):
+    target = tmp_path / "contact.yaml"
+    done = run_cli("test", "--generate", "recovery.contact", "-o", str(target))
+    assert done.returncode == 0, done.stderr
+    scenario = yaml.safe_load(target.read_text(encoding="utf-8"))
+    assert scenario["generated"] is True and scenario["decision"] == "recovery.contact"
+    names = [case["name"] for case in scenario["cases"]]
+    for rule in ("order-awaiting-payment", "sms-window", "daily-sms-limit", "unpaid-delay"):
+        assert f"{rule} fires" in names or any(name.startswith(f"{rule}:") for name in names)
+    window = {case["name"]: case for case in scenario["cases"] if "local_time >= sms_window_end" in case["name"]}
+    assert window["sms-window: local_time >= sms_window_end at the boundary"]["now"].endswith("T20:00:00+08:00")
+    below = window["sms-window: local_time >= sms_window_end with the left side 1 µs below"]
+    assert below["now"].endswith("T19:59:59.999999+08:00")
+    assert "OUTSIDE_SMS_WINDOW" not in below["expect"]["reasons"]
+    ran = run_cli("test", str(target), "--coverage")
+    assert ran.returncode == 0, ran.stdout
+    assert "rule coverage: 100.0%" in ran.stdout
+
+
+def test_the_committed_generated_suites_cover_every_rule():
+    ran = run_cli("test", "tests/scenarios/generated", "--coverage", "--fail-under", "100")
+    assert ran.returncode == 0, ran.stdout
+    assert "rule coverage: 100.0% of 59 rules" in ran.stdout

@@ -34,21 +34,30 @@ class Witness:
         return {"facts": self.facts, "now": self.now, "counters": self.counters}
 
 
-def concretize(model: z3.ModelRef, encoded: EncodedDecision) -> Witness:
+def concretize(model: z3.ModelRef, encodings: list[EncodedDecision]) -> Witness:
+    """The request of a model over one decision, or over the versions of one a diff compares (their
+    facts merged: what either version declares is written)."""
     facts: dict[str, Any] = {}
-    for name, spec in encoded.decision.facts.items():
-        written = _write(model, spec, encoded.facts[name])
-        if written is not _ABSENT:
-            facts[name] = written
-    now = from_instant_us(_int(model, encoded.inputs.now.value)).isoformat()
     counters: dict[str, Any] = {}
-    for counter in encoded.decision.counters:
-        reads_store = z3.is_true(model.eval(encoded.counters_from_store.get(counter.name, z3.BoolVal(True)),
-                                            model_completion=True))
-        stored = _int(model, encoded.inputs.stored_count(counter))
-        if reads_store and stored:
-            counters[counter.name] = _money(stored) if counter.type.kind == "money" else stored
+    for encoded in encodings:
+        for name, spec in encoded.decision.facts.items():
+            written = _write(model, spec, encoded.facts[name])
+            if written is not _ABSENT:
+                facts[name] = _merged(facts.get(name, _ABSENT), written)
+        for counter in encoded.decision.counters:
+            reads_store = z3.is_true(model.eval(encoded.counters_from_store.get(counter.name, z3.BoolVal(True)),
+                                                model_completion=True))
+            stored = _int(model, encoded.inputs.stored_count(counter))
+            if reads_store and stored:
+                counters[counter.name] = _money(stored) if counter.type.kind == "money" else stored
+    now = from_instant_us(_int(model, encodings[0].inputs.now.value)).isoformat()
     return Witness(facts, now, counters)
+
+
+def _merged(first: Any, second: Any) -> Any:
+    if isinstance(first, dict) and isinstance(second, dict):
+        return {**first, **{key: _merged(first.get(key, _ABSENT), value) for key, value in second.items()}}
+    return second
 
 
 def run_witness(compiled: CompiledDecision, witness: Witness) -> tuple[dict[str, Any], Evaluation]:

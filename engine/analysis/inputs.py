@@ -11,6 +11,7 @@ dates lie in 1970–2999 Shanghai, declared minimum and maximum hold, a list's i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 import z3
 
@@ -28,11 +29,15 @@ from engine.analysis.values import (
     Scalar,
     Seq,
     Value,
+    instant_us,
     literal_term,
     sort_of,
 )
 from engine.language.model import Counter, FieldSpec
-from engine.runtime.values import INSTANT, Type
+from engine.runtime.values import INSTANT, SHANGHAI, Type
+
+
+READABLE_WORDS = ("a1", "a2", "b1", "b2", "c1", "c2")
 
 
 @dataclass
@@ -72,6 +77,32 @@ class Inputs:
             self.constraints += [variable >= 0, variable <= (MAX_FEN if counter.type.kind == "money" else INT_BOUND)]
             kept = self.stored[counter.name] = (counter, variable)
         return kept[1]
+
+    def readable(self) -> z3.BoolRef:
+        """Requests a person reads easily: instants and dates in 2026–2027, strings from a few short words
+        (shared, so lists can have values in common), amounts up to 100,000.00, counts up to 10,000.
+        Witnesses are looked for here first; nothing is proved here."""
+        lowest, highest = instant_us(datetime(2026, 1, 1, tzinfo=SHANGHAI)), instant_us(datetime(2028, 1, 1, tzinfo=SHANGHAI))
+        rules: list[z3.BoolRef] = [self.now.value >= lowest, self.now.value < highest]
+        words = [z3.StringVal(word) for word in READABLE_WORDS]
+        for declared in self.declared.values():
+            value, kind = declared.value, declared.spec.type.kind
+            if not isinstance(value, Scalar) or value.value is None:
+                continue
+            term = value.value
+            if kind == "instant":
+                rules += [term >= lowest, term < highest]
+            elif kind == "date":
+                rules += [term >= date(2026, 1, 1).toordinal(), term < date(2028, 1, 1).toordinal()]
+            elif kind == "money":
+                rules.append(term <= 10_000_000)
+            elif kind == "int":
+                rules += [term >= -10_000, term <= 10_000]
+            elif kind == "str":
+                rules.append(z3.Or([term == word for word in words]))
+        for _, stored in self.stored.values():
+            rules.append(stored <= 10_000)
+        return z3.And(rules)
 
     def exact_lists(self) -> z3.BoolRef:
         """Every list within :data:`LIST_BOUND` items: the region where every value is encoded exactly."""

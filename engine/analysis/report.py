@@ -62,3 +62,29 @@ def _witness(witness: dict[str, Any], result: dict[str, Any] | None) -> list[str
     if result:
         lines.append(f"  → the service answers {result['outcome']} {result['reasons']}")
     return lines + [""]
+
+
+def prove_markdown(report: dict[str, Any], old_label: str, new_label: str) -> str:
+    summary = report["summary"]
+    verdict = ("every decision equivalent" if summary["equivalent"] else
+               f"{summary['different']} decision(s) different, {summary['unknown']} unknown")
+    lines = [f"## Proof: {old_label} → {new_label}", "", f"{verdict}.", ""]
+    for name, item in report["decisions"].items():
+        if item.get("unchanged"):
+            continue
+        if item.get("added") or item.get("removed"):
+            lines.append(f"- **{name}**: {'added' if item.get('added') else 'removed'}")
+            continue
+        if item["equivalent"]:
+            lines.append(f"- **{name}**: equivalent (proved: every valid request gets the same outcome, "
+                         "reason codes and obligations)")
+            continue
+        lines.append(f"- **{name}**: {len(item['transitions'])} transition(s)")
+        for transition, entry in item["transitions"].items():
+            old, new = entry["old"], entry["new"]
+            lines.append(f"  - `{transition}`: OLD {old['outcome']} {old['reasons']}, NEW {new['outcome']} "
+                         f"{new['reasons']} — now {entry['witness']['now']}")
+            lines += ["    " + line for line in _witness(entry["witness"], None)]
+        for entry in item["unknown"]:
+            lines.append(f"  - ❔ {entry.get('transition') or entry.get('where')}: {entry['why']}")
+    return "\n".join(lines) + "\n"

@@ -19,9 +19,10 @@ added back as lemmas (:class:`Application`) until the model and Python agree.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import z3
@@ -141,6 +142,9 @@ class Terms:
         self._root: Expr | None = None
         self.axioms: list[z3.BoolRef] = []  # sound facts about free values and uninterpreted functions
         self._functions: dict[str, tuple[z3.FuncDeclRef, z3.FuncDeclRef]] = {}
+        # Calendar functions are named by the calendar's data: two versions of a decision on one
+        # calendar share them (a proof of equivalence needs that), on two calendars they do not.
+        self._calendar_key = hashlib.sha256(repr(sorted(calendar.texts.items())).encode()).hexdigest()[:12]
 
     # --- entry points ----------------------------------------------------------------------
 
@@ -163,12 +167,16 @@ class Terms:
 
     # --- free values ------------------------------------------------------------------------
 
-    def fresh_name(self, what: str) -> str:
+    def fresh_name(self, what: str, of: z3.ExprRef | None = None) -> str:
+        """A name for a free value; ``of``: the term it is a function of. Two versions of a decision
+        computing the same construct from the same request then share it (their values are equal)."""
+        if of is not None:
+            return f"free!{what}!{hashlib.sha256(of.sexpr().encode()).hexdigest()[:20]}"
         self.findings.fresh += 1
         return f"{self.prefix}free!{what}!{self.findings.fresh}"
 
-    def fresh_bool(self, what: str) -> z3.BoolRef:
-        return z3.Bool(self.fresh_name(what))
+    def fresh_bool(self, what: str, of: z3.ExprRef | None = None) -> z3.BoolRef:
+        return z3.Bool(self.fresh_name(what, of))
 
     def free(self, kind: Type, what: str) -> Value:
         if kind.kind == "list":
@@ -263,7 +271,7 @@ class Terms:
             if op == "*":
                 product = a * b
                 exact = z3.And(product < _EXACT_PRODUCT_FEN, product > -_EXACT_PRODUCT_FEN)
-                return Scalar(present, z3.If(exact, product, z3.Int(self.fresh_name("product"))), expr.type)
+                return Scalar(present, z3.If(exact, product, z3.Int(self.fresh_name("product", product))), expr.type)
             # ÷: money by a count, or money by money (a ratio, kept as money): half-up to the fen
             numerator = a * 100 if kinds[1] == "money" else a
             failed = z3.And(present, b == 0)
@@ -275,7 +283,7 @@ class Terms:
             total = a + b if op == "+" else a - b
             safe = z3.And(total >= SAFE_MIN_INSTANT_US, total <= SAFE_MAX_INSTANT_US)
             # Past the safe range Python may or may not overflow (it depends on the offset written)
-            ok = z3.Or(safe, self.fresh_bool("instant-range"))
+            ok = z3.Or(safe, self.fresh_bool("instant-range", total))
             self._site(expr, z3.And(present, z3.Not(ok)), "instant out of range")
             return Scalar(z3.And(present, ok), total, expr.type)
         if result == "duration":
@@ -452,6 +460,7 @@ class Terms:
         value = self._calendar_date(expr, "add_working_days", working)
         day, count = self._args(expr)
         if isinstance(value, Scalar) and value.value is not None:
+            self.axioms.append(self._working_days_exactly(day.value, count.value, value))
             # defined from every valid date for a count Python computes (the calendar estimates years
             # past its data from the statutory holidays: 10,000 working days after 2999-12-31 are reached)
             self.axioms.append(z3.Implies(z3.And(day.present, count.present, day.value >= MIN_DATE_ORDINAL,
@@ -466,18 +475,34 @@ class Terms:
                 z3.And(value.value >= day.value + count.value, value.value <= day.value + 3 * count.value + 30))))
         return value
 
+    def _working_days_exactly(self, day: z3.ArithRef, count: z3.ArithRef, value: Scalar) -> z3.BoolRef:
+        """Inside the calendar's window of years, the N-th working day after ``day`` exactly: the date
+        ``r`` after ``day`` that is a working day and has N more working days up to it than ``day``."""
+        window = working_day_window(self.calendar)
+        if window is None:
+            return z3.BoolVal(True)
+        first, last, count_up_to, is_working = window
+        r = value.value
+        inside = z3.And(day >= first, day + 3 * count + 30 <= last, count >= 1, count <= _MAX_WORKING_DAYS_COMPUTED)
+        return z3.Implies(z3.And(value.present, inside),
+                          z3.And(r > day, r <= last, is_working(r), count_up_to(r) == count_up_to(day) + count))
+
     def _fn_calendar_estimated(self, expr: Call) -> Value:
+        """Exact: some day after ``start`` up to ``end`` lies in a year the calendar's data does not hold."""
         start, end = self._args(expr)
         if start.value is None or end.value is None:
             return null(expr.type)
-        calendar = self.calendar
-
-        def estimated(args: list[int]) -> tuple[bool, Any] | None:
-            if not all(1 <= arg <= date.max.toordinal() for arg in args):
-                return None
-            return True, calendar.estimated_between(date.fromordinal(args[0]), date.fromordinal(args[1]))
-        result, _ = self._apply("calendar_estimated", [start.value, end.value], z3.BoolSort(), estimated)
-        return Scalar(z3.And(start.present, end.present), result, expr.type)
+        first_counted, last = start.value + 1, end.value
+        years = sorted(self.calendar.years)
+        if not years:
+            estimated: z3.BoolRef = last > start.value
+        else:
+            outside = [first_counted < date(years[0], 1, 1).toordinal(), last > date(years[-1], 12, 31).toordinal()]
+            gaps = [year for year in range(years[0], years[-1]) if year not in self.calendar.years]
+            outside += [z3.And(first_counted <= date(year, 12, 31).toordinal(), last >= date(year, 1, 1).toordinal())
+                        for year in gaps]
+            estimated = z3.And(last > start.value, z3.Or(outside))
+        return Scalar(z3.And(start.present, end.present), estimated, expr.type)
 
     def _calendar_date(self, expr: Call, name: str, compute: Callable[[date, int], date]) -> Value:
         day, count = self._args(expr)
@@ -503,8 +528,9 @@ class Terms:
         functions = self._functions.get(name)
         if functions is None:
             domain = [z3.IntSort()] * len(args)
-            functions = self._functions[name] = (z3.Function(f"{self.prefix}{name}", *domain, sort),
-                                                 z3.Function(f"{self.prefix}{name}?", *domain, z3.BoolSort()))
+            named = f"{name}@{self._calendar_key}"
+            functions = self._functions[name] = (z3.Function(named, *domain, sort),
+                                                 z3.Function(f"{named}?", *domain, z3.BoolSort()))
         result, defined = functions[0](*args), functions[1](*args)
         self.findings.applications.append(Application(name, args, result, defined, compute))
         return result, defined
@@ -571,8 +597,9 @@ class Terms:
         shared = z3.Or([z3.And(included, _contains(right, item.value)) for included, item in left.items
                         if isinstance(item, Scalar)] or [FALSE])
         overflow = z3.Or(left.overflow, right.overflow)
+        key = z3.And(shared, overflow, left.length == right.length)
         return Scalar(z3.And(left.present, right.present),
-                      z3.If(overflow, self.fresh_bool("intersects"), shared), BOOL)
+                      z3.If(overflow, self.fresh_bool("intersects", key), shared), BOOL)
 
     # comparisons -----------------------------------------------------------------------------
 
@@ -602,7 +629,8 @@ class Terms:
     def _member(self, seq: Seq, item: Scalar) -> z3.BoolRef:
         if item.value is None:
             return FALSE
-        return z3.If(seq.overflow, self.fresh_bool("member"), _contains(seq, item.value))
+        contained = _contains(seq, item.value)
+        return z3.If(seq.overflow, self.fresh_bool("member", z3.And(contained, seq.length >= 0)), contained)
 
     # --- conditions (durable_rules' semantics) ---------------------------------------------
 
@@ -730,7 +758,7 @@ def _seq(items: list[tuple[z3.BoolRef, Value]], overflow: z3.BoolRef, kind: Type
     counted = z3.Sum([z3.If(included, 1, 0) for included, _ in items]) if items else z3.IntVal(0)
     if terms is not None and not z3.is_false(overflow):
         # past the bound, the length is any number beyond what is represented
-        beyond = z3.Int(terms.fresh_name("length"))
+        beyond = z3.Int(terms.fresh_name("length", z3.And(overflow, counted >= 0)))
         length = z3.If(overflow, beyond, counted)
         terms.axioms.append(beyond >= 0)
     else:
@@ -772,6 +800,47 @@ def _at(root: Expr, offset: int) -> Expr:
         if node.offset <= offset:
             best = node
     return best
+
+
+_WINDOWS: dict[str, Any] = {}
+
+
+def working_day_window(calendar: Calendar) -> Any:
+    """(first, last, count_up_to, is_working) over the calendar's years and the next twelve (estimated):
+    working days there are the weekdays except the listed days off, plus the weekend make-up days."""
+    if not calendar.years:
+        return None
+    key = hashlib.sha256(repr(sorted(calendar.texts.items())).encode()).hexdigest()
+    kept = _WINDOWS.get(key)
+    if kept is not None:
+        return kept
+    first_day, last_day = date(min(calendar.years), 1, 1), date(max(calendar.years) + 12, 12, 31)
+    # the Monday on or before the window: weekdays are counted in whole weeks from it
+    monday = first_day.toordinal() - first_day.weekday()
+    days_off: list[int] = []
+    makeup: list[int] = []
+    day = first_day
+    while day <= last_day:
+        working = calendar.is_working_day(day)
+        if day.weekday() < 5 and not working:
+            days_off.append(day.toordinal())
+        elif day.weekday() >= 5 and working:
+            makeup.append(day.toordinal())
+        day += timedelta(days=1)
+
+    def count_up_to(ordinal: z3.ArithRef) -> z3.ArithRef:
+        offset = ordinal - monday
+        weekdays = 5 * (offset / 7) + z3.If(offset % 7 >= 5, 5, offset % 7 + 1)
+        return (weekdays - z3.Sum([z3.If(off <= ordinal, 1, 0) for off in days_off] or [z3.IntVal(0)])
+                + z3.Sum([z3.If(extra <= ordinal, 1, 0) for extra in makeup] or [z3.IntVal(0)]))
+
+    def is_working(ordinal: z3.ArithRef) -> z3.BoolRef:
+        weekday = (ordinal - monday) % 7 < 5
+        return z3.Or(z3.And(weekday, z3.And([ordinal != off for off in days_off])),
+                     z3.Or([ordinal == extra for extra in makeup] or [FALSE]))
+
+    kept = _WINDOWS[key] = (first_day.toordinal(), last_day.toordinal(), count_up_to, is_working)
+    return kept
 
 
 class _NotComputed(Exception):

@@ -34,6 +34,7 @@ from engine.runtime.values import parse_date, parse_instant, parse_time
 
 DEFAULT_TIMEOUT = 10.0  # seconds per decision (SPEC §13)
 MAX_ROUNDS = 6  # refinement rounds of one query
+_NO_AGREEMENT = "no candidate the service agrees with"
 
 
 @dataclass
@@ -58,27 +59,33 @@ class Outcome:
 class Query:
     """Runs goals over one or more encoded decisions sharing a request, within a time budget."""
 
-    def __init__(self, encoded: list[EncodedDecision], deadline: float):
+    def __init__(self, encoded: list[EncodedDecision], deadline: float, rounds: int = MAX_ROUNDS):
         self.encoded = encoded
         self.deadline = deadline
+        self.rounds = rounds
         self.lemmas: list[z3.BoolRef] = []
         self.assumptions = [assumption for item in encoded for assumption in item.assumptions()]
+        self.assumptions += monotonicity([application for item in encoded for application in item.findings.applications])
 
     def search(self, goal: z3.BoolRef, confirm: Callable[[Witness], tuple[bool, dict[str, Any] | None]]) -> Answer:
+        """A checked witness of ``goal``, a proof that there is none, or unknown. Witnesses are looked for
+        in readable requests first, then with every list exact; only the unconstrained query proves."""
         exact = z3.And([item.inputs.exact_lists() for item in self.encoded])
-        answer = self._search(goal, confirm, exact)
-        if answer.status != "none":
-            return answer
-        beyond = self._search(goal, confirm, None)  # a witness may need a list past the bound
-        if beyond.status == "unknown" and not beyond.why:
-            beyond.why = "the only candidates need lists longer than the encoding represents item by item"
+        readable = z3.And([item.inputs.readable() for item in self.encoded])
+        for region in (z3.And(exact, readable), exact):
+            answer = self._search(goal, confirm, region)
+            if answer.status == "found" or (answer.status == "unknown" and answer.why != _NO_AGREEMENT):
+                return answer  # a witness, or out of time: a wider region would not do better
+        beyond = self._search(goal, confirm, None)  # the only query whose unsat is a proof
+        if beyond.status == "unknown" and beyond.why == _NO_AGREEMENT:
+            beyond.why = "no candidate the service agrees with (lists past the bound or values left free)"
         return beyond
 
     def _search(self, goal: z3.BoolRef, confirm: Callable[[Witness], tuple[bool, dict[str, Any] | None]],
                 region: z3.BoolRef | None) -> Answer:
         blocked: list[z3.BoolRef] = []
         pinned: z3.BoolRef | None = None
-        for _ in range(MAX_ROUNDS):
+        for _ in range(self.rounds):
             left = self.deadline - clock.monotonic()
             if left <= 0:
                 return Answer("unknown", why="timeout")
@@ -102,7 +109,7 @@ class Query:
                 reason = solver.reason_unknown()
                 return Answer("unknown", why="timeout" if "timeout" in reason or "canceled" in reason else reason)
             model = solver.model()
-            witness = concretize(model, self.encoded[-1])
+            witness = concretize(model, self.encoded)
             agreed, result = confirm(witness)
             if agreed:
                 return Answer("found", witness, result=result)
@@ -112,7 +119,7 @@ class Query:
             else:  # the model leans on a free value: look for another
                 pinned = None
                 blocked.append(z3.Not(z3.And([decl() == model[decl] for decl in model.decls() if decl.arity() == 0])))
-        return Answer("unknown", why="no candidate the service agrees with")
+        return Answer("unknown", why=_NO_AGREEMENT)
 
     def _lemmas(self, model: z3.ModelRef) -> tuple[list[z3.BoolRef], z3.BoolRef | None]:
         """For each calendar function the model guessed wrong, Python's answer at those arguments; and
@@ -125,8 +132,46 @@ class Query:
                 lemma = _lemma(model, application, seen)
                 if lemma is not None:
                     lemmas.append(lemma)
-                    at += [arg == model.eval(arg, model_completion=True) for arg in application.args]
+                    # the request's own variables the arguments read (not other guessed applications)
+                    at += [variable == model.eval(variable, model_completion=True)
+                           for arg in application.args for variable in _variables(arg)]
         return lemmas, (z3.And(at) if at else None)
+
+
+# Calendar functions that move later with a later date and a larger count (the count strictly, for
+# working days and months: each one counted is at least one more day).
+_MONOTONE = {"add_working_days": True, "add_months": True, "add_years": True}
+
+
+def monotonicity(applications: list[Application]) -> list[z3.BoolRef]:
+    """Sound axioms relating the applications of one calendar function to each other: a later date and
+    a count no smaller never give an earlier date (from a count of at least 0)."""
+    axioms: list[z3.BoolRef] = []
+    for first in applications:
+        for second in applications:
+            if first is second or first.name != second.name or first.name not in _MONOTONE:
+                continue
+            if str(first.result.decl()) != str(second.result.decl()):
+                continue  # two calendars
+            (day, count), (other_day, other_count) = first.args, second.args
+            both = z3.And(first.defined, second.defined, count >= 0, day <= other_day)
+            axioms.append(z3.Implies(z3.And(both, count <= other_count), first.result <= second.result))
+            if _MONOTONE[first.name]:
+                axioms.append(z3.Implies(z3.And(both, count < other_count), first.result < second.result))
+    return axioms
+
+
+def _variables(term: z3.ExprRef) -> list[z3.ExprRef]:
+    """The uninterpreted constants in a term (the request's variables), not through function applications."""
+    found: dict[str, z3.ExprRef] = {}
+    pending = [term]
+    while pending:
+        node = pending.pop()
+        if z3.is_const(node) and node.decl().kind() == z3.Z3_OP_UNINTERPRETED:
+            found.setdefault(str(node), node)
+        elif z3.is_app(node) and node.decl().kind() != z3.Z3_OP_UNINTERPRETED:
+            pending.extend(node.children())
+    return list(found.values())
 
 
 def _lemma(model: z3.ModelRef, application: Application, seen: set[tuple[str, tuple[int, ...]]]) -> z3.BoolRef | None:
