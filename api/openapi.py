@@ -143,6 +143,12 @@ ENDPOINTS = (
              query=({**query("file", description="The rule file the body replaces, e.g. payout.yaml"), "required": True},
                     *LOG_FILTERS, query("limit", kind="integer", minimum=1)),
              body="yaml", errors=(400, 403, 404, *HEAVY_ERRORS, 503), admin=True),
+    Endpoint("post", "/v1/rulesets/verify", "verify_candidate", "rulesets",
+             "Prove the active rules with one file replaced: outcomes, dead and always-firing rules, errors, "
+             "invariants (admin)", ok=schemas.VerifyReport,
+             query=({**query("file", description="The rule file the body replaces, e.g. recovery.yaml"), "required": True},
+                    query("decision", description="Only this decision")),
+             body="yaml", errors=(400, 403, *HEAVY_ERRORS, 503), admin=True),
     Endpoint("get", "/v1/rulesets/shadow", "shadow_report", "rulesets",
              "The shadow rules' runs so far, in the impact form", ok=schemas.ImpactReport,
              errors=(404, *AUDIT_ERRORS, 503), audit=True),

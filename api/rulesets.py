@@ -12,8 +12,9 @@ from marshmallow import ValidationError
 from engine import RuleFileError, load_rule_file
 from engine.audit.log import LogQuery
 from engine.audit.replay import ShadowTally
+from engine.errors import UnknownDecision
 from engine.language.model import Domain
-from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, Budget
+from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, VALIDATION_SECONDS, VERIFY_SECONDS, Budget
 from engine.reference.facts import flatten_errors
 from engine.runtime.values import to_output
 
@@ -22,7 +23,7 @@ from .bodies import yaml_text
 from .decisionlog import log_database
 from .errors import InvalidRequest, error_body
 from .limits import Busy, audit_read, heavy_run
-from .schemas import ImpactQuery
+from .schemas import ImpactQuery, VerifyQuery
 
 blueprint = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets")
 
@@ -131,6 +132,29 @@ def impact_of_candidate():
     except RuleFileError as error:
         return jsonify(error_body("RULES_INVALID", "the candidate rules have problems; nothing was replayed",
                                   problems=[str(problem) for problem in error.problems])), 422
+    return jsonify(report)
+
+
+@blueprint.post("/verify")
+@admin_required
+def verify_candidate():
+    """Prove the active rules with the file ``?file=NAME`` replaced by the body (SPEC §13): verify's JSON."""
+    try:
+        args = VerifyQuery().load(request.args.to_dict())
+    except ValidationError as error:
+        raise InvalidRequest(flatten_errors(error.messages)) from None
+    state = current_app.extensions["rulesvc"]
+    text, problem = yaml_text(args["file"])
+    try:
+        if text is None:
+            raise RuleFileError([problem])
+        with heavy_run(Budget("verify", seconds=VERIFY_SECONDS)) as budget:
+            report = state.candidate_verify(args["file"], text, args["decision"], budget.deadline)
+    except RuleFileError as error:
+        return jsonify(error_body("RULES_INVALID", "the candidate rules have problems; nothing was proved",
+                                  problems=[str(problem) for problem in error.problems])), 422
+    except UnknownDecision as error:
+        raise InvalidRequest({"decision": [str(error)]}) from None
     return jsonify(report)
 
 

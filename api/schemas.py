@@ -108,6 +108,12 @@ class ImpactQuery(Envelope):
                                                     "(past RULESVC_IMPACT_MAX_DECISIONS: 413 LIMIT_EXCEEDED)."})
 
 
+class VerifyQuery(Envelope):
+    file = fields.String(required=True, error_messages=FIELD_MESSAGES, validate=validate.Regexp(r"^[A-Za-z0-9_.-]+\.ya?ml$",
+                                                                 error="must be a rule file name such as payout.yaml"))
+    decision = fields.String(load_default=None, validate=_plain_text)
+
+
 # --- responses (documentation) -------------------------------------------------------------------
 # These describe the JSON the endpoints answer, for the OpenAPI document (api/openapi.py) and the
 # clients generated from it; nothing loads with them.
@@ -385,6 +391,16 @@ class NotReplayable(Schema):
 class RuleFiring(Schema):
     fired_before = fields.Integer(required=True)
     fired_after = fields.Integer(required=True)
+
+
+class VerifyReport(Schema):
+    """rulesvc verify's JSON (SPEC §13): per decision its outcomes, dead and always-firing rules,
+    evaluation errors, invariants and what stayed unknown; each witness a request the service decided."""
+
+    decisions = fields.Dict(keys=fields.String(), values=fields.Dict(), required=True,
+                            metadata={"description": "decision -> {outcomes, dead, always, errors, invariants, "
+                                                     "unknown, problems, seconds}"})
+    summary = fields.Dict(required=True, metadata={"description": "{decisions, problems, unknown, proved, seconds}"})
 
 
 class ImpactReport(Schema):

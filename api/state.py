@@ -20,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from engine import Problem, Rulebook, RuleFileError, load_rulebook
+from engine.analysis.verify import verify_rulebook
 from engine.audit.log import NO_LOG, DecisionLog, LogQuery, LogUnavailable, Masker, key_file, log_key
 from engine.audit.replay import ShadowRunner, VersionLibrary, impact
 from engine.language.model import Counter
@@ -170,6 +171,20 @@ class ServiceState:
         candidate = rulebook_from_files(files)
         tally = impact(self.decision_log.database, candidate, query, active=self.rulebook, processes=1)
         report = tally.as_json()
+        report["candidate"] = {"file": file_name, "versions": sorted(d.version for d in candidate.domains.values())}
+        return report
+
+    def candidate_verify(self, file_name: str, text: str, decision: str | None, deadline: float | None,
+                         domain: str | None = None) -> dict[str, object]:
+        """verify's JSON (SPEC §13) for the active rules with ``file_name`` replaced by ``text``; each
+        decision within the solver timeout, the whole run before ``deadline``. Raises
+        :class:`RuleFileError` for a broken candidate, :class:`UnknownDecision` for ``decision``."""
+        files = self.rulebook.files()
+        files[file_name] = text
+        candidate = rulebook_from_files(files)
+        if decision is not None:
+            candidate.decision(decision)
+        report = verify_rulebook(candidate, decision=decision, domain=domain, deadline=deadline)
         report["candidate"] = {"file": file_name, "versions": sorted(d.version for d in candidate.domains.values())}
         return report
 

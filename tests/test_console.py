@@ -467,6 +467,26 @@ def test_validate_a_valid_file_and_an_upload(client):
     assert f"rules.yaml:{line}:25" in html
 
 
+def test_validate_shows_the_proofs_of_the_candidate_in_chinese_and_english(client):
+    sign_in(client)
+    original = (RULES / "recovery.yaml").read_text(encoding="utf-8")
+    html = text(client.post("/console/validate", data={"csrf_token": csrf(client), "name": "recovery.yaml",
+                                                       "text": original}))
+    assert 'data-testid="proofs"' in html and "规则证明" in html and "3 个决策全部得到证明" in html
+    assert 'data-testid="invariant-sms-only-inside-the-window"' in html and "上海时间9点前或20点起绝不发送催付短信。" in html
+    # the rule's window moves to 21:00 while the invariant keeps the seed's 20:00: violated, with a witness
+    rule_end = '  sms_rule_end:\n    type: time\n    value: "21:00"\n'
+    edited = original.replace("  sms_window_end:\n", rule_end + "  sms_window_end:\n").replace(
+        "when: local_time < sms_window_start or local_time >= sms_window_end",
+        "when: local_time < sms_window_start or local_time >= sms_rule_end")
+    client.get("/console/lang/en?next=/console/validate")
+    html = text(client.post("/console/validate", data={"csrf_token": csrf(client), "name": "recovery.yaml", "text": edited}))
+    row = html[html.index('data-testid="invariant-sms-only-inside-the-window"'):]
+    row = row[:row.index("</tr>")]
+    assert "violated" in row and "Witness request" in row and "No reminder SMS is sent before 09:00" in row
+    assert "1 problems" in html
+
+
 def test_validate_from_a_file_in_force_prefills_it(client):
     html = text(client.get("/console/validate?from=recovery"))
     assert 'value="recovery.yaml"' in html and "  campaign_close:\n" in html

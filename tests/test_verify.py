@@ -220,3 +220,36 @@ def test_the_committed_generated_suites_cover_every_rule():
     ran = run_cli("test", "tests/scenarios/generated", "--coverage", "--fail-under", "100")
     assert ran.returncode == 0, ran.stdout
     assert "rule coverage: 100.0% of 59 rules" in ran.stdout
+
+
+def test_http_verify_proves_the_active_rules_with_one_file_replaced(tmp_path, monkeypatch):
+    from api import create_app
+
+    monkeypatch.setenv("RULESVC_ADMIN_TOKEN", "admin-secret")
+    client = create_app(RULES, store_url=f"sqlite:///{tmp_path}/store.db", log_url="none").test_client()
+    headers = {"Authorization": "Bearer admin-secret", "Content-Type": "application/yaml"}
+    text = (RULES / "recovery.yaml").read_text(encoding="utf-8")
+    assert client.post("/v1/rulesets/verify?file=recovery.yaml", data=text,
+                       headers={"Content-Type": "application/yaml"}).status_code == 401
+    proved = client.post("/v1/rulesets/verify?file=recovery.yaml&decision=recovery.contact", data=text, headers=headers)
+    assert proved.status_code == 200, proved.json
+    assert proved.json["summary"]["proved"] is True
+    assert set(proved.json["decisions"]) == {"recovery.contact"}
+    # the rule's window end moved to 21:00 while the invariant still reads the seed's 20:00: violated,
+    # with a witness between 20:00 and 21:00
+    rule_end = '  sms_rule_end:\n    type: time\n    value: "21:00"\n'
+    edited = text.replace("  sms_window_end:\n", rule_end + "  sms_window_end:\n").replace(
+        "when: local_time < sms_window_start or local_time >= sms_window_end",
+        "when: local_time < sms_window_start or local_time >= sms_rule_end")
+    assert edited.count("sms_rule_end") == 2
+    violated = client.post("/v1/rulesets/verify?file=recovery.yaml&decision=recovery.contact", data=edited,
+                           headers=headers)
+    entry = violated.json["decisions"]["recovery.contact"]["invariants"]["sms-only-inside-the-window"]
+    assert entry["status"] == "violated" and entry["result"]["outcome"] == "allow"
+    assert entry["witness"]["now"].split("T")[1].startswith("20:")
+    broken = client.post("/v1/rulesets/verify?file=recovery.yaml", data=text.replace("customer.abuse_flag\n", "customer.abuse\n"),
+                         headers=headers)
+    assert broken.status_code == 422 and broken.json["error"]["code"] == "RULES_INVALID"
+    assert client.post("/v1/rulesets/verify?file=../x.yaml", data=text, headers=headers).status_code == 400
+    assert client.post("/v1/rulesets/verify?file=recovery.yaml&decision=recovery.nope", data=text,
+                       headers=headers).status_code == 400

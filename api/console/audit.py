@@ -17,7 +17,7 @@ from typing import Any
 from engine import RuleFileError
 from engine.audit.log import LogQuery
 from engine.audit.replay import explain
-from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, Budget
+from engine.limits import IMPACT_DECISIONS, IMPACT_SECONDS, VERIFY_SECONDS, Budget
 from engine.state import DecisionRecord, RecordQuery, export_csv
 
 from ..limits import audit_read, heavy_run
@@ -90,6 +90,16 @@ def explain_decision(state: ServiceState, decision_id: str) -> dict[str, Any] | 
     if entry is None:
         return None
     return explain(entry, state.versions, state.rulebook)
+
+
+def proof_report(state: ServiceState, file_name: str, candidate_text: str, domain: str) -> dict[str, Any] | None:
+    """SPEC §13's verify JSON for the active rules with ``file_name`` replaced by ``candidate_text``, for
+    the decisions of ``domain`` (the candidate's); None when the candidate does not load with the others."""
+    try:
+        with heavy_run(Budget("verify", seconds=VERIFY_SECONDS)) as budget:
+            return state.candidate_verify(file_name, candidate_text, None, budget.deadline, domain=domain)
+    except RuleFileError:
+        return None
 
 
 def impact_report(state: ServiceState, file_name: str, candidate_text: str) -> dict[str, Any] | None:

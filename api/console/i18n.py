@@ -222,6 +222,29 @@ TEXT: dict[str, tuple[str, str]] = {
     "scen.percent": ("{percent}% 的规则被覆盖", "{percent}% of rules fired in some case"),
     "scen.open_in_try": ("在试算中打开", "Open in Try"),
     "scen.too_many": ("场景文件最多 {limit} 个用例。", "A scenario file may hold at most {limit} cases."),
+    # proofs (SPEC §13)
+    "proof.title": ("规则证明", "Proofs"),
+    "proof.intro": ("求解器对任何合法请求检查这些规则：哪些结果可能出现、有没有永不触发或总是触发的规则、计算能否出错、"
+                    "文件中声明的不变式是否成立。每个反例都已由服务实际判定验证。",
+                    "A solver checks these rules against every valid request: which outcomes can happen, whether a rule "
+                    "never or always fires, whether evaluation can fail, and whether the file's invariants hold. "
+                    "Every witness was decided by the service itself."),
+    "proof.all_proved": ("{decisions} 个决策全部得到证明", "all {decisions} decisions proved"),
+    "proof.summary": ("{problems} 个问题，{unknown} 项未能判定", "{problems} problems, {unknown} not settled"),
+    "proof.outcomes": ("可能的结果", "Outcomes"),
+    "proof.reachable": ("可能出现", "reachable"),
+    "proof.unreachable": ("不会出现", "unreachable"),
+    "proof.unknown": ("未能判定", "unknown"),
+    "proof.proved": ("已证明", "proved"),
+    "proof.violated": ("被违反", "violated"),
+    "proof.invariant": ("不变式", "Invariant"),
+    "proof.status": ("结论", "Result"),
+    "proof.where": ("位置", "Where"),
+    "proof.witness": ("反例请求", "Witness request"),
+    "proof.dead": ("规则 {rule} 对任何合法请求都不会触发。", "no valid request fires {rule}."),
+    "proof.always": ("规则 {rule} 对每个合法请求都会触发。", "every valid request fires {rule}."),
+    "proof.error": ("{expression} 可能计算失败（{what}）。", "{expression} can fail ({what})."),
+    "proof.unknown_item": ("未能判定 {what}", "not settled: {what}"),
     # validate
     "val.title": ("规则校验", "Validate a rule file"),
     "val.intro": ("粘贴或上传一个规则文件（YAML）。校验只检查，不会启用任何规则。",

@@ -202,8 +202,19 @@ def validate_run():
         domain, problems = load_rule_file(name, text)
     problems = sorted(problems)
     replaces = replaced_domain(book, domain.name if domain else None)
+    proofs = None
+    if domain is not None and not problems:
+        proofs = audit.proof_report(service(), _file_of(replaces, domain, name), text, domain.name)
     return page("validate.html", domains=sorted(book.domains), text=text, name=name, checked=True, domain=domain,
-                problems=problems, lines=annotated(text, problems), replaces=replaces, current=Path(name).stem)
+                problems=problems, lines=annotated(text, problems), replaces=replaces, current=Path(name).stem,
+                proofs=proofs)
+
+
+def _file_of(replaces: Any, domain: Any, name: str) -> str:
+    """The file a candidate takes the place of: the one of its domain in force, else its own name."""
+    if replaces is not None:
+        return Path(replaces.file).name
+    return f"{domain.name}.yaml" if domain is not None else Path(name).name
 
 
 # --- impact ------------------------------------------------------------------------------------------
@@ -239,6 +250,7 @@ def impact_run():
     if not problems:
         report = audit.impact_report(service(), name, text)
         context.update(report=report, bars=transition_bars(report) if report else [])
+        context["proofs"] = audit.proof_report(service(), name, text, domain.name) if domain else None
     return page("impact.html", 200 if not problems else 400, **context)
 
 

@@ -59,7 +59,12 @@ class Suites:
     # --- scenario files ----------------------------------------------------------------------------
 
     def files(self) -> list[Path]:
-        return scenario_files([self.scenarios_dir]) if self.scenarios_dir.is_dir() else []
+        """The scenario files, written by hand first: a rule's link opens a case a person wrote when
+        there is one, before the cases rulesvc test --generate wrote (in generated/)."""
+        if not self.scenarios_dir.is_dir():
+            return []
+        return sorted(scenario_files([self.scenarios_dir]),
+                      key=lambda path: ("generated" in path.relative_to(self.scenarios_dir).parts[:-1], str(path)))
 
     def file_names(self) -> list[str]:
         return [self._name(path) for path in self.files()]

@@ -36,7 +36,6 @@ from engine.analysis.values import (
 from engine.language.model import Counter, FieldSpec
 from engine.runtime.values import INSTANT, SHANGHAI, Type
 
-
 READABLE_WORDS = ("a1", "a2", "b1", "b2", "c1", "c2")
 
 

@@ -35,6 +35,8 @@ from engine.runtime.values import parse_date, parse_instant, parse_time
 DEFAULT_TIMEOUT = 10.0  # seconds per decision (SPEC §13)
 MAX_ROUNDS = 6  # refinement rounds of one query
 _NO_AGREEMENT = "no candidate the service agrees with"
+_CAPPED = "the query took longer than a region may"
+REGION_SECONDS = 1.0  # the most one query may take in the readable or the exact-list region
 
 
 @dataclass
@@ -73,16 +75,17 @@ class Query:
         exact = z3.And([item.inputs.exact_lists() for item in self.encoded])
         readable = z3.And([item.inputs.readable() for item in self.encoded])
         for region in (z3.And(exact, readable), exact):
-            answer = self._search(goal, confirm, region)
-            if answer.status == "found" or (answer.status == "unknown" and answer.why != _NO_AGREEMENT):
-                return answer  # a witness, or out of time: a wider region would not do better
+            # a region only makes witnesses nicer: a hard query there moves on to the next one
+            answer = self._search(goal, confirm, region, cap=REGION_SECONDS)
+            if answer.status == "found" or (answer.status == "unknown" and answer.why not in (_NO_AGREEMENT, _CAPPED)):
+                return answer  # a witness, or out of time
         beyond = self._search(goal, confirm, None)  # the only query whose unsat is a proof
         if beyond.status == "unknown" and beyond.why == _NO_AGREEMENT:
             beyond.why = "no candidate the service agrees with (lists past the bound or values left free)"
         return beyond
 
     def _search(self, goal: z3.BoolRef, confirm: Callable[[Witness], tuple[bool, dict[str, Any] | None]],
-                region: z3.BoolRef | None) -> Answer:
+                region: z3.BoolRef | None, cap: float | None = None) -> Answer:
         blocked: list[z3.BoolRef] = []
         pinned: z3.BoolRef | None = None
         for _ in range(self.rounds):
@@ -90,7 +93,7 @@ class Query:
             if left <= 0:
                 return Answer("unknown", why="timeout")
             solver = z3.Solver()
-            solver.set("timeout", max(1, int(left * 1000)))
+            solver.set("timeout", max(1, int(min(left, cap or left) * 1000)))
             solver.add(*self.assumptions, *self.lemmas, *blocked, goal)
             if region is not None:
                 solver.add(region)
@@ -107,7 +110,10 @@ class Query:
                 return Answer("none")
             if checked == z3.unknown:
                 reason = solver.reason_unknown()
-                return Answer("unknown", why="timeout" if "timeout" in reason or "canceled" in reason else reason)
+                timed_out = "timeout" in reason or "canceled" in reason
+                if timed_out and cap is not None and self.deadline - clock.monotonic() > 0:
+                    return Answer("unknown", why=_CAPPED)
+                return Answer("unknown", why="timeout" if timed_out else reason)
             model = solver.model()
             witness = concretize(model, self.encoded)
             agreed, result = confirm(witness)
@@ -400,10 +406,21 @@ def holds(expr: Expr, values: dict[str, Any], calendar: Any) -> bool:
     return evaluate(expr, values, calendar) is True
 
 
-def verify_rulebook(rulebook: Any, *, decision: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-    """``rulesvc verify``'s JSON: every decision (or one) of a loaded rulebook, and a summary."""
-    names = [decision] if decision else sorted(rulebook.decisions)
-    reports = {name: verify_decision(rulebook.decision(name), timeout=timeout) for name in names}
+def verify_rulebook(rulebook: Any, *, decision: str | None = None, domain: str | None = None,
+                    timeout: float = DEFAULT_TIMEOUT, deadline: float | None = None) -> dict[str, Any]:
+    """``rulesvc verify``'s JSON: every decision of a loaded rulebook (or one, or a domain's), and a summary.
+
+    ``timeout`` bounds each decision; ``deadline`` (``time.monotonic()``) the whole run: a decision
+    reached after it is all unknown ("timeout"), never proved."""
+    names = [decision] if decision else sorted(name for name in rulebook.decisions
+                                               if domain is None or name.split(".")[0] == domain)
+    reports: dict[str, DecisionReport] = {}
+    for name in names:
+        allowed = timeout if deadline is None else min(timeout, deadline - clock.monotonic())
+        if allowed <= 0:
+            reports[name] = DecisionReport(name, unknown=[{"property": "all", "why": "timeout"}])
+            continue
+        reports[name] = verify_decision(rulebook.decision(name), timeout=allowed)
     problems = sum(report.problems for report in reports.values())
     unknown = sum(len(report.unknown) for report in reports.values())
     return {
