@@ -253,3 +253,15 @@ def test_http_verify_proves_the_active_rules_with_one_file_replaced(tmp_path, mo
     assert client.post("/v1/rulesets/verify?file=../x.yaml", data=text, headers=headers).status_code == 400
     assert client.post("/v1/rulesets/verify?file=recovery.yaml&decision=recovery.nope", data=text,
                        headers=headers).status_code == 400
+
+
+def test_check_reports_invariant_problems_at_their_lines(tmp_path):
+    broken = PLANTED.replace("then: outcome != 'allow'", "then: outcome != 'allowed'").replace(
+        "when: amount > limit\n", "when: amount > limitt\n")
+    directory = planted_rules(tmp_path, broken)
+    done = run_cli("check", str(directory))
+    assert done.returncode == 1
+    file = directory / "planted.yaml"
+    when_line, then_line = line_of(broken, "when: amount > limitt"), line_of(broken, "then: outcome != 'allowed'")
+    assert f"{file}:{when_line}:24: undeclared name 'limitt' (did you mean 'limit'?)" in done.stdout
+    assert f"{file}:{then_line}:26: 'allowed' is not a value of enum outcome" in done.stdout

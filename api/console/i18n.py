@@ -199,7 +199,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "scen.cases": ("用例数", "Cases"),
     "scen.decision": ("决策", "Decision"),
     "scen.run_selected": ("运行所选", "Run selected"),
-    "scen.run_all": ("全部运行", "Run all"),
+    "scen.run_all": ("全部运行（不含自动生成的用例集）", "Run all (but the generated suites)"),
     "scen.upload": ("上传场景文件", "Upload a scenario file"),
     "scen.run_upload": ("运行上传的文件", "Run the uploaded file"),
     "scen.pick_one": ("请至少选择一个场景文件或上传一个文件。", "Pick at least one scenario file or upload one."),

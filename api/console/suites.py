@@ -66,8 +66,10 @@ class Suites:
         return sorted(scenario_files([self.scenarios_dir]),
                       key=lambda path: ("generated" in path.relative_to(self.scenarios_dir).parts[:-1], str(path)))
 
-    def file_names(self) -> list[str]:
-        return [self._name(path) for path in self.files()]
+    def file_names(self, *, generated: bool = True) -> list[str]:
+        """The files' names; ``generated=False``: only those written by hand (not in generated/)."""
+        return [self._name(path) for path in self.files()
+                if generated or "generated" not in path.relative_to(self.scenarios_dir).parts[:-1]]
 
     def parsed(self, rulebook: Rulebook) -> dict[str, ScenarioFile]:
         """Every shipped scenario file that loads cleanly against ``rulebook``, by name."""
