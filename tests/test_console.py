@@ -464,7 +464,7 @@ def test_validate_a_valid_file_and_an_upload(client):
     # CRLF line ends (a textarea's) are problems at the same lines
     broken, line = misspelt_payout()
     html = text(client.post("/console/validate", data={"csrf_token": csrf(client), "text": broken.replace("\n", "\r\n")}))
-    assert f"rules.yaml:{line}:25" in html
+    assert f"payout.yaml:{line}:25" in html  # pasted text is reported under its domain's file name
 
 
 def test_validate_shows_the_proofs_of_the_candidate_in_chinese_and_english(client):
@@ -502,6 +502,20 @@ def test_impact_checks_the_candidate_and_says_replay_is_not_available_without_a_
     broken, line = misspelt_payout()
     response = client.post("/console/impact", data={"csrf_token": csrf(client), "name": "payout.yaml", "text": broken})
     assert response.status_code == 400 and f'id="L{line}"' in text(response)
+
+
+def test_impact_replaces_the_file_of_the_candidates_domain_whatever_the_select_says(app, client):
+    """The trial of issue 23: recovery.yaml uploaded while the select still said allowance.yaml."""
+    sign_in(client)
+    client.post("/v1/decisions/recovery.campaign_close", json={
+        "facts": {"campaign": {"id": "c1", "start_at": "2026-11-21T00:00:00+08:00"}}, "now": "2026-11-20T10:00:00+08:00"})
+    app.extensions["rulesvc"].decision_log.flush()
+    candidate = (RULES / "recovery.yaml").read_text(encoding="utf-8").replace("value: false\n", "value: true\n", 1)
+    html = text(client.post("/console/impact", data={"csrf_token": csrf(client, "/console/impact"), "name": "allowance.yaml",
+                                                     "text": candidate}))
+    assert 'data-testid="replaced-instead"' in html and "将替换 recovery.yaml，而不是所选的 allowance.yaml" in html
+    assert "重放 1 个决策" in html and "replay-problems" not in html
+    assert 'data-testid="proofs"' in html
 
 
 IMPACT = {"replayed": 1000, "unchanged": 960, "not_replayable": {"count": 2, "why": {"version not kept": 2}},

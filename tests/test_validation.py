@@ -351,3 +351,36 @@ def test_a_partition_is_one_value_of_the_facts(tmp_path, partition, message):
 
 def test_the_shipped_rules_declare_every_partition():
     load_rulebook([RULES], require_partitions=True)
+
+
+# --- a broken constant is one problem, not one per use (issue 23's trial) ------------------------------
+
+def recovery_with_window_end(tmp_path: Path, written: str) -> tuple[list[str], int]:
+    text = (RULES / "recovery.yaml").read_text(encoding="utf-8").replace('    value: "20:00"', f"    value: {written}")
+    path = tmp_path / "recovery.yaml"
+    path.write_text(text, encoding="utf-8")
+    _, problems = check([path])
+    line = text.splitlines().index(f"    value: {written}") + 1
+    return [str(problem).replace(str(tmp_path) + "/", "") for problem in problems], line
+
+
+def test_an_unquoted_time_is_one_problem_that_says_to_quote_it(tmp_path):
+    problems, line = recovery_with_window_end(tmp_path, "21:00")
+    assert problems == [f'recovery.yaml:{line}:12: constant sms_window_end: must be quoted: unquoted, 21:00 is read '
+                        'as the number 1260; write "21:00"']
+
+
+def test_a_full_width_colon_in_a_time_is_named(tmp_path):
+    problems, line = recovery_with_window_end(tmp_path, '"21：00"')
+    assert problems == [f"recovery.yaml:{line}:12: constant sms_window_end: '21：00' has a full-width colon '：' "
+                        "(U+FF1A); write it with ':' (switch the input method to half-width): \"21:00\""]
+
+
+def test_a_broken_derived_value_is_reported_once(tmp_path):
+    text = (RULES / "recovery.yaml").read_text(encoding="utf-8").replace(
+        "delay_ends_at: order.created_at + minutes(campaign.unpaid_minutes)",
+        "delay_ends_at: order.created_at + minutes(campaign.unpaid_minute)")
+    path = tmp_path / "recovery.yaml"
+    path.write_text(text, encoding="utf-8")
+    _, problems = check([path])
+    assert len(problems) == 1 and "undeclared fact campaign.unpaid_minute" in str(problems[0])

@@ -104,11 +104,11 @@ def proof_report(state: ServiceState, file_name: str, candidate_text: str, domai
 
 def impact_report(state: ServiceState, file_name: str, candidate_text: str) -> dict[str, Any] | None:
     """SPEC §11's impact JSON for the active rules with ``file_name`` replaced by ``candidate_text``, over the
-    latest logged decisions; None when there is no log (or the candidate does not load with the others)."""
+    latest logged decisions; None when there is no log. Raises :class:`RuleFileError` when the candidate
+    does not load with the other files in force (the page says why)."""
     if state.decision_log is None:
         return None
-    try:
-        with heavy_run(Budget("impact replay", count=IMPACT_DECISIONS, seconds=IMPACT_SECONDS)):
-            return state.candidate_impact(file_name, candidate_text, LogQuery(limit=IMPACT_REPLAYED))
-    except RuleFileError:
-        return None
+    with heavy_run(Budget("impact replay", count=IMPACT_DECISIONS, seconds=IMPACT_SECONDS)):
+        return state.candidate_impact(file_name, candidate_text, LogQuery(limit=IMPACT_REPLAYED))
+
+

@@ -7,13 +7,14 @@ the CSRF token). The work itself is the engine's: ``engine.tester`` runs scenari
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flask import request, url_for
 
-from engine import Problem, Rulebook, load_rule_file
+from engine import Problem, Rulebook, RuleFileError, load_rule_file
 from engine.language.model import Domain
 from engine.limits import SCENARIO_SECONDS, SCENARIO_STEPS, VALIDATION_SECONDS, Budget
 from engine.tester import CaseResult, Report, load_scenario_file, run_text
@@ -191,11 +192,22 @@ def validate():
                 current=request.args.get("from", ""))
 
 
+_DOMAIN_LINE = re.compile(r"^domain:\s*([a-z][a-z0-9_]*)\s*(#.*)?$", re.MULTILINE)
+
+
+def _file_name(name: str, text: str) -> str:
+    """The name problems are reported under: the one given, or for pasted text left at the default
+    ``rules.yaml``, its domain's file (``recovery.yaml``), as the file will be called."""
+    found = _DOMAIN_LINE.search(text) if name == "rules.yaml" else None
+    return f"{found.group(1)}.yaml" if found else name
+
+
 @blueprint.post("/validate")
 @admin_required
 def validate_run():
     book = rulebook()
     text, name = posted_text("text", "upload", "name", "rules.yaml")
+    name = _file_name(name, text)
     if not text.strip():
         return page("validate.html", 400, domains=sorted(book.domains), text=text, name=name, checked=False,
                     message=i18n.t("val.empty"))
@@ -248,10 +260,19 @@ def impact_run():
         domain, problems = load_rule_file(name, text)
     problems = sorted(problems)
     context.update(domain=domain, problems=problems, lines=annotated(text, problems), report=None)
-    if not problems:
-        report = audit.impact_report(service(), name, text)
+    if not problems and domain is not None:
+        # The file a candidate replaces is its domain's, whatever the select says (a recovery file
+        # uploaded with allowance.yaml selected replaces recovery.yaml).
+        replaced = _file_of(replaced_domain(book, domain.name), domain, name)
+        if replaced != name:
+            context["replaced_instead"] = {"chosen": name, "file": replaced}
+        context["name"] = replaced
+        try:
+            report = audit.impact_report(service(), replaced, text)
+        except RuleFileError as error:
+            report, context["replay_problems"] = None, [str(problem) for problem in error.problems]
         context.update(report=report, bars=transition_bars(report) if report else [])
-        context["proofs"] = audit.proof_report(service(), name, text, domain.name) if domain else None
+        context["proofs"] = audit.proof_report(service(), replaced, text, domain.name)
     return page("impact.html", 200 if not problems else 400, **context)
 
 

@@ -143,9 +143,11 @@ def names_read(expr: Expr) -> set[str]:
 
 
 class ExpressionError(Exception):
-    def __init__(self, offset: int, message: str):
+    def __init__(self, offset: int, message: str, *, knock_on: bool = False):
         self.offset = offset
         self.message = message
+        # reading a name whose own declaration has a problem (reported there): not reported again
+        self.knock_on = knock_on
         super().__init__(message)
 
 
@@ -159,6 +161,9 @@ class Scope:
     counters: dict[str, Type] = field(default_factory=dict)
     enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
+    # declared, but their declaration has a problem (a constant that did not parse, a derived value
+    # whose expression did not): an expression reading one is not reported again
+    broken: set[str] = field(default_factory=set)
 
     def names(self) -> list[str]:
         return [*self.facts, *self.constants, *self.values, *self.counters, *self.tables, "now"]
@@ -365,6 +370,8 @@ class _Checker:
             return Ref(self.offset(node), scope.counters[root], text, kind="counter", path=root, optional=False)
         if root == "now":
             return Ref(self.offset(node), INSTANT, text, kind="now", path="now", optional=False)
+        if root in scope.broken:
+            raise ExpressionError(self.offset(node), f"{root} has a problem of its own", knock_on=True)
         if len(parts) > 1:
             raise self.fail(node, f"undeclared fact {'.'.join(parts)}{did_you_mean(root, list(scope.facts))}")
         raise self.fail(node, f"undeclared name {root!r}{did_you_mean(root, scope.names())}")

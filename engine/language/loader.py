@@ -92,6 +92,7 @@ class _DomainBuilder:
         self.uses_calendar = False
         self.expression_chars = 0
         self.over_budget = False
+        self.broken: set[str] = set()  # constants and derived values whose declaration has a problem
 
     def problem(self, path: Path, message: str, *, key: bool = False) -> None:
         self.problems.append(self.document.problem(path, message, key=key))
@@ -119,7 +120,8 @@ class _DomainBuilder:
         try:
             expr = parse(text, scope, expected)
         except ExpressionError as error:
-            self.problems.append(self.document.expression_problem(path, error.offset, error.message))
+            if not error.knock_on:
+                self.problems.append(self.document.expression_problem(path, error.offset, error.message))
             return None
         self.uses_calendar = self.uses_calendar or any(
             isinstance(node, Call) and FUNCTIONS[node.function].uses_calendar for node in walk(expr))
@@ -215,6 +217,7 @@ class _DomainBuilder:
                         self._check_enum_values(path, kind, [parsed])
             except ValueError as error:
                 self.problem(path, f"constant {name}: {error}")
+                self.broken.add(name)
                 continue
             constants[name] = Constant(name, kind, parsed, note)
         return constants
@@ -270,7 +273,8 @@ class _DomainBuilder:
             field_spec = self._field(base + ("facts", fact_name), fact_name, fact_name, spec)
             if field_spec is not None:
                 facts[fact_name] = field_spec
-        scope = Scope(facts=facts, constants=self.constants, enums=self.enums, tables=self.tables)
+        scope = Scope(facts=facts, constants=self.constants, enums=self.enums, tables=self.tables,
+                      broken=set(self.broken))
         for fact_name in facts:
             if fact_name in self.constants:
                 self.problem(base + ("facts", fact_name), f"fact {fact_name!r} has the name of a constant", key=True)
@@ -445,6 +449,7 @@ class _DomainBuilder:
                 path = path + ("expr",)
             expr = self.expression(path, text, scope)
             if expr is None:
+                scope.broken.add(name)
                 continue
             derived.append(Derived(name=name, expr=expr, output=output, description=description))
             scope.values[name] = expr.type
@@ -567,7 +572,7 @@ class _DomainBuilder:
             value.name: FieldSpec(name=value.name, path=f"values.{value.name}", type=scope.values[value.name])
             for value in derived if value.output})
         return Scope(facts=facts, constants=scope.constants, values=dict(scope.values),
-                     counters=dict(scope.counters), enums=scope.enums, tables=scope.tables)
+                     counters=dict(scope.counters), enums=scope.enums, tables=scope.tables, broken=set(scope.broken))
 
     def _rule_obligations(self, path: Path, spec: dict[str, Any], effect: str, scope: Scope,
                           declared: dict[str, Any]) -> dict[str, Any]:
@@ -604,6 +609,8 @@ class _DomainBuilder:
                 try:
                     placeholders[match.group(1)] = parse(match.group(1), scope)
                 except ExpressionError as error:
+                    if error.knock_on:
+                        continue
                     self.problems.append(self.document.expression_problem(
                         path + (lang,), match.start(1) + error.offset, f"in message placeholder: {error.message}"))
         return placeholders

@@ -150,8 +150,15 @@ def parse_date(raw: Any) -> date:
 
 def parse_time(raw: Any) -> time:
     """A Shanghai time of day written "HH:MM" or "HH:MM:SS" ("20:00" is 20:00:00 exactly)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < 24 * 60:
+        # YAML 1.1 reads an unquoted 21:00 as the number 1260 (base 60)
+        written = f"{raw // 60}:{raw % 60:02d}"
+        raise ValueError(f'must be quoted: unquoted, {written} is read as the number {raw}; write "{written}"')
     if not isinstance(raw, str):
         raise ValueError('must be a time of day string such as "09:00"')
+    if "：" in raw:
+        raise ValueError(f"{raw!r} has a full-width colon '：' (U+FF1A); write it with ':' "
+                         f'(switch the input method to half-width): "{raw.replace("：", ":")}"')
     try:
         parsed = time.fromisoformat(raw.strip())
     except ValueError:
