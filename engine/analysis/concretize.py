@@ -67,6 +67,12 @@ def run_witness(compiled: CompiledDecision, witness: Witness) -> tuple[dict[str,
 
 
 _ABSENT = object()
+# A witness is a request a person reads and a service takes (bodies up to 1 MiB): no longer lists.
+MAX_WITNESS_ITEMS = 1_000
+
+
+class WitnessTooLarge(Exception):
+    """The model needs a list longer than a witness may hold."""
 
 
 def _write(model: z3.ModelRef, spec: FieldSpec, value: Value) -> Any:
@@ -81,6 +87,8 @@ def _write(model: z3.ModelRef, spec: FieldSpec, value: Value) -> Any:
         return written
     if isinstance(value, Seq):
         length = _int(model, value.length)
+        if length > MAX_WITNESS_ITEMS:
+            raise WitnessTooLarge(f"the request needs {spec.path} with {length} items")
         item_spec = spec.item or FieldSpec(name="item", path=f"{spec.path}[]", type=spec.type.item, required=True)
         items = [_write(model, item_spec, item) for _, item in value.items[:min(length, LIST_BOUND)]]
         items = [item for item in items if item is not _ABSENT]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import z3
 
-from engine.analysis.inputs import Inputs
+from engine.analysis.inputs import Declaration, Inputs
 from engine.analysis.terms import Findings, Terms, Where, where_of
 from engine.analysis.values import FALSE, TRUE, Obj, Scalar, Seq, Value, constant, null
 from engine.language.expressions import Expr, Ref, walk
@@ -39,6 +39,13 @@ class EncodedDecision:
     terms: Terms
     axioms: list[z3.BoolRef] = field(default_factory=list)
     counters_from_store: dict[str, z3.BoolRef] = field(default_factory=dict)  # counter -> the store's count is read
+    declaration: Declaration | None = None  # the facts as this decision declares them
+
+    @property
+    def valid(self) -> z3.BoolRef:
+        """The request is valid for this decision (its facts' declarations; nothing undeclared)."""
+        assert self.declaration is not None
+        return z3.And(*self.declaration.validity, *self.inputs.undeclared(self.declaration))
 
     @property
     def outcome(self) -> z3.ExprRef:
@@ -47,9 +54,9 @@ class EncodedDecision:
             term = z3.If(self.outcome_is[outcome], z3.StringVal(outcome), term)
         return term
 
-    def assumptions(self) -> list[z3.BoolRef]:
-        """What every request of this decision keeps: its validity and the axioms of the encoding."""
-        return [*self.inputs.constraints, *self.axioms, *self.terms.axioms]
+    def assumptions(self, *, valid: bool = True) -> list[z3.BoolRef]:
+        """What every request keeps: the encoding's structure and axioms, and (``valid``) its validity."""
+        return [*self.inputs.constraints, *self.axioms, *self.terms.axioms, *([self.valid] if valid else [])]
 
     def invariant(self, invariant: Invariant) -> tuple[z3.BoolRef, z3.BoolRef]:
         """(``when``, ``then``) of an invariant over this decision's request and result."""
@@ -63,14 +70,19 @@ class EncodedDecision:
         codes_type = list_of(Type("str"))
         env = dict(self.env)
         env["outcome"] = Scalar(TRUE, self.outcome, OUTCOME_TYPE)
-        env["reasons"] = _code_list([(holds, code) for code, holds in self.reasons.items()], codes_type)
-        env["warnings"] = _code_list([(holds, code) for code, holds in self.warnings.items()], codes_type)
+        # one entry per rule, as the result lists them (two rules with one code: the code twice)
+        env["reasons"] = _code_list([(z3.And(self.fired[rule.id], self.outcome_is[rule.effect]), rule.code)
+                                     for rule in self.decision.rules
+                                     if rule.code and rule.effect in self.outcome_is], codes_type)
+        env["warnings"] = _code_list([(self.fired[rule.id], rule.code) for rule in self.decision.rules
+                                      if rule.code and rule.effect == "warn"], codes_type)
         env["obligations"] = Obj(TRUE, dict(self.obligations))
         env["values"] = Obj(TRUE, {derived.name: self.env[derived.name] for derived in self.decision.derived
                                    if derived.output and derived.name in self.env})
         # next_eligible_at comes from a search over instants: a free instant on every defer
-        env["next_eligible_at"] = Scalar(self.outcome_is["defer"], z3.Int(f"{self.terms.prefix}next_eligible_at"),
-                                         INSTANT)
+        # (null when the search finds no instant within its steps)
+        env["next_eligible_at"] = Scalar(z3.And(self.outcome_is["defer"], z3.Bool(f"{self.terms.prefix}next_eligible_at?")),
+                                         z3.Int(f"{self.terms.prefix}next_eligible_at"), INSTANT)
         terms = Terms(env, self.terms.calendar, self.findings, self.terms.prefix)
         self.__dict__["_result"] = terms
         return terms
@@ -84,7 +96,8 @@ def encode(decision: Decision, calendar: Calendar, inputs: Inputs | None = None,
     """The formulas of ``decision`` over ``inputs`` (fresh ones unless a diff shares them)."""
     inputs = inputs or Inputs()
     findings = Findings()
-    facts = inputs.declare(decision.facts)
+    declaration = inputs.declare(decision.facts)
+    facts = declaration.facts
     for path in inputs.conflicts:
         findings.abstract(Where(decision.name, 0, 0), f"fact {path} is declared with another type in the other version")
     env: dict[str, Value] = dict(facts)
@@ -129,7 +142,8 @@ def encode(decision: Decision, calendar: Calendar, inputs: Inputs | None = None,
         decision=decision, inputs=inputs, facts=facts, env=env, fired=fired, outcome_is=outcome_is,
         reasons={code: z3.Or(holds) for code, holds in reasons.items()},
         warnings={code: z3.Or(holds) for code, holds in warnings.items()},
-        obligations=obligations, findings=findings, terms=terms, counters_from_store=from_store)
+        obligations=obligations, findings=findings, terms=terms, counters_from_store=from_store,
+        declaration=declaration)
 
 
 def _obligations(decision: Decision, terms: Terms, fired: dict[str, z3.BoolRef], denied: z3.BoolRef

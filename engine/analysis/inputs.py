@@ -49,6 +49,15 @@ class Declared:
 
 
 @dataclass
+class Declaration:
+    """One decision's facts over the shared variables: values, validity, and the paths it declares."""
+
+    facts: dict[str, Value]
+    validity: list[z3.BoolRef]
+    paths: set[str]
+
+
+@dataclass
 class Inputs:
     """The variables of one request and the constraints of its validity."""
 
@@ -64,16 +73,25 @@ class Inputs:
         self.now = Scalar(TRUE, now, INSTANT)
         self.constraints += [now >= MIN_INSTANT_US, now <= MAX_INSTANT_US]
 
-    def declare(self, specs: dict[str, FieldSpec]) -> dict[str, Value]:
-        """The facts of a decision as symbolic values (the same variables for the same paths)."""
-        return {name: self._field(spec, spec.path, TRUE) for name, spec in specs.items()}
+    def declare(self, specs: dict[str, FieldSpec]) -> Declaration:
+        """The facts of a decision as symbolic values (the same variables for the same paths, so two
+        versions of a decision read one request) and what makes a request valid for it."""
+        declaration = Declaration({}, [], set())
+        for name, spec in specs.items():
+            declaration.facts[name] = self._field(spec, spec.path, TRUE, declaration)
+        return declaration
+
+    def undeclared(self, declaration: Declaration) -> list[z3.BoolRef]:
+        """For a request to be valid for ``declaration``, what it does not declare must be absent (the
+        reader refuses unknown fields): the facts only another version declares."""
+        return [z3.Not(known.value.present) for path, known in self.declared.items() if path not in declaration.paths]
 
     def stored_count(self, counter: Counter) -> z3.ArithRef:
         """The count the store holds for ``counter`` at the request's key: any whole number ≥ 0."""
         kept = self.stored.get(counter.name)
         if kept is None:
             variable = z3.Int(f"counter:{counter.name}")
-            self.constraints += [variable >= 0, variable <= (MAX_FEN if counter.type.kind == "money" else INT_BOUND)]
+            self.constraints.append(variable >= 0)  # commits add to it: no upper bound
             kept = self.stored[counter.name] = (counter, variable)
         return kept[1]
 
@@ -109,59 +127,81 @@ class Inputs:
 
     # --- one declaration ---------------------------------------------------------------------
 
-    def _field(self, spec: FieldSpec, path: str, parent_present: z3.BoolRef) -> Value:
+    def _field(self, spec: FieldSpec, path: str, parent_present: z3.BoolRef, declaration: Declaration) -> Value:
+        declaration.paths.add(path)
         known = self.declared.get(path)
         if known is not None:
-            if known.spec.type != spec.type:
+            compatible = known.spec.type.kind == spec.type.kind or (known.spec.type.is_stringy and spec.type.is_stringy)
+            if not compatible:
                 self.conflicts.append(path)
-            else:
-                self._presence(spec, known.value.present, parent_present)
-                self._bounds(spec, known.value)
+            else:  # the same variables; this declaration's own validity
+                self._presence(spec, known.value.present, parent_present, declaration)
+                self._bounds(spec, known.value, declaration)
+                if isinstance(known.value, Obj):
+                    for name, inner in spec.fields.items():
+                        child = self._field(inner, f"{path}.{name}", known.value.present, declaration)
+                        known.value.fields.setdefault(name, child)
+                elif isinstance(known.value, Seq):
+                    self._list_items(spec, path, known.value, declaration)
                 return known.value
         present = z3.Bool(f"{path}?")
-        self._presence(spec, present, parent_present)
+        self._presence(spec, present, parent_present, declaration)
         kind = spec.type
         if kind.kind == "object":
-            value: Value = Obj(present, {name: self._field(inner, f"{path}.{name}", present)
-                                         for name, inner in spec.fields.items()}, kind)
-        elif kind.kind == "list":
-            value = self._list(spec, path, present)
+            value: Value = Obj(present, {}, kind)
+            self.declared[path] = Declared(spec, value, path)
+            for name, inner in spec.fields.items():
+                value.fields[name] = self._field(inner, f"{path}.{name}", present, declaration)
+            return value
+        if kind.kind == "list":
+            value = self._list(spec, path, present, declaration)
         else:
             value = Scalar(present, z3.Const(path, sort_of(kind)), kind)
-            self._bounds(spec, value)
+            self._bounds(spec, value, declaration)
         self.declared[path] = Declared(spec, value, path)
         return value
 
-    def _presence(self, spec: FieldSpec, present: z3.BoolRef, parent_present: z3.BoolRef) -> None:
+    def _presence(self, spec: FieldSpec, present: z3.BoolRef, parent_present: z3.BoolRef,
+                  declaration: Declaration) -> None:
+        self.constraints.append(z3.Implies(present, parent_present))  # a field lives in its object
         if spec.always_present:
-            self.constraints.append(present == parent_present)
-        else:
-            self.constraints.append(z3.Implies(present, parent_present))
+            declaration.validity.append(present == parent_present)
 
-    def _list(self, spec: FieldSpec, path: str, present: z3.BoolRef) -> Seq:
+    def _list(self, spec: FieldSpec, path: str, present: z3.BoolRef, declaration: Declaration) -> Seq:
         length = z3.Int(f"{path}#len")
         self.constraints += [length >= 0, z3.Implies(z3.Not(present), length == 0)]
-        item_spec = spec.item or FieldSpec(name="item", path=f"{path}[]", type=spec.type.item or Type("str"),
-                                           required=True)
-        items: list[tuple[z3.BoolRef, Value]] = []
+        seq = Seq(present, [], length, z3.And(present, length > LIST_BOUND), spec.type)
         for index in range(LIST_BOUND):
             included = z3.And(present, length > index)
-            item_path = f"{path}[{index}]"
-            if item_spec.type.kind == "object":
-                item_present = z3.Bool(f"{item_path}?")
-                self.constraints.append(item_present == included)
-                item: Value = Obj(item_present, {name: self._field(inner, f"{item_path}.{name}", item_present)
-                                                 for name, inner in item_spec.fields.items()}, item_spec.type)
-            else:
-                item = Scalar(included, z3.Const(item_path, sort_of(item_spec.type)), item_spec.type)
-                self._bounds(item_spec, item)
-            self.declared[item_path] = Declared(item_spec, item, item_path)
-            items.append((included, item))
-        seq = Seq(present, items, length, z3.And(present, length > LIST_BOUND), spec.type)
+            seq.items.append((included, None))  # filled below
+        self._list_items(spec, path, seq, declaration)
         self.lists.append(seq)
         return seq
 
-    def _bounds(self, spec: FieldSpec, value: Value) -> None:
+    def _list_items(self, spec: FieldSpec, path: str, seq: Seq, declaration: Declaration) -> None:
+        item_spec = spec.item or FieldSpec(name="item", path=f"{path}[]", type=spec.type.item or Type("str"),
+                                           required=True)
+        for index in range(LIST_BOUND):
+            included, item = seq.items[index]
+            item_path = f"{path}[{index}]"
+            declaration.paths.add(item_path)
+            if item_spec.type.kind == "object":
+                if item is None:
+                    item_present = z3.Bool(f"{item_path}?")
+                    self.constraints.append(item_present == included)
+                    item = Obj(item_present, {}, item_spec.type)
+                    self.declared[item_path] = Declared(item_spec, item, item_path)
+                for name, inner in item_spec.fields.items():
+                    field_value = self._field(inner, f"{item_path}.{name}", item.present, declaration)
+                    item.fields.setdefault(name, field_value)
+            else:
+                if item is None:
+                    item = Scalar(included, z3.Const(item_path, sort_of(item_spec.type)), item_spec.type)
+                    self.declared[item_path] = Declared(item_spec, item, item_path)
+                self._bounds(item_spec, item, declaration)
+            seq.items[index] = (included, item)
+
+    def _bounds(self, spec: FieldSpec, value: Value, declaration: Declaration) -> None:
         if not isinstance(value, Scalar) or value.value is None:
             return
         term, kind = value.value, spec.type.kind
@@ -184,4 +224,4 @@ class Inputs:
             if spec.maximum is not None:
                 rules.append(term <= literal_term(spec.maximum))
         if rules:
-            self.constraints.append(z3.Implies(value.present, z3.And(rules)))
+            declaration.validity.append(z3.Implies(value.present, z3.And(rules)))

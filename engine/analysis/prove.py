@@ -63,25 +63,33 @@ def prove_decision(old: CompiledDecision, new: CompiledDecision, *, timeout: flo
     inputs = Inputs()
     before = encode(old.decision, old.calendar, inputs, prefix="old:")
     after = encode(new.decision, new.calendar, inputs, prefix="new:")
-    query = Query([before, after], started + timeout)
+    # the goals say for which version a request is valid: one valid for only one of them is a change too
+    query = Query([before, after], started + timeout, valid=False)
     same = _same_details(before, after)
     transitions: dict[str, Any] = {}
-    unknown: list[dict[str, Any]] = []
-    for was in OUTCOMES:
-        for becomes in OUTCOMES:
-            goal = z3.And(before.outcome_is[was], after.outcome_is[becomes])
+    unknown: list[dict[str, Any]] = [{"where": path, "why": "declared with another type in the other version"}
+                                     for path in inputs.conflicts]
+    # (state, OLD is in it, NEW is in it): each outcome on a valid request, or an invalid request
+    states = [(outcome, z3.And(before.valid, before.outcome_is[outcome]), z3.And(after.valid, after.outcome_is[outcome]))
+              for outcome in OUTCOMES]
+    states.append(("invalid", z3.Not(before.valid), z3.Not(after.valid)))
+    for was, old_is, _ in states:
+        for becomes, _, new_is in states:
+            if was == becomes == "invalid":
+                continue
+            goal = z3.And(old_is, new_is)
             if was == becomes:
                 goal = z3.And(goal, z3.Not(same))
             key = f"{was}->{becomes}"
 
             def confirm(witness: Witness, was: str = was, becomes: str = becomes) -> tuple[bool, dict[str, Any] | None]:
                 first, second = decide(old, witness), decide(new, witness)
-                if first.result is None or second.result is None:
+                if first.result is None and second.result is None:
                     return False, None
-                agrees = first.result["outcome"] == was and second.result["outcome"] == becomes
+                agrees = _state(first) == was and _state(second) == becomes
                 if was == becomes:
                     agrees = agrees and _details(first) != _details(second)
-                return agrees, {"old": first.result, "new": second.result}
+                return agrees, {"old": first, "new": second}
             answer = query.search(goal, confirm)
             if answer.status == "found":
                 results = answer.result
@@ -117,22 +125,34 @@ def _equal(first: Value | None, second: Value | None) -> z3.BoolRef:
     return z3.And(first.present == second.present, z3.Implies(first.present, first.value == second.value))
 
 
+def _state(outcome: Outcome) -> str:
+    return "invalid" if outcome.result is None else outcome.result["outcome"]
+
+
 def _details(outcome: Outcome) -> tuple[Any, ...]:
+    if outcome.result is None:
+        return ()
     return tuple(codes(outcome.result)), tuple(sorted(outcome.result["obligations"].items(), key=lambda item: item[0]))
 
 
-def _summary(result: dict[str, Any]) -> dict[str, Any]:
+def _summary(outcome: Outcome) -> dict[str, Any]:
+    if outcome.result is None:
+        return {"outcome": None, "invalid_facts": sorted(outcome.invalid.fields)}
+    result = outcome.result
     return {"outcome": result["outcome"], "reasons": codes(result), "obligations": result["obligations"]}
 
 
-def scenario_case(transition: str, witness: Witness, new_result: dict[str, Any]) -> dict[str, Any]:
+def scenario_case(transition: str, witness: Witness, new: Outcome) -> dict[str, Any]:
     """A QA scenario case (SPEC §8) with the witness and NEW's answer: it passes on NEW, fails on OLD."""
     case: dict[str, Any] = {"name": f"{transition} (rulesvc diff --prove)", "now": witness.now,
                             "facts": witness.facts}
     if witness.counters:
         case["counters"] = witness.counters
-    case["expect"] = {"outcome": new_result["outcome"], "reasons": codes(new_result),
-                      "obligations": new_result["obligations"]}
+    if new.result is None:
+        case["expect"] = {"error": {"fields": sorted(new.invalid.fields)}}
+    else:
+        case["expect"] = {"outcome": new.result["outcome"], "reasons": codes(new.result),
+                          "obligations": new.result["obligations"]}
     return case
 
 

@@ -37,6 +37,7 @@ from engine.analysis.values import (
     SAFE_MAX_INSTANT_US,
     SAFE_MIN_INSTANT_US,
     SECOND_US,
+    STEADY_FROM_US,
     TRUE,
     Obj,
     Scalar,
@@ -47,20 +48,16 @@ from engine.analysis.values import (
     local_us,
     midnight_us,
     null,
-    shanghai_summer_times,
     sort_of,
 )
 from engine.language.expressions import Arith, Call, Compare, Expr, ListLit, Lit, Logic, Lookup, Not, Ref
 from engine.language.model import Locator
-from engine.runtime.calendar import Calendar, add_months
+from engine.runtime.calendar import MAX_WORKING_DAYS, Calendar, add_months
 from engine.runtime.values import BOOL, INT, MATCHER_DURATION_LIMIT, Type, to_matcher
 
 # Decimal keeps 28 significant digits: a product past this many fen is no longer exact in Python.
 _EXACT_PRODUCT_FEN = 10**26
 _MICROSECONDS = {"days": DAY_US, "hours": 3600 * SECOND_US, "minutes": 60 * SECOND_US}
-# Instants from which Shanghai keeps +08:00 for good: next_time_of_day is exact from here.
-_LAST_SUMMER_END = max(end for _, end in shanghai_summer_times())
-_MAX_WORKING_DAYS_COMPUTED = 10_000  # a lemma is computed in Python only for counts this small
 
 
 class Unsupported(Exception):
@@ -237,7 +234,7 @@ class Terms:
             value = value.fields[part]
             present = z3.And(present, value.present)
         if rest and isinstance(value, Scalar):
-            return Scalar(present, value.value, value.type)
+            return Scalar(present, value.value, value.type, zoned=value.zoned)
         return value
 
     def _lookup(self, expr: Lookup) -> Value:
@@ -270,8 +267,9 @@ class Terms:
                 return Scalar(present, a + b if op == "+" else a - b, expr.type)
             if op == "*":
                 product = a * b
-                exact = z3.And(product < _EXACT_PRODUCT_FEN, product > -_EXACT_PRODUCT_FEN)
-                return Scalar(present, z3.If(exact, product, z3.Int(self.fresh_name("product", product))), expr.type)
+                value, ok = self._decimal(product, 1, exact=_within(product, _EXACT_PRODUCT_FEN))
+                self._site(expr, z3.And(present, z3.Not(ok)), "money past Decimal's precision")
+                return Scalar(z3.And(present, ok), value, expr.type)
             # ÷: money by a count, or money by money (a ratio, kept as money): half-up to the fen
             numerator = a * 100 if kinds[1] == "money" else a
             failed = z3.And(present, b == 0)
@@ -285,7 +283,12 @@ class Terms:
             # Past the safe range Python may or may not overflow (it depends on the offset written)
             ok = z3.Or(safe, self.fresh_bool("instant-range", total))
             self._site(expr, z3.And(present, z3.Not(ok)), "instant out of range")
-            return Scalar(z3.And(present, ok), total, expr.type)
+            zoned = left.zoned or right.zoned
+            instant = a if left.type.kind == "instant" else b
+            if zoned:  # wall-clock arithmetic: plain only where Shanghai's offset no longer changes
+                steady = z3.And(instant >= STEADY_FROM_US, total >= STEADY_FROM_US)
+                total = z3.If(steady, total, z3.Int(self.fresh_name("wall-clock", total)))
+            return Scalar(z3.And(present, ok), total, expr.type, zoned=zoned)
         if result == "duration":
             if op == "*":
                 total = a * b
@@ -293,10 +296,31 @@ class Terms:
                 total = a + b if op == "+" else a - b
             fits = z3.And(total >= MIN_DURATION_US, total <= MAX_DURATION_US)
             if kinds == ("instant", "instant"):
+                if left.zoned and right.zoned:  # one zone: Python subtracts the wall clocks
+                    steady = z3.And(a >= STEADY_FROM_US, b >= STEADY_FROM_US)
+                    total = z3.If(steady, total, z3.Int(self.fresh_name("wall-clock", total)))
                 return Scalar(present, total, expr.type)
             self._site(expr, z3.And(present, z3.Not(fits)), "duration out of range")
             return Scalar(z3.And(present, fits), total, expr.type)
         raise Unsupported(expr.offset, f"{left.type} {op} {right.type} has no encoding")
+
+    def _decimal(self, numerator: z3.ArithRef, denominator: z3.ArithRef | int, *, exact: z3.BoolRef
+                 ) -> tuple[z3.ArithRef, z3.BoolRef]:
+        """(value, defined) of money Decimal computes as numerator / denominator fen, half-up: exact
+        rational arithmetic where ``exact``; elsewhere Decimal rounds to 28 digits on the way (a relative
+        error under 2·10^-27), so the value lies between the half-up roundings of the quotient moved by
+        that much either way — and past 10^28 fen quantizing can fail (null)."""
+        rounded = round_half_up(numerator, denominator)
+        scale = 10**27
+        size = z3.If(numerator >= 0, numerator, -numerator)
+        low = round_half_up(numerator * scale - 2 * size, denominator * scale)
+        high = round_half_up(numerator * scale + 2 * size, denominator * scale)
+        inexact = z3.Int(self.fresh_name("decimal-rounding", rounded))
+        self.axioms.append(z3.And(inexact >= low, inexact <= high))
+        near = _within(rounded, 100 * _EXACT_PRODUCT_FEN)
+        value = z3.If(exact, rounded, z3.If(near, inexact, z3.Int(self.fresh_name("decimal", rounded))))
+        defined = z3.Or(exact, near, self.fresh_bool("decimal-ok", rounded))
+        return value, defined
 
     def _site(self, expr: Expr, failed: z3.BoolRef, what: str) -> None:
         root = self._root or expr
@@ -333,7 +357,8 @@ class Terms:
         result = known[-1].value
         for value in reversed(known[:-1]):
             result = z3.If(value.present, value.value, result)
-        return Scalar(z3.Or([value.present for value in known]), result, expr.type)
+        return Scalar(z3.Or([value.present for value in known]), result, expr.type,
+                      zoned=any(value.zoned for value in known))
 
     def _fn_min(self, expr: Call) -> Value:
         return self._extreme(expr, smallest=True)
@@ -351,7 +376,7 @@ class Terms:
         for term in terms[1:]:
             # Python's min/max keep the first of equal values: equal numbers, the same term either way
             best = z3.If(term < best, term, best) if smallest else z3.If(term > best, term, best)
-        return Scalar(z3.And([arg.present for arg in args]), best, expr.type)
+        return Scalar(z3.And([arg.present for arg in args]), best, expr.type, zoned=any(arg.zoned for arg in args))
 
     def _fn_prorate(self, expr: Call) -> Value:
         amount, part, whole = self._args(expr)
@@ -367,8 +392,11 @@ class Terms:
         denominator = wn * (ad * pd)
         failed = z3.And(present, pn != 0, wn == 0)
         self._site(expr, failed, "prorate() of a whole of zero")
-        value = z3.If(pn == 0, z3.IntVal(0), round_half_up(numerator, denominator))
-        return Scalar(z3.And(present, z3.Or(pn == 0, wn != 0)), value, expr.type)
+        # amount × part is exact in Decimal's 28 digits below 10^26 (in fen and its scale)
+        computed, ok = self._decimal(numerator, denominator, exact=_within(an * pn, _EXACT_PRODUCT_FEN))
+        self._site(expr, z3.And(present, z3.Or(pn == 0, wn != 0), z3.Not(ok)), "money past Decimal's precision")
+        value = z3.If(pn == 0, z3.IntVal(0), computed)
+        return Scalar(z3.And(present, z3.Or(pn == 0, z3.And(wn != 0, ok))), value, expr.type)
 
     def _duration(self, expr: Call, unit: int) -> Value:
         (count,) = self._args(expr)
@@ -392,19 +420,26 @@ class Terms:
         (instant,) = self._args(expr)
         if instant.value is None:
             return null(expr.type)
-        return Scalar(instant.present, local_us(instant.value) / DAY_US + date(1970, 1, 1).toordinal(), expr.type)
+        return Scalar(self._convertible(instant), local_us(instant.value) / DAY_US + date(1970, 1, 1).toordinal(),
+                      expr.type)
 
     def _fn_shanghai_time(self, expr: Call) -> Value:
         (instant,) = self._args(expr)
         if instant.value is None:
             return null(expr.type)
-        return Scalar(instant.present, local_us(instant.value) % DAY_US, expr.type)
+        return Scalar(self._convertible(instant), local_us(instant.value) % DAY_US, expr.type)
+
+    def _convertible(self, instant: Scalar) -> z3.BoolRef:
+        """Present, and Shanghai time can be had of it: past years 1–9999 Python overflows (null)."""
+        t = instant.value
+        safe = z3.And(t >= SAFE_MIN_INSTANT_US, t <= SAFE_MAX_INSTANT_US)
+        return z3.And(instant.present, z3.Or(safe, self.fresh_bool("convertible", t)))
 
     def _fn_start_of_day(self, expr: Call) -> Value:
         (day,) = self._args(expr)
         if day.value is None:
             return null(expr.type)
-        return Scalar(day.present, midnight_us(day.value), expr.type)
+        return Scalar(day.present, midnight_us(day.value), expr.type, zoned=True)
 
     def _fn_add_days(self, expr: Call) -> Value:
         day, count = self._args(expr)
@@ -428,7 +463,7 @@ class Terms:
         exact = z3.If(candidate >= t, candidate, candidate + DAY_US)
         # Before 1992 the candidate's own offset may differ (summer time): Python decides, as a lemma
         summer = self._apply("next_time_of_day", [t, tod], z3.IntSort(), _next_time_of_day_us)
-        return Scalar(present, z3.If(t >= _LAST_SUMMER_END, exact, summer[0]), expr.type)
+        return Scalar(present, z3.If(t >= STEADY_FROM_US, exact, summer[0]), expr.type, zoned=True)
 
     def _fn_add_months(self, expr: Call) -> Value:
         return self._months_later(expr, "add_months", 1)
@@ -454,9 +489,7 @@ class Terms:
         calendar = self.calendar
 
         def working(day: date, count: int) -> date:
-            if count > _MAX_WORKING_DAYS_COMPUTED:
-                raise _NotComputed
-            return calendar.add_working_days(day, count)
+            return calendar.add_working_days(day, count)  # past MAX_WORKING_DAYS: OverflowError, undefined
         value = self._calendar_date(expr, "add_working_days", working)
         day, count = self._args(expr)
         if isinstance(value, Scalar) and value.value is not None:
@@ -464,9 +497,9 @@ class Terms:
             # defined from every valid date for a count Python computes (the calendar estimates years
             # past its data from the statutory holidays: 10,000 working days after 2999-12-31 are reached)
             self.axioms.append(z3.Implies(z3.And(day.present, count.present, day.value >= MIN_DATE_ORDINAL,
-                                                 day.value <= MAX_DATE_ORDINAL,
-                                                 count.value <= _MAX_WORKING_DAYS_COMPUTED),
+                                                 day.value <= MAX_DATE_ORDINAL, count.value <= MAX_WORKING_DAYS),
                                           value.present))
+            self.axioms.append(z3.Implies(count.value > MAX_WORKING_DAYS, z3.Not(value.present)))
             # sound axioms: the date itself when nothing is counted, else at least one day per working day
             # and China never stops work for long: n working days take under 3n + 30 calendar days
             # (at most 2n + 10 over 1970–2034 and 2990–2999 of the shipped calendar, checked)
@@ -483,7 +516,7 @@ class Terms:
             return z3.BoolVal(True)
         first, last, count_up_to, is_working = window
         r = value.value
-        inside = z3.And(day >= first, day + 3 * count + 30 <= last, count >= 1, count <= _MAX_WORKING_DAYS_COMPUTED)
+        inside = z3.And(day >= first, day + 3 * count + 30 <= last, count >= 1, count <= MAX_WORKING_DAYS)
         return z3.Implies(z3.And(value.present, inside),
                           z3.And(r > day, r <= last, is_working(r), count_up_to(r) == count_up_to(day) + count))
 
@@ -515,8 +548,6 @@ class Terms:
                 return None
             try:
                 return True, compute(date.fromordinal(args[0]), args[1]).toordinal()
-            except _NotComputed:
-                return None
             except (ArithmeticError, ValueError):
                 return False, 0
         result, defined = self._apply(name, [day.value, count.value], z3.IntSort(), computed)
@@ -619,12 +650,21 @@ class Terms:
             return FALSE
         a, b = _same_units(left, right)
         both = z3.And(left.present, right.present)
-        holds = _ordered(expr.op, a, b)
+        holds = self._zoned_order(expr.op, left, right, a, b)
         if expr.op == "==":
             return z3.If(both, holds, z3.And(z3.Not(left.present), z3.Not(right.present)))
         if expr.op == "!=":
             return z3.If(both, holds, z3.Not(z3.And(z3.Not(left.present), z3.Not(right.present))))
         return z3.And(both, holds)
+
+    def _zoned_order(self, op: str, left: Scalar, right: Scalar, a: z3.ExprRef, b: z3.ExprRef) -> z3.BoolRef:
+        """``a op b`` as Python compares them: two instants of the Shanghai zone by wall clock (the
+        same order as instants, except around a change of offset, left free there)."""
+        holds = _ordered(op, a, b)
+        if left.zoned and right.zoned:
+            steady = z3.And(a >= STEADY_FROM_US, b >= STEADY_FROM_US)
+            return z3.If(steady, holds, self.fresh_bool("wall-clock-order", holds))
+        return holds
 
     def _member(self, seq: Seq, item: Scalar) -> z3.BoolRef:
         if item.value is None:
@@ -666,7 +706,7 @@ class Terms:
             if first.value is None or second.value is None:
                 return FALSE
             a, b = _same_units(first, second)
-            return z3.And(first.present, second.present, _ordered(op, a, b))
+            return z3.And(first.present, second.present, self._zoned_order(op, first, second, a, b))
         (left_present, a), (right_present, b) = self.operand(left), self.operand(right)
         return z3.And(left_present, right_present, _ordered(op, a, b))
 
@@ -702,7 +742,7 @@ class Terms:
                 raise Unsupported(expr.offset, "durable_rules divides in floating point: declare a derived value")
             (left_present, a), (right_present, b) = self.operand(expr.left), self.operand(expr.right)
             term = {"+": a + b, "-": a - b, "*": a * b}[expr.op]
-            return z3.And(left_present, right_present), term
+            return z3.And(left_present, right_present), int64(term)
         value = self.value(expr)
         if isinstance(value, Seq):
             raise Unsupported(expr.offset, "a list compared as a value")
@@ -711,6 +751,16 @@ class Terms:
         if not isinstance(value, Scalar) or value.value is None:
             return FALSE, z3.IntVal(0)
         return value.present, matcher_units(value)
+
+
+def _within(term: z3.ArithRef, bound: int) -> z3.BoolRef:
+    return z3.And(term < bound, term > -bound)
+
+
+def int64(term: z3.ArithRef) -> z3.ArithRef:
+    """``term`` as durable_rules computes it: 64-bit integers that wrap around."""
+    bound = 2**63
+    return z3.If(z3.And(term >= -bound, term < bound), term, (term + bound) % (2 * bound) - bound)
 
 
 def matcher_units(value: Scalar) -> z3.ExprRef:
@@ -841,7 +891,3 @@ def working_day_window(calendar: Calendar) -> Any:
 
     kept = _WINDOWS[key] = (first_day.toordinal(), last_day.toordinal(), count_up_to, is_working)
     return kept
-
-
-class _NotComputed(Exception):
-    """Python is not asked: the computation could take too long (a huge working-day count)."""

@@ -62,43 +62,65 @@ INT_BOUND = MAX_INT
 
 
 @cache
-def shanghai_summer_times() -> tuple[tuple[int, int], ...]:
-    """The intervals [start, end) of instants (µs) at which Shanghai kept summer time (+09:00): 1986–1991.
+def shanghai_offsets() -> tuple[tuple[int, int], ...]:
+    """Shanghai's UTC offsets over time, from the zone data: ``(from instant µs, offset µs)`` in order.
 
-    Found from the zone data itself, hour by hour (the clocks moved on the hour)."""
-    intervals: list[tuple[int, int]] = []
-    moment = datetime(MIN_YEAR, 1, 1, tzinfo=UTC)
-    end = datetime(1993, 1, 1, tzinfo=UTC)
-    start: datetime | None = None
-    while moment < end:
-        summer = moment.astimezone(SHANGHAI).utcoffset() != timedelta(hours=8)
-        if summer and start is None:
-            start = moment
-        elif not summer and start is not None:
-            intervals.append((instant_us(start), instant_us(moment)))
-            start = None
-        moment += timedelta(hours=1) if 1985 <= moment.year <= 1992 else timedelta(days=1)
-    return tuple(intervals)
+    The first entry holds from the beginning of time (local mean time, +08:05:43, until 1901); the
+    last, +08:00, from the end of the 1991 summer on. Summer times (+09:00): 1919, 1940–1949, 1986–1991."""
+    offsets: list[tuple[int, int]] = []
+    moment = datetime(1800, 1, 1, 12, tzinfo=UTC)
+    current = moment.astimezone(SHANGHAI).utcoffset()
+    offsets.append((-(2**62), duration_us(current)))
+    while moment < datetime(1995, 1, 1, tzinfo=UTC):
+        following = moment + timedelta(days=1)
+        offset = following.astimezone(SHANGHAI).utcoffset()
+        if offset != current:
+            low, high = moment, following  # the change lies in (low, high]: find its second
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                middle = middle.replace(microsecond=0)
+                if middle.astimezone(SHANGHAI).utcoffset() == current:
+                    low = middle
+                else:
+                    high = middle
+            offsets.append((instant_us(high), duration_us(offset)))
+            current = offset
+        moment = following
+    return tuple(offsets)
+
+
+# From here on Shanghai keeps +08:00: wall-clock arithmetic on zoned instants is plain arithmetic.
+STEADY_FROM_US = shanghai_offsets()[-1][0] if len(shanghai_offsets()) > 1 else 0
+FIRST_CHANGE_US = shanghai_offsets()[1][0] if len(shanghai_offsets()) > 1 else 0
 
 
 @cache
-def summer_midnights() -> tuple[tuple[int, int], ...]:
-    """The date ordinals [first, last] whose 00:00 in Shanghai was summer time."""
+def midnight_offsets() -> tuple[tuple[int, int], ...]:
+    """``(from date ordinal, offset µs)`` of 00:00 Shanghai on each date, in order (as Python resolves
+    a wall-clock midnight: the first of two, the earlier offset in a gap)."""
     ranges: list[tuple[int, int]] = []
-    for first_us, end_us in shanghai_summer_times():
-        first = from_instant_us(first_us).date()
-        last = from_instant_us(end_us - 1).date()
-        days = [d for d in range(first.toordinal(), last.toordinal() + 1)
-                if datetime.combine(date.fromordinal(d), time(0), tzinfo=SHANGHAI).utcoffset() != timedelta(hours=8)]
-        if days:
-            ranges.append((days[0], days[-1]))
+    day = date(1899, 12, 1)
+    previous = None
+    while day <= date(1993, 1, 31):
+        offset = duration_us(datetime.combine(day, time(0), tzinfo=SHANGHAI).utcoffset())
+        if offset != previous:
+            ranges.append((day.toordinal() if ranges else -(2**62), offset))
+            previous = offset
+        day += timedelta(days=1)
     return tuple(ranges)
 
 
+def _piecewise(point: z3.ArithRef, table: tuple[tuple[int, int], ...]) -> z3.ArithRef:
+    """The value of a step function given as ``(from, value)`` pairs at ``point``."""
+    term: z3.ArithRef = z3.IntVal(table[-1][1])
+    for (_, value), (following, _) in zip(reversed(table[:-1]), reversed(table[1:]), strict=True):
+        term = z3.If(point < following, value, term)
+    return term
+
+
 def shanghai_offset_us(instant: z3.ArithRef) -> z3.ArithRef:
-    """Shanghai's UTC offset at an instant: +08:00, +09:00 in the summers of 1986–1991."""
-    summer = z3.Or([z3.And(instant >= start, instant < end) for start, end in shanghai_summer_times()])
-    return z3.If(summer, 9 * 3600 * SECOND_US, 8 * 3600 * SECOND_US)
+    """Shanghai's UTC offset at an instant, as the zone data says (see :func:`shanghai_offsets`)."""
+    return _piecewise(instant, shanghai_offsets())
 
 
 def local_us(instant: z3.ArithRef) -> z3.ArithRef:
@@ -108,9 +130,7 @@ def local_us(instant: z3.ArithRef) -> z3.ArithRef:
 
 def midnight_us(ordinal: z3.ArithRef) -> z3.ArithRef:
     """The instant of 00:00 Shanghai on a date."""
-    summer = z3.Or([z3.And(ordinal >= first, ordinal <= last) for first, last in summer_midnights()])
-    offset = z3.If(summer, 9 * 3600 * SECOND_US, 8 * 3600 * SECOND_US)
-    return (ordinal - EPOCH_ORDINAL) * DAY_US - offset
+    return (ordinal - EPOCH_ORDINAL) * DAY_US - _piecewise(ordinal, midnight_offsets())
 
 
 TRUE = z3.BoolVal(True)
@@ -122,6 +142,10 @@ class Scalar:
     present: z3.BoolRef
     value: z3.ExprRef | None  # None only when never present
     type: Type
+    # an instant Python holds in the Shanghai zone (start_of_day, next_time_of_day): durations are added
+    # to it on the wall clock, and two of them compare by wall clock — plain arithmetic only while the
+    # offset does not change (:data:`STEADY_FROM_US`)
+    zoned: bool = False
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 
 import z3
 
-from engine.analysis.concretize import Witness, concretize, run_witness
+from engine.analysis.concretize import Witness, WitnessTooLarge, concretize, run_witness
 from engine.analysis.decision import EncodedDecision, encode
 from engine.analysis.terms import Abstraction, Application, where_of
 from engine.errors import InvalidFacts
@@ -61,12 +61,14 @@ class Outcome:
 class Query:
     """Runs goals over one or more encoded decisions sharing a request, within a time budget."""
 
-    def __init__(self, encoded: list[EncodedDecision], deadline: float, rounds: int = MAX_ROUNDS):
+    def __init__(self, encoded: list[EncodedDecision], deadline: float, rounds: int = MAX_ROUNDS, *,
+                 valid: bool = True):
         self.encoded = encoded
         self.deadline = deadline
         self.rounds = rounds
         self.lemmas: list[z3.BoolRef] = []
-        self.assumptions = [assumption for item in encoded for assumption in item.assumptions()]
+        # valid=False: the goals say for which versions the request is valid (a diff)
+        self.assumptions = [assumption for item in encoded for assumption in item.assumptions(valid=valid)]
         self.assumptions += monotonicity([application for item in encoded for application in item.findings.applications])
 
     def search(self, goal: z3.BoolRef, confirm: Callable[[Witness], tuple[bool, dict[str, Any] | None]]) -> Answer:
@@ -115,7 +117,10 @@ class Query:
                     return Answer("unknown", why=_CAPPED)
                 return Answer("unknown", why="timeout" if timed_out else reason)
             model = solver.model()
-            witness = concretize(model, self.encoded)
+            try:
+                witness = concretize(model, self.encoded)
+            except WitnessTooLarge as error:
+                return Answer("unknown", why=str(error))
             agreed, result = confirm(witness)
             if agreed:
                 return Answer("found", witness, result=result)

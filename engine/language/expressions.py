@@ -352,6 +352,9 @@ class _Checker:
                 if spec.type.kind != "object":
                     raise ExpressionError(self._part_offset(nodes, index, name),
                                           f"fact {'.'.join(parts[:index])} is {spec.type}, it has no field {name!r}")
+                if name not in spec.fields and ".".join(parts[: index + 1]) in scope.broken:
+                    raise ExpressionError(self._part_offset(nodes, index, name), "declared with a problem",
+                                          knock_on=True)
                 if name not in spec.fields:
                     raise ExpressionError(
                         self._part_offset(nodes, index, name),
@@ -421,6 +424,10 @@ class _Checker:
             if not left.type.comparable_with(item_type):
                 raise ExpressionError(left.offset, f"cannot look for {left.type} in a list of {item_type}")
             self._check_enum_literals(left, right)
+            if left.type.kind == "money" and isinstance(right, ListLit) and item_type.kind == "int":
+                # amount in [1, 2] means 1.00 or 2.00, as amount == 1 does
+                items = [_coerce_money(item, left) for item in right.items]
+                right = ListLit(right.offset, list_of(MONEY), right.text, items=items)
             return Compare(self.offset(node), BOOL, text, op=op, left=left, right=right)
         if not left.type.comparable_with(right.type):
             raise ExpressionError(right.offset, f"cannot compare {left.type} with {right.type}")
@@ -479,6 +486,17 @@ class _Checker:
             result = function.check([arg.type for arg in args])
         except SignatureError as error:
             raise self.fail(node, str(error)) from None
+        if name in ("min", "max", "coalesce", "differing") and any(arg.type.kind == "money" for arg in args):
+            # money beside a whole number: a literal is yuan (min(payout.amount, 5) is at most 5.00);
+            # an int fact is a count, not yuan
+            groups = [args] if name != "differing" else [args[index:index + 2] for index in range(0, len(args), 2)]
+            for group in groups:
+                for first in group:
+                    for second in group:
+                        if first is not second:
+                            _check_money_mix(first, second)
+            if name != "differing":
+                args = [_coerce_money(arg, Lit(0, MONEY, "")) for arg in args]
         if args and all(isinstance(arg, Lit) for arg in args) and name not in MATCHABLE_FUNCTIONS \
                 and not function.uses_calendar and not function.by_reference:
             # Fold calls on literals and constants (``days(payout_window_days)``) once, at load.

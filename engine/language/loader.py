@@ -273,8 +273,9 @@ class _DomainBuilder:
             field_spec = self._field(base + ("facts", fact_name), fact_name, fact_name, spec)
             if field_spec is not None:
                 facts[fact_name] = field_spec
+        declared_wrong = {fact_name for fact_name in _mapping(body.get("facts")) if fact_name not in facts}
         scope = Scope(facts=facts, constants=self.constants, enums=self.enums, tables=self.tables,
-                      broken=set(self.broken))
+                      broken=set(self.broken) | declared_wrong)
         for fact_name in facts:
             if fact_name in self.constants:
                 self.problem(base + ("facts", fact_name), f"fact {fact_name!r} has the name of a constant", key=True)
@@ -381,6 +382,18 @@ class _DomainBuilder:
             field_spec.default = self._default(path + ("default",), field_spec, spec["default"])
         if field_spec.required and field_spec.default is not MISSING:
             self.problem(path + ("default",), f"{dotted} is required, so its default would never be used", key=True)
+        if kind.kind == "object" and field_spec.default is not MISSING:
+            # Left out, the object is {} with its fields' defaults: a required field would be absent.
+            for child, child_field in field_spec.fields.items():
+                if child_field.required:
+                    self.problem(path + ("fields", child, "required"),
+                                 f"{child_field.path} cannot be required: {dotted} has a default ({{}}), and when "
+                                 f"it is left out its fields are absent; give {child_field.path} a default instead",
+                                 key=True)
+        if kind.kind == "list" and field_spec.type.item is not None and field_spec.type.item.kind == "list":
+            self.problem(path + ("items",), f"{dotted}: lists of lists are not supported; use a list of objects",
+                         key=True)
+            return None
         return field_spec
 
     def _default(self, path: Path, spec: FieldSpec, raw: Any) -> Any:
@@ -571,8 +584,9 @@ class _DomainBuilder:
         facts["values"] = result_field("values", OBJECT, required=True, fields={
             value.name: FieldSpec(name=value.name, path=f"values.{value.name}", type=scope.values[value.name])
             for value in derived if value.output})
+        broken = set(scope.broken) | {f"values.{name}" for name in scope.broken}
         return Scope(facts=facts, constants=scope.constants, values=dict(scope.values),
-                     counters=dict(scope.counters), enums=scope.enums, tables=scope.tables, broken=set(scope.broken))
+                     counters=dict(scope.counters), enums=scope.enums, tables=scope.tables, broken=broken)
 
     def _rule_obligations(self, path: Path, spec: dict[str, Any], effect: str, scope: Scope,
                           declared: dict[str, Any]) -> dict[str, Any]:

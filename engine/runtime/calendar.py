@@ -21,6 +21,7 @@ from engine.language.source import load_document, read_source
 from engine.runtime.values import parse_date
 
 CALENDAR_DIR = "calendars"
+MAX_WORKING_DAYS = 10_000  # add_working_days counts at most this many (about 40 years)
 STATUTORY_FILE = "statutory.yaml"  # the law's fixed holidays, the basis of estimated years
 SOLAR_TERMS = ("小寒", "大寒", "立春", "雨水", "惊蛰", "春分", "清明", "谷雨", "立夏", "小满", "芒种", "夏至",
                "小暑", "大暑", "立秋", "处暑", "白露", "秋分", "寒露", "霜降", "立冬", "小雪", "大雪", "冬至")
@@ -101,7 +102,11 @@ class Calendar:
         return sorted((day, name) for day, name in self.workdays.items() if day.year == year)
 
     def add_working_days(self, start: date, count: int) -> date:
-        """The ``count``-th working day after ``start`` (``start`` itself does not count)."""
+        """The ``count``-th working day after ``start`` (``start`` itself does not count); a count past
+        :data:`MAX_WORKING_DAYS` (about 40 years) raises OverflowError — null in a rule — so no request
+        can make a decision walk the calendar for seconds."""
+        if count > MAX_WORKING_DAYS:
+            raise OverflowError(f"more than {MAX_WORKING_DAYS} working days")
         day = start
         remaining = count
         while remaining > 0:
