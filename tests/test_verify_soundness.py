@@ -106,3 +106,20 @@ def test_a_working_day_count_past_the_maximum_is_refused_before_any_walk(ruleboo
         calendar.add_working_days(date(2026, 1, 1), 10**15)
     assert calendar.add_working_days(date(2026, 1, 1), 10_000) > date(2060, 1, 1)
     assert calendar.add_working_days(date(2026, 1, 1), 0) == date(2026, 1, 1)
+
+
+def test_money_past_decimals_precision_may_be_null_and_verify_says_so(tmp_path):
+    precision = decision(tmp_path, "t6.yaml", "t6.precision")
+    assert precision.evaluate({"x": "100000000000.00", "i": 10**15})["outcome"] == "deny"  # x × i is null
+    report = verify_decision(precision)
+    assert statuses(report) == {"product-exists": "violated"}
+    assert not report.dead and report.outcomes["deny"]["status"] == "reachable"
+    assert [entry["what"] for entry in report.errors] == ["money past Decimal's precision"]
+
+
+def test_differing_money_and_an_int_and_lists_of_lists_are_refused_at_check():
+    _, problems = load_rule_file("t15.yaml", (CASES / "t15.yaml").read_text(encoding="utf-8"))
+    assert [problem.message for problem in problems] == ["'n' is int, not money; declare it as money"]
+    nested = (CASES / "t14.yaml").read_text(encoding="utf-8").replace('type: "[str]"', 'type: "[[str]]"')
+    _, problems = load_rule_file("t14.yaml", nested)
+    assert [problem.message for problem in problems] == ["l: lists of lists are not supported; use a list of objects"]
