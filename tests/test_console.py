@@ -640,3 +640,25 @@ def test_calendar_marks_holidays_make_up_days_and_estimated_years(client):
     estimated = text(client.get("/console/calendar?year=2031"))
     assert 'data-testid="estimated"' in estimated and "CALENDAR_ESTIMATED" in estimated
     assert client.get("/console/calendar?year=99999").status_code == 400
+
+
+def test_the_log_page_lists_entries_by_when_they_were_decided_and_shows_their_now():
+    """Two workers' entries reach the log in batches, a little out of order (the issue 23 trial)."""
+    from types import SimpleNamespace
+
+    logged = [{"decision_id": "b", "evaluated_at": "2026-11-20T10:00:02+08:00", "now": "2026-11-20T09:00:00+08:00"},
+              {"decision_id": "c", "evaluated_at": "2026-11-20T10:00:03+08:00", "now": "2026-11-20T08:00:00+08:00"},
+              {"decision_id": "a", "evaluated_at": "2026-11-20T02:00:01Z", "now": "2026-11-20T07:00:00+08:00"}]
+    state = SimpleNamespace(decision_log=SimpleNamespace(database=SimpleNamespace(query=lambda query: list(logged))))
+    entries = audit.find_log_entries(state, audit.Filters())
+    assert [entry["decision_id"] for entry in entries] == ["c", "b", "a"]
+
+
+def test_the_log_page_shows_the_decisions_now_beside_the_server_time(app, client, monkeypatch):
+    monkeypatch.setenv("RULESVC_AUDIT_TOKEN", "audit-secret")
+    client.post("/v1/decisions/recovery.campaign_close", json={
+        "facts": {"campaign": {"id": "c1", "start_at": "2026-11-21T00:00:00+08:00"}}, "now": "2026-11-20T10:00:00+08:00"})
+    app.extensions["rulesvc"].decision_log.flush()
+    sign_in(client)
+    html = text(client.get("/console/log"))
+    assert "决策的 now" in html and "<code>2026-11-20T10:00:00+08:00</code>" in html

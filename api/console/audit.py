@@ -74,12 +74,15 @@ def decision_log_available(state: ServiceState) -> bool:
 
 
 def find_log_entries(state: ServiceState, filters: Filters, limit: int = RECORDS_SHOWN) -> list[dict[str, Any]] | None:
-    """Decision log entries (SPEC §10) matching ``filters``, newest first; None while there is no log."""
+    """Decision log entries (SPEC §10) matching ``filters``, newest first by when they were decided
+    (``evaluated_at``: two workers' entries reach the log in batches, a little out of that order);
+    None while there is no log."""
     if state.decision_log is None:
         return None
-    return state.decision_log.database.query(LogQuery(
+    entries = state.decision_log.database.query(LogQuery(
         decision=filters.decision, start=filters.start, end=filters.end, outcome=filters.outcome,
         code=filters.code, decision_id=filters.decision_id, limit=limit))
+    return sorted(entries, key=lambda entry: datetime.fromisoformat(entry["evaluated_at"]), reverse=True)
 
 
 def explain_decision(state: ServiceState, decision_id: str) -> dict[str, Any] | None:
