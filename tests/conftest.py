@@ -54,6 +54,22 @@ def _wide_time_budgets(monkeypatch):
     monkeypatch.setenv("RULESVC_VALIDATION_SECONDS", WIDE_BUDGET_SECONDS)
 
 
+@pytest.fixture(name="copy")
+def rules_copy(tmp_path):
+    """A copy of the shipped rules directory to edit (a candidate, the NEW side of a diff)."""
+    target = tmp_path / "rules"
+    shutil.copytree(RULES, target)
+    return target
+
+
+def edit(directory, name: str, old: str, new: str) -> None:
+    """Replace the first ``old`` in one file of ``directory`` (which must hold it)."""
+    path = directory / name
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
 def rulebook() -> Rulebook:
     return load_rulebook([RULES])

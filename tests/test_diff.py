@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-
-import pytest
 
 from engine import load_rulebook
 from engine.audit.diff import diff_rulebooks
 
-from .conftest import RULES
+from .conftest import RULES, edit
 from .test_decision_log import run_cli
-
-
-@pytest.fixture
-def copy(tmp_path):
-    target = tmp_path / "rules"
-    shutil.copytree(RULES, target)
-    return target
-
-
-def edit(directory, name: str, old: str, new: str) -> None:
-    path = directory / name
-    text = path.read_text(encoding="utf-8")
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def payout_changes(diff: dict) -> dict:

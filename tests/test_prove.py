@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 
-import pytest
 import yaml
 
 from engine import load_rulebook
 from engine.analysis.prove import prove_exit_code, prove_rulebooks
 from engine.tester import run
 
-from .conftest import RULES
+from .conftest import RULES, edit
 from .test_decision_log import run_cli
-
-
-@pytest.fixture
-def copy(tmp_path):
-    target = tmp_path / "new"
-    shutil.copytree(RULES, target)
-    return target
-
-
-def edit(directory, name: str, old: str, new: str) -> None:
-    path = directory / name
-    text = path.read_text(encoding="utf-8")
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def cut(directory, name: str, start: str, end: str) -> str:

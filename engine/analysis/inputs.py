@@ -29,12 +29,11 @@ from engine.analysis.values import (
     Scalar,
     Seq,
     Value,
-    instant_us,
     literal_term,
     sort_of,
 )
 from engine.language.model import Counter, FieldSpec
-from engine.runtime.values import INSTANT, SHANGHAI, Type
+from engine.runtime.values import INSTANT, SHANGHAI, Type, epoch_us
 
 READABLE_WORDS = ("a1", "a2", "b1", "b2", "c1", "c2")
 
@@ -99,7 +98,7 @@ class Inputs:
         """Requests a person reads easily: instants and dates in 2026–2027, strings from a few short words
         (shared, so lists can have values in common), amounts up to 100,000.00, counts up to 10,000.
         Witnesses are looked for here first; nothing is proved here."""
-        lowest, highest = instant_us(datetime(2026, 1, 1, tzinfo=SHANGHAI)), instant_us(datetime(2028, 1, 1, tzinfo=SHANGHAI))
+        lowest, highest = epoch_us(datetime(2026, 1, 1, tzinfo=SHANGHAI)), epoch_us(datetime(2028, 1, 1, tzinfo=SHANGHAI))
         rules: list[z3.BoolRef] = [self.now.value >= lowest, self.now.value < highest]
         words = [z3.StringVal(word) for word in READABLE_WORDS]
         for declared in self.declared.values():

@@ -607,10 +607,14 @@ class Terms:
         seq.present = source.present
         return seq
 
-    def _fn_difference(self, expr: Call) -> Value:
+    def _two_lists(self, expr: Call) -> tuple[Seq, Seq]:
         left, right = self.value(expr.args[0]), self.value(expr.args[1])
         if not isinstance(left, Seq) or not isinstance(right, Seq):
-            raise Unsupported(expr.offset, "difference() of values that are not lists")
+            raise Unsupported(expr.offset, f"{expr.function}() of values that are not lists")
+        return left, right
+
+    def _fn_difference(self, expr: Call) -> Value:
+        left, right = self._two_lists(expr)
         items = []
         for included, item in left.items:
             if not isinstance(item, Scalar):
@@ -622,9 +626,7 @@ class Terms:
         return seq
 
     def _fn_intersects(self, expr: Call) -> Value:
-        left, right = self.value(expr.args[0]), self.value(expr.args[1])
-        if not isinstance(left, Seq) or not isinstance(right, Seq):
-            raise Unsupported(expr.offset, "intersects() of values that are not lists")
+        left, right = self._two_lists(expr)
         shared = z3.Or([z3.And(included, _contains(right, item.value)) for included, item in left.items
                         if isinstance(item, Scalar)] or [FALSE])
         overflow = z3.Or(left.overflow, right.overflow)
@@ -828,8 +830,9 @@ def round_half_up(numerator: z3.ArithRef, denominator: z3.ArithRef) -> z3.ArithR
 def _next_time_of_day_us(args: list[int]) -> tuple[bool, Any] | None:
     from datetime import time as time_of_day
 
-    from engine.analysis.values import from_instant_us, instant_us
+    from engine.analysis.values import from_instant_us
     from engine.language.functions import FUNCTIONS
+    from engine.runtime.values import epoch_us
     instant, tod = args
     seconds, micro = divmod(tod, SECOND_US)
     hours, rest = divmod(seconds, 3600)
@@ -837,7 +840,7 @@ def _next_time_of_day_us(args: list[int]) -> tuple[bool, Any] | None:
         return None
     result: datetime = FUNCTIONS["next_time_of_day"].call(from_instant_us(instant),
                                                           time_of_day(hours, rest // 60, rest % 60, micro))
-    return True, instant_us(result)
+    return True, epoch_us(result)
 
 
 def _at(root: Expr, offset: int) -> Expr:

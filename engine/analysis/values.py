@@ -17,7 +17,17 @@ from functools import cache
 
 import z3
 
-from engine.runtime.values import MAX_INT, MAX_MONEY, MAX_YEAR, MIN_YEAR, SHANGHAI, Type
+from engine.runtime.values import (
+    MAX_INT,
+    MAX_MONEY,
+    MAX_YEAR,
+    MIN_YEAR,
+    SHANGHAI,
+    Type,
+    epoch_us,
+    from_epoch_us,
+    to_matcher,
+)
 
 # Items of a list the encoding represents one by one; a longer list is still a valid request, but
 # what is computed from its items is then a free value (sound for proofs; witnesses stay within).
@@ -34,17 +44,9 @@ MAX_DURATION_US = (timedelta.max.days * 86_400 + timedelta.max.seconds) * SECOND
 MIN_DURATION_US = timedelta.min.days * DAY_US
 
 
-def instant_us(moment: datetime) -> int:
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * SECOND_US + delta.microseconds
-
-
 def from_instant_us(microseconds: int) -> datetime:
-    return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=microseconds)).astimezone(SHANGHAI)
-
-
-def time_us(moment: time) -> int:
-    return ((moment.hour * 60 + moment.minute) * 60 + moment.second) * SECOND_US + moment.microsecond
+    """An instant in epoch µs as Shanghai writes it (a witness's facts and ``now``)."""
+    return from_epoch_us(microseconds).astimezone(SHANGHAI)
 
 
 def duration_us(span: timedelta) -> int:
@@ -52,12 +54,12 @@ def duration_us(span: timedelta) -> int:
 
 
 # Valid instants: from 1970-01-01T00:00 to 2999-12-31T23:59:59.999999 in Shanghai (SPEC §4).
-MIN_INSTANT_US = instant_us(datetime(MIN_YEAR, 1, 1, tzinfo=SHANGHAI))
-MAX_INSTANT_US = instant_us(datetime(MAX_YEAR, 12, 31, 23, 59, 59, 999_999, tzinfo=SHANGHAI))
+MIN_INSTANT_US = epoch_us(datetime(MIN_YEAR, 1, 1, tzinfo=SHANGHAI))
+MAX_INSTANT_US = epoch_us(datetime(MAX_YEAR, 12, 31, 23, 59, 59, 999_999, tzinfo=SHANGHAI))
 # Instants that datetime arithmetic reaches without overflowing, whatever offset the facts were
 # written with (a day of margin inside years 1 and 9999).
-SAFE_MIN_INSTANT_US = instant_us(datetime(1, 1, 2, tzinfo=UTC))
-SAFE_MAX_INSTANT_US = instant_us(datetime(9999, 12, 30, tzinfo=UTC))
+SAFE_MIN_INSTANT_US = epoch_us(datetime(1, 1, 2, tzinfo=UTC))
+SAFE_MAX_INSTANT_US = epoch_us(datetime(9999, 12, 30, tzinfo=UTC))
 INT_BOUND = MAX_INT
 
 
@@ -83,7 +85,7 @@ def shanghai_offsets() -> tuple[tuple[int, int], ...]:
                     low = middle
                 else:
                     high = middle
-            offsets.append((instant_us(high), duration_us(offset)))
+            offsets.append((epoch_us(high), duration_us(offset)))
             current = offset
         moment = following
     return tuple(offsets)
@@ -203,11 +205,11 @@ def literal_term(value: object) -> z3.ExprRef:
     if isinstance(value, str):
         return z3.StringVal(value)
     if isinstance(value, datetime):
-        return z3.IntVal(instant_us(value))
+        return z3.IntVal(epoch_us(value))
     if isinstance(value, date):
         return z3.IntVal(value.toordinal())
     if isinstance(value, time):
-        return z3.IntVal(time_us(value))
+        return z3.IntVal(to_matcher(value))  # µs after midnight
     if isinstance(value, timedelta):
         return z3.IntVal(duration_us(value))
     raise TypeError(f"no symbolic form for {type(value).__name__}")
