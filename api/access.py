@@ -56,18 +56,19 @@ class Throttled(Exception):
         super().__init__(f"too many failed sign-ins or wrong tokens from this address; retry in {retry_after} s")
 
 
-def default_url(store_url: str, *other_urls: str) -> str:
-    """Where a service keeps its access database unless ``RULESVC_ACCESS_DB`` says: beside its first SQLite
-    file; in memory for an in-memory store with no file (one process: nothing to share); else ``var/``."""
-    if os.environ.get(URL_VARIABLE):
-        return os.environ[URL_VARIABLE]
+def default_url(store_url: str, *other_urls: str, file_name: str = FILE_NAME, variable: str | None = URL_VARIABLE) -> str:
+    """Where a service keeps its access database (or another of its small databases, ``file_name``) unless
+    ``variable`` (``RULESVC_ACCESS_DB``) says: beside its first SQLite file; in memory for an in-memory
+    store with no file (one process: nothing to share); else ``var/``."""
+    if variable and os.environ.get(variable):
+        return os.environ[variable]
     for url in (store_url, *other_urls):
         path = sqlite_path(url or "")
         if path is not None:
-            return f"sqlite:///{path.parent / FILE_NAME}"
+            return f"sqlite:///{path.parent / file_name}"
     if store_url in ("sqlite://", "sqlite:///:memory:"):
         return "sqlite://"
-    return f"sqlite:///var/{FILE_NAME}"
+    return f"sqlite:///var/{file_name}"
 
 
 class AccessDatabase:

@@ -1,5 +1,8 @@
-"""Bearer tokens. Admin endpoints need ``Authorization: Bearer $RULESVC_ADMIN_TOKEN`` (without the
-variable they are off: 403). When ``RULESVC_QA_TOKEN`` is set, scenario runs and validations need it
+"""Bearer tokens. Admin endpoints need an admin's token: ``Authorization: Bearer <token>`` with a token
+of ``RULESVC_ADMIN_TOKENS="name:token,…"`` or ``RULESVC_ADMIN_TOKEN`` (the admin named ``admin``);
+without either they are off (403). Admins are named so that every draft, approval, publication and
+rollback records who made it (SPEC §12.1): the view reads it as :func:`admin_name`.
+When ``RULESVC_QA_TOKEN`` is set, scenario runs and validations need it
 or the admin token; without it they are open. Reading what decisions were made (the decision log,
 records, explain, shadow reports, version texts, CSV exports) needs ``RULESVC_AUDIT_TOKEN``, the QA or
 the admin token (SPEC §7.1): with none of them set those reads are off (403), never open. The scheme
@@ -20,17 +23,63 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import jsonify, request
+from flask import g, jsonify, request
 
 from . import access
 from .errors import error_body
 
 TOKEN_VARIABLE = "RULESVC_ADMIN_TOKEN"
+NAMED_TOKENS_VARIABLE = "RULESVC_ADMIN_TOKENS"
+DEFAULT_ADMIN = "admin"  # the name of RULESVC_ADMIN_TOKEN's admin
+_ADMIN_NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 QA_TOKEN_VARIABLE = "RULESVC_QA_TOKEN"
 AUDIT_TOKEN_VARIABLE = "RULESVC_AUDIT_TOKEN"
+
+
+def admin_tokens() -> dict[str, str]:
+    """``{admin name: token}`` from ``RULESVC_ADMIN_TOKENS`` and ``RULESVC_ADMIN_TOKEN``; raises
+    :class:`ValueError` naming the entry that is not ``name:token`` (checked when the app is made)."""
+    return dict(_parse_admin_tokens(os.environ.get(NAMED_TOKENS_VARIABLE, ""), os.environ.get(TOKEN_VARIABLE, "")))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_admin_tokens(named: str, single: str) -> tuple[tuple[str, str], ...]:
+    tokens: dict[str, str] = {}
+    for number, entry in enumerate(filter(None, (part.strip() for part in named.split(","))), start=1):
+        name, colon, token = entry.partition(":")
+        name, token = name.strip(), token.strip()
+        if not colon or not token or not _ADMIN_NAME.fullmatch(name):
+            raise ValueError(f"{NAMED_TOKENS_VARIABLE}: entry {number} must be name:token, the name of letters, "
+                             "digits, '_', '.', '@' or '-' (at most 64)")
+        if name in tokens:
+            raise ValueError(f"{NAMED_TOKENS_VARIABLE}: admin {name!r} is named twice")
+        tokens[name] = token
+    if single.strip():
+        if DEFAULT_ADMIN in tokens and tokens[DEFAULT_ADMIN] != single.strip():
+            raise ValueError(f"{TOKEN_VARIABLE} is the admin named {DEFAULT_ADMIN!r}, whom {NAMED_TOKENS_VARIABLE} "
+                             "gives another token")
+        tokens[DEFAULT_ADMIN] = single.strip()
+    if len(set(tokens.values())) != len(tokens):
+        raise ValueError(f"{NAMED_TOKENS_VARIABLE}: two admins share a token (each must be told apart)")
+    return tuple(tokens.items())
+
+
+def admin_named(supplied: str | None) -> str | None:
+    """The name of the admin whose token is ``supplied`` (every token compared, in constant time)."""
+    found = None
+    for name, token in admin_tokens().items():
+        if token_matches(supplied, token):
+            found = name
+    return found
+
+
+def admin_name() -> str:
+    """Who is acting, in a view behind :func:`admin_required` (or a console admin session)."""
+    return g.get("admin_name") or DEFAULT_ADMIN
 
 
 def bearer_token() -> str | None:
@@ -91,11 +140,14 @@ def _unauthorized(message: str) -> Any:
 def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        token = os.environ.get(TOKEN_VARIABLE)
-        if not token:
-            return jsonify(error_body("ADMIN_DISABLED", f"admin endpoints are disabled: {TOKEN_VARIABLE} is not set")), 403
-        if not token_accepted(bearer_token(), token):
+        tokens = admin_tokens()
+        if not tokens:
+            return jsonify(error_body("ADMIN_DISABLED", f"admin endpoints are disabled: neither {TOKEN_VARIABLE} "
+                                      f"nor {NAMED_TOKENS_VARIABLE} is set")), 403
+        supplied = bearer_token()
+        if not token_accepted(supplied, *tokens.values()):
             return _unauthorized("a valid admin bearer token is required")
+        g.admin_name = admin_named(supplied)
         return view(*args, **kwargs)
     return guarded
 
@@ -105,7 +157,7 @@ def qa_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         qa_token = os.environ.get(QA_TOKEN_VARIABLE)
-        if qa_token and not token_accepted(bearer_token(), qa_token, os.environ.get(TOKEN_VARIABLE)):
+        if qa_token and not token_accepted(bearer_token(), qa_token, *admin_tokens().values()):
             return _unauthorized(f"a valid bearer token ({QA_TOKEN_VARIABLE} or the admin token) is required")
         return view(*args, **kwargs)
     return guarded
@@ -113,12 +165,12 @@ def qa_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def audit_tokens() -> tuple[str | None, ...]:
     """The tokens that may read the audit trail: audit, QA and admin (unset ones are None)."""
-    return tuple(os.environ.get(name) for name in (AUDIT_TOKEN_VARIABLE, QA_TOKEN_VARIABLE, TOKEN_VARIABLE))
+    return (os.environ.get(AUDIT_TOKEN_VARIABLE), os.environ.get(QA_TOKEN_VARIABLE), *admin_tokens().values())
 
 
 def sees_sensitive_facts(token: str | None) -> bool:
     """Whether ``token`` may read sensitive facts in clear: the audit or the admin token (not QA's)."""
-    return token_matches(token, os.environ.get(AUDIT_TOKEN_VARIABLE), os.environ.get(TOKEN_VARIABLE))
+    return token_matches(token, os.environ.get(AUDIT_TOKEN_VARIABLE), *admin_tokens().values())
 
 
 def audit_required(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,6 +9,8 @@ from werkzeug.exceptions import HTTPException
 
 from engine import InvalidFacts, UnknownDecision
 from engine.audit.log import LogUnavailable
+from engine.bundle.publisher import ChangeRefused
+from engine.bundle.store import RulesStoreUnavailable
 from engine.limits import LimitExceeded
 from engine.state import IdempotencyConflict, StoreUnavailable
 
@@ -73,6 +75,15 @@ def register_error_handlers(app: Flask) -> None:
         # One line, with what the driver said (hosts, slot counts); the caller gets the message alone.
         log.warning("store unavailable: %s%s", error, f": {error.detail}" if error.detail else "")
         return jsonify(error_body("STORE_UNAVAILABLE", str(error))), 503
+
+    @app.errorhandler(ChangeRefused)
+    def change_refused(error: ChangeRefused):
+        return jsonify(error_body(error.code, str(error), **error.details)), error.status
+
+    @app.errorhandler(RulesStoreUnavailable)
+    def rules_store_unavailable(error: RulesStoreUnavailable):
+        log.warning("rules store unavailable: %s", error)
+        return jsonify(error_body("RULES_STORE_UNAVAILABLE", str(error))), 503
 
     @app.errorhandler(LogUnavailable)
     def log_unavailable(error: LogUnavailable):

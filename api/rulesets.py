@@ -43,11 +43,27 @@ def list_rulesets():
 
 @blueprint.get("/versions")
 def list_versions():
-    """Every ruleset version that was ever active (per domain), oldest first."""
+    """Every ruleset version that was ever active (per domain), oldest first, each with who published it,
+    when and why (its newest publication; null for a version that only the rules directory had);
+    ``publications``: every publication, newest first (SPEC §12.1)."""
     state = current_app.extensions["rulesvc"]
     active = {domain.version for domain in state.rulebook.domains.values()}
-    return jsonify({"versions": [{**version, "active": version["version"] in active}
-                                 for version in log_database().versions()]})
+    publications = [p.as_json() for p in state.publisher.store.publications()] if state.publisher is not None else []
+    newest: dict[str, dict[str, object]] = {}
+    for publication in publications:  # newest first: the first seen of a version is its newest
+        newest.setdefault(str(publication["version"]), publication)
+    versions = log_database().versions() if state.decision_log is not None else []
+    logged = {version["version"] for version in versions}
+    for publication in reversed(publications):  # published but never logged active (the log is off or new)
+        if publication["version"] not in logged:
+            logged.add(publication["version"])
+            versions.append({"version": publication["version"], "domain": publication["domain"],
+                             "file": publication["file"], "first_active_at": publication["published_at"]})
+    return jsonify({"versions": [{**version, "active": version["version"] in active,
+                                  **{key: newest.get(version["version"], {}).get(key)
+                                     for key in ("published_by", "reason", "published_at", "kind")}}
+                                 for version in versions],
+                    "publications": publications})
 
 
 @blueprint.get("/versions/<version>")

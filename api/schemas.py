@@ -114,6 +114,27 @@ class VerifyQuery(Envelope):
     decision = fields.String(load_default=None, validate=_plain_text)
 
 
+RULE_FILE_NAME = validate.Regexp(r"^[A-Za-z0-9_.-]+\.ya?ml$", error="must be a rule file name such as payout.yaml")
+REASON = validate.Length(min=1, max=2000, error="must say why, in 1 to 2000 characters")
+
+
+class DraftQuery(Envelope):
+    file = fields.String(required=True, error_messages=FIELD_MESSAGES, validate=RULE_FILE_NAME,
+                         metadata={"description": "The rule file the body replaces (or adds), e.g. recovery.yaml."})
+
+
+class PublishBody(Envelope):
+    reason = fields.String(required=True, error_messages=FIELD_MESSAGES, validate=REASON,
+                           metadata={"description": "Why, recorded with the version (SPEC §12.1)."})
+
+
+class RollbackBody(Envelope):
+    domain = fields.String(required=True, error_messages=FIELD_MESSAGES, validate=_plain_text)
+    version = fields.String(required=True, error_messages=FIELD_MESSAGES,
+                            validate=validate.Regexp(r"^sha256:[0-9a-f]{64}$", error="must be a version such as sha256:…"))
+    reason = fields.String(required=True, error_messages=FIELD_MESSAGES, validate=REASON)
+
+
 # --- responses (documentation) -------------------------------------------------------------------
 # These describe the JSON the endpoints answer, for the OpenAPI document (api/openapi.py) and the
 # clients generated from it; nothing loads with them.

@@ -22,7 +22,10 @@ from pathlib import Path
 from engine import Problem, Rulebook, RuleFileError, load_rulebook
 from engine.analysis.verify import verify_rulebook
 from engine.audit.log import NO_LOG, DecisionLog, LogQuery, LogUnavailable, Masker, key_file, log_key
-from engine.audit.replay import ShadowRunner, VersionLibrary, impact
+from engine.audit.replay import ShadowRunner, VersionLibrary
+from engine.bundle.publisher import Publisher
+from engine.bundle.review import candidate_rulebook, impact_report, review_draft
+from engine.bundle.store import Publication, RulesStoreUnavailable
 from engine.language.model import Counter
 from engine.rulebook import rulebook_from_files, rules_signature
 from engine.runtime.evaluation import CompiledDecision, Evaluation
@@ -40,11 +43,18 @@ READINESS_TTL_SECONDS = 1.0  # how long a look at the store answers /readyz (loa
 class ServiceState:
     def __init__(self, rules_dir: str | Path, rulebook: Rulebook | None, open_store: Callable[[], Store],
                  decision_log: DecisionLog | None = None, shadow: ShadowRunner | None = None,
-                 require_partitions: bool = False):
+                 require_partitions: bool = False, publisher: Publisher | None = None,
+                 scenarios_dir: str | Path | None = None):
         self.rules_dir = Path(rules_dir)
         self.require_partitions = require_partitions  # a Redis Cluster store: every decision declares one
-        self._signature = rules_signature(self.rules_dir)
+        self.publisher = publisher
+        self.scenarios_dir = Path(scenarios_dir) if scenarios_dir else self.rules_dir.resolve().parent / "tests" / "scenarios"
+        self._signature = self._rules_signature()
         self.rulebook = rulebook or load_rulebook([self.rules_dir], require_partitions=require_partitions)
+        if publisher is not None:
+            publisher.seed(self.rulebook)  # an empty store starts from the directory's files
+            if publisher.authoritative:
+                self.rulebook = self._load()
         self.decision_log = decision_log
         self.shadow = shadow
         self.versions = VersionLibrary(decision_log.database if decision_log else None)
@@ -56,6 +66,7 @@ class ServiceState:
         self._store_pid: int | None = None
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self._publish_lock = threading.Lock()
         self._watching_in_master = False
         self._openapi: dict[str, object] = {}
         self._openapi_for: Rulebook | None = None
@@ -74,9 +85,11 @@ class ServiceState:
         with self._reload_lock:
             # Taken before reading, kept only once the files were judged: an edit made meanwhile is
             # seen at the next look, and a load that crashed (a bug) is tried again rather than forgotten.
-            signature = rules_signature(self.rules_dir)
             try:
-                rulebook = load_rulebook([self.rules_dir], require_partitions=self.require_partitions)
+                signature = self._rules_signature()
+                rulebook = self._load()
+            except RulesStoreUnavailable as error:  # the store will answer again: tried at the next look
+                return self._refused([Problem(str(self.rules_dir), 1, 1, str(error))], report)
             except RuleFileError as error:
                 self._signature = signature
                 return self._refused(error.problems, report)
@@ -85,6 +98,8 @@ class ServiceState:
                 problem = Problem(str(self.rules_dir), 1, 1, f"the rules could not be loaded: {type(error).__name__}: {error}")
                 return self._refused([problem], report)
             self._signature, self.rulebook = signature, rulebook
+            if self.publisher is not None:
+                self._record_directory_changes(rulebook)
             if self.decision_log is not None:
                 self.decision_log.keep_versions(rulebook)
             self.last_reload = {"ok": True, "at": datetime.now(UTC).isoformat(), "problems": []}
@@ -104,9 +119,69 @@ class ServiceState:
                 log.warning("rules not reloaded, the running rules stay active:\n%s", "\n".join(described))
         return problems
 
+    def _load(self) -> Rulebook:
+        """The rules as they are now: the directory, or the directory overlaid with the rules store's
+        publications (``rulesvc serve --rules-store``)."""
+        if self.publisher is not None and self.publisher.authoritative:
+            return rulebook_from_files(self.publisher.live_files(), display_dir=str(self.rules_dir),
+                                       require_partitions=self.require_partitions)
+        return load_rulebook([self.rules_dir], require_partitions=self.require_partitions)
+
+    def _rules_signature(self) -> tuple[object, ...]:
+        """What changes when the rules do: the directory's files, and the rules store's newest publication."""
+        signature: tuple[object, ...] = rules_signature(self.rules_dir)
+        if self.publisher is not None and self.publisher.authoritative:
+            signature += (("rules-store", self.publisher.store.last_seq()),)
+        return signature
+
+    def _record_directory_changes(self, rulebook: Rulebook) -> None:
+        try:
+            self.publisher.seed(rulebook)
+        except RulesStoreUnavailable as error:  # the history waits for the store; the rules are live
+            log.warning("rule versions not recorded: %s", error)
+
     def reload_if_changed(self, report: bool = True) -> None:
-        if rules_signature(self.rules_dir) != self._signature:
+        try:
+            changed = self._rules_signature() != self._signature
+        except RulesStoreUnavailable as error:
+            self._refused([Problem(str(self.rules_dir), 1, 1, str(error))], report)
+            return
+        if changed:
             self.reload(report)
+
+    # --- publishing (SPEC §12.1) -----------------------------------------------------------------
+
+    def review(self, file_name: str, text: str, deadline: float | None) -> dict[str, object]:
+        """A draft's review: problems, diff, impact on the logged decisions, changed scenario cases, proofs."""
+        return review_draft(self.rulebook, file_name, text,
+                            database=self.decision_log.database if self.decision_log else None,
+                            scenario_paths=[self.scenarios_dir] if self.scenarios_dir.is_dir() else [],
+                            scenarios_root=self.scenarios_dir, verify_deadline=deadline)
+
+    def put_live(self, change: Callable[[Rulebook], Publication]) -> Publication:
+        """Run a publication or rollback on the rules as they are now, then load what it made, here
+        (other workers and instances follow on their next look)."""
+        with self._publish_lock:
+            self.reload_if_changed()
+            publication = change(self.rulebook)
+            problems = self.reload()
+            if problems:  # judged on the same files a moment ago: only a change made meanwhile gets here
+                log.warning("published %s %s, but the reload was refused", publication.domain, publication.version)
+            return publication
+
+    def kept_version_text(self, domain: str, version: str) -> tuple[str, str] | None:
+        """``(file, text)`` of a version kept in the decision log's version library (for a rollback)."""
+        if self.decision_log is None:
+            return None
+        kept = self.decision_log.database.version(version)
+        if not kept or kept.get("domain") != domain:
+            return None
+        live = self.rulebook.domains.get(domain)
+        files = {name: text for name, text in kept.get("files", {}).items() if not name.startswith("calendars/")}
+        if len(files) != 1:
+            return None
+        (name, text), = files.items()
+        return (os.path.basename(live.file) if live else name), text
 
     def watch(self, interval: float = WATCH_INTERVAL_SECONDS, report: bool = True) -> None:
         """Reload when a rule file changes (a daemon thread; call it in each worker process)."""
@@ -166,11 +241,8 @@ class ServiceState:
         (``engine.limits``). Raises :class:`RuleFileError` for a broken candidate (nothing replayed)."""
         if self.decision_log is None:
             raise LogUnavailable("the decision log is off (the service runs with --log none): nothing to replay")
-        files = self.rulebook.files()
-        files[file_name] = text
-        candidate = rulebook_from_files(files)
-        tally = impact(self.decision_log.database, candidate, query, active=self.rulebook, processes=1)
-        report = tally.as_json()
+        candidate = candidate_rulebook(self.rulebook, file_name, text)
+        report = impact_report(self.decision_log.database, self.rulebook, candidate, query)
         report["candidate"] = {"file": file_name, "versions": sorted(d.version for d in candidate.domains.values())}
         return report
 
@@ -179,9 +251,7 @@ class ServiceState:
         """verify's JSON (SPEC §13) for the active rules with ``file_name`` replaced by ``text``; each
         decision within the solver timeout, the whole run before ``deadline``. Raises
         :class:`RuleFileError` for a broken candidate, :class:`UnknownDecision` for ``decision``."""
-        files = self.rulebook.files()
-        files[file_name] = text
-        candidate = rulebook_from_files(files)
+        candidate = candidate_rulebook(self.rulebook, file_name, text)
         if decision is not None:
             candidate.decision(decision)
         report = verify_rulebook(candidate, decision=decision, domain=domain, deadline=deadline)

@@ -289,9 +289,17 @@ def calendar_show_command(year: int, rules_dir: str) -> None:
               help="Log this share of the decisions (0 < R <= 1).")
 @click.option("--shadow", "shadow_dir", type=click.Path(exists=True, file_okay=False),
               help="Also evaluate every logged decision on the rules in DIR, after answering; compare and log.")
+@click.option("--rules-store", "rules_store_url", default=None,
+              help="Keep published rule versions in sqlite:///PATH or postgresql://… (seeded from --rules); "
+                   "every instance sharing it serves the newest within 5 s. Default: publish into --rules.")
 def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_url: str | None, workers: int,
-                  threads: int, log_url: str, log_sample: float, shadow_dir: str | None) -> None:
+                  threads: int, log_url: str, log_sample: float, shadow_dir: str | None,
+                  rules_store_url: str | None) -> None:
     """Serve decisions over HTTP with gunicorn."""
+    from api.app import publish_approvals
+    from api.auth import admin_tokens
+    from engine.bundle.store import RulesStore, RulesStoreUnavailable
+
     from .serve import bind_problem, serve
 
     rules_or_exit([rules_dir], require_partitions=is_cluster(store_url))  # refuse to start on broken rules
@@ -301,12 +309,23 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
         open_log(log_url)
     except (ValueError, LogUnavailable) as error:
         raise click.UsageError(f"--log {log_url}: {error}") from None
+    try:
+        admin_tokens(), publish_approvals()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if rules_store_url is not None:
+        if not rules_store_url.startswith(("sqlite:///", "postgresql://")):
+            raise click.UsageError(f"--rules-store {rules_store_url}: use sqlite:///PATH or postgresql://…")
+        try:
+            RulesStore(rules_store_url).last_seq()
+        except RulesStoreUnavailable as error:
+            raise click.UsageError(f"--rules-store: {error}") from None
     problem = bind_problem(host, port)
     if problem:
         click.echo(f"rulesvc serve: {problem}", err=True)
         sys.exit(1)
     serve(rules_dir, host, port, workers, store_url, records_url, threads, log_url=log_url, log_sample=log_sample,
-          shadow_dir=shadow_dir)
+          shadow_dir=shadow_dir, rules_store_url=rules_store_url)
 
 
 @main.command("records")

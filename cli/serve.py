@@ -120,7 +120,8 @@ def bind_problem(host: str, port: int) -> str | None:
 
 
 def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, records_url: str | None,
-          threads: int = DEFAULT_THREADS, *, log_url: str, log_sample: float = 1.0, shadow_dir: str | None = None) -> None:
+          threads: int = DEFAULT_THREADS, *, log_url: str, log_sample: float = 1.0, shadow_dir: str | None = None,
+          rules_store_url: str | None = None) -> None:
     metrics_dir = tempfile.mkdtemp(prefix="rulesvc-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     master = os.getpid()
@@ -140,7 +141,7 @@ def serve(rules_dir: str, host: str, port: int, workers: int, store_url: str, re
             "logger_class": JsonAccessLogger,
             "control_socket_disable": True,
         }, {"rules_dir": rules_dir, "store_url": store_url, "records_url": records_url, "log_url": log_url,
-            "log_sample": log_sample, "shadow_dir": shadow_dir}).run()
+            "log_sample": log_sample, "shadow_dir": shadow_dir, "rules_store_url": rules_store_url}).run()
     finally:
         # Workers are forks of this frame and unwind through here when they exit: only the master cleans up.
         if os.getpid() == master:

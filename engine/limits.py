@@ -52,6 +52,7 @@ SCENARIO_SECONDS = Limit("RULESVC_SCENARIO_SECONDS", 2.0, "seconds")
 VALIDATION_SECONDS = Limit("RULESVC_VALIDATION_SECONDS", 2.5, "seconds")
 IMPACT_DECISIONS = Limit("RULESVC_IMPACT_MAX_DECISIONS", 100_000, "decisions")
 IMPACT_SECONDS = Limit("RULESVC_IMPACT_SECONDS", 10, "seconds")
+REVIEW_SCENARIO_SECONDS = Limit("RULESVC_REVIEW_SCENARIO_SECONDS", 10.0, "seconds")  # a draft's shipped cases, run twice
 VERIFY_SECONDS = Limit("RULESVC_VERIFY_SECONDS", 20.0, "seconds")  # one verify request, all its decisions
 AUDIT_SECONDS = Limit("RULESVC_AUDIT_SECONDS", 5.0, "seconds")  # one page of the log or records, a shadow report
 

@@ -140,7 +140,7 @@ def read_rule_files(directory: str | Path) -> dict[str, str]:
     return files
 
 
-def rulebook_from_files(files: dict[str, str], display_dir: str = "") -> Rulebook:
+def rulebook_from_files(files: dict[str, str], display_dir: str = "", *, require_partitions: bool = False) -> Rulebook:
     """Load a rulebook from file texts (:meth:`Rulebook.files`, a kept ruleset version, a candidate).
 
     Problems name the files as ``display_dir/NAME``; raises :class:`RuleFileError` like :func:`load_rulebook`.
@@ -155,7 +155,7 @@ def rulebook_from_files(files: dict[str, str], display_dir: str = "") -> Ruleboo
             target.write_text(text, encoding="utf-8")
         (root / CALENDAR_DIR).mkdir(exist_ok=True)
         try:
-            rulebook = load_rulebook([root])
+            rulebook = load_rulebook([root], require_partitions=require_partitions)
         except RuleFileError as error:
             raise RuleFileError([Problem(os.path.join(display_dir, os.path.relpath(problem.file, root)),
                                          problem.line, problem.column, problem.message)

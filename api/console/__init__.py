@@ -21,8 +21,9 @@ from .suites import Suites
 
 def register_console(app: Flask, examples_dir: Path | None = None, scenarios_dir: Path | None = None) -> None:
     """Add the console to ``app``; examples and scenario files default to the folders beside the rules."""
-    project = app.extensions["rulesvc"].rules_dir.resolve().parent
-    app.extensions[EXTENSION] = Suites(examples_dir or project / "examples", scenarios_dir or project / "tests" / "scenarios")
+    state = app.extensions["rulesvc"]
+    app.extensions[EXTENSION] = Suites(examples_dir or state.rules_dir.resolve().parent / "examples",
+                                       scenarios_dir or state.scenarios_dir)
     configure_sessions(app, PREFIX)
     app.register_blueprint(blueprint)
 

@@ -38,17 +38,16 @@ from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms import ValidationError
 
 from .. import access
-from ..auth import AUDIT_TOKEN_VARIABLE, QA_TOKEN_VARIABLE, TOKEN_VARIABLE, token_accepted, token_matches
+from ..auth import AUDIT_TOKEN_VARIABLE, QA_TOKEN_VARIABLE, admin_tokens, token_accepted, token_matches
 
 SECRET_VARIABLE = "RULESVC_SECRET_KEY"
 SESSION_COOKIE = "rulesvc_console"
 SESSION_LIFETIME = timedelta(hours=12)
 CSRF_FIELD = "csrf_token"
-# (role, the variable holding its token), strongest first: a token set for two roles signs in as the first
-ROLES = (("admin", TOKEN_VARIABLE), ("audit", AUDIT_TOKEN_VARIABLE), ("qa", QA_TOKEN_VARIABLE))
-READERS = frozenset(role for role, _ in ROLES)  # every role may read the decisions made
+ROLES = ("admin", "audit", "qa")  # strongest first: a token set for two roles signs in as the first
+READERS = frozenset(ROLES)  # every role may read the decisions made
 CLEAR_READERS = frozenset({"admin", "audit"})  # the roles that see sensitive facts in clear (SPEC §7.1)
-_ROLE, _MARK, _ID = "role", "mark", "sid"
+_ROLE, _NAME, _MARK, _ID = "role", "name", "mark", "sid"
 
 
 class ConsoleSessions(SecureCookieSessionInterface):
@@ -98,24 +97,30 @@ def check_csrf() -> None:
         abort(400, description="csrf")
 
 
-def _token(role: str) -> str | None:
-    return os.environ.get(dict(ROLES)[role])
+def _signers() -> list[tuple[str, str, str]]:
+    """``(role, name, token)`` of every token in force, strongest role first; admins by their names
+    (``RULESVC_ADMIN_TOKENS``), the other roles named after themselves."""
+    signers = [("admin", name, token) for name, token in admin_tokens().items()]
+    for held_role, variable in (("audit", AUDIT_TOKEN_VARIABLE), ("qa", QA_TOKEN_VARIABLE)):
+        if os.environ.get(variable):
+            signers.append((held_role, held_role, os.environ[variable]))
+    return signers
 
 
 def sign_in_enabled() -> bool:
     """Whether any token the sign-in accepts is set."""
-    return any(_token(role) for role, _ in ROLES)
+    return bool(_signers())
 
 
 def admin_enabled() -> bool:
-    return bool(_token("admin"))
+    return bool(admin_tokens())
 
 
-def _mark(role: str, token: str) -> str:
+def _mark(role: str, name: str, token: str) -> str:
     """What the session keeps instead of the token: an HMAC under the app's secret key."""
     key = current_app.secret_key
     key_bytes = key if isinstance(key, bytes) else str(key).encode()
-    return hmac.new(key_bytes, f"rulesvc-console-{role}\0{token}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key_bytes, f"rulesvc-console-{role}\0{name}\0{token}".encode(), hashlib.sha256).hexdigest()
 
 
 def role() -> str | None:
@@ -127,13 +132,18 @@ def role() -> str | None:
 
 
 def _current_role() -> str | None:
-    held_role, held_mark, session_id = session.get(_ROLE), session.get(_MARK), session.get(_ID)
-    if held_role not in READERS or not isinstance(held_mark, str) or not isinstance(session_id, str):
+    held_role, name, held_mark, session_id = (session.get(_ROLE), session.get(_NAME), session.get(_MARK),
+                                              session.get(_ID))
+    if held_role not in READERS or not all(isinstance(value, str) for value in (name, held_mark, session_id)):
         return None
-    token = _token(held_role)
-    if not token or not hmac.compare_digest(held_mark, _mark(held_role, token)):
+    token = next((token for signer_role, signer, token in _signers() if (signer_role, signer) == (held_role, name)), None)
+    if not token or not hmac.compare_digest(held_mark, _mark(held_role, name, token)):
         return None
-    return None if access.current().is_revoked(session_id) else held_role
+    if access.current().is_revoked(session_id):
+        return None
+    if held_role == "admin":
+        g.admin_name = name  # who acts: recorded with every draft, approval and publication
+    return held_role
 
 
 def is_admin() -> bool:
@@ -152,15 +162,17 @@ def sees_sensitive_facts() -> bool:
 def sign_in(supplied: str) -> bool:
     """Start a session with the role of ``supplied`` if it is one of the tokens in force. Raises
     :class:`~api.access.Throttled` while this client is over its failed checks."""
-    tokens = {name: _token(name) for name, _ in ROLES}
-    if not token_accepted(supplied, *tokens.values()):
+    signers = _signers()
+    if not token_accepted(supplied, *(token for _, _, token in signers)):
         return False
-    signed_in = next(name for name, token in tokens.items() if token_matches(supplied, token))
+    signed_role, name, token = next(signer for signer in signers if token_matches(supplied, signer[2]))
     _revoke()  # the session held before (maybe a copy the caller kept) ends here: no fixation
     session.clear()  # a fresh session (and CSRF token) on sign-in
-    session.update({_ROLE: signed_in, _MARK: _mark(signed_in, tokens[signed_in] or ""),
+    session.update({_ROLE: signed_role, _NAME: name, _MARK: _mark(signed_role, name, token),
                     _ID: secrets.token_urlsafe(18)})
-    g.console_role = signed_in
+    g.console_role = signed_role
+    if signed_role == "admin":
+        g.admin_name = name
     return True
 
 
