@@ -20,7 +20,7 @@ from engine.runtime.calendar import CALENDAR_DIR, calendar_lines, import_years, 
 from engine.runtime.values import MAX_YEAR, MIN_YEAR
 from engine.state import DEFAULT_STORE_URL, RecordQuery, StoreUnavailable, export_csv, is_cluster, open_store
 
-from . import changes, proofs
+from . import changes, proofs, publish
 from .common import DEFAULT_RULES, DEFAULT_THREADS, instant_option, print_json, rules_or_exit
 
 DEFAULT_SCENARIOS = "tests/scenarios"
@@ -384,7 +384,7 @@ def _missing_sqlite_file(url: str | None) -> str | None:
     return None if Path(path).exists() else path
 
 
-for _command in [*changes.COMMANDS, *proofs.COMMANDS]:
+for _command in [*changes.COMMANDS, *proofs.COMMANDS, *publish.COMMANDS]:
     main.add_command(_command)
 
 

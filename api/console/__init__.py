@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import log, pages, runs, tryout  # noqa: F401  (they add their routes to the blueprint)
+from . import changes, log, pages, runs, tryout  # noqa: F401  (they add their routes to the blueprint)
 from .blueprint import EXTENSION, PREFIX, blueprint
 from .security import configure_sessions
 from .suites import Suites

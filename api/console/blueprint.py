@@ -35,6 +35,7 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
                            "base-uri 'none'; object-src 'none'")
 NAVIGATION = (("console.index", "nav.home"), ("console.scenarios", "nav.scenarios"),
               ("console.validate", "nav.validate"), ("console.impact", "nav.impact"),
+              ("console.drafts", "nav.drafts"), ("console.versions", "nav.versions"),
               ("console.log_page", "nav.log"), ("console.calendar", "nav.calendar"))
 OUTCOMES = ("allow", "deny", "defer", "review")
 # abort(…, description=NAME) → the page's message: a missing CSRF token, the role a page needs

@@ -81,7 +81,7 @@ def parse_entered(kind: Type, raw: str) -> Any:
         return text.lower() == "true"
     value = parse_literal(kind.kind, text)
     if kind.kind == "enum" and value not in (kind.values or ()):
-        raise ValueError(f"must be one of {', '.join(kind.values or ())}")
+        raise ValueError(f"must be one of: {', '.join(kind.values or ())}")
     return value
 
 
