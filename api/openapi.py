@@ -37,8 +37,9 @@ ERRORS = {
          "audit, QA or admin token",
     403: "Admin endpoints are disabled (no RULESVC_ADMIN_TOKEN); audit reads are disabled (none of "
          "RULESVC_AUDIT_TOKEN, RULESVC_QA_TOKEN, RULESVC_ADMIN_TOKEN is set)",
-    404: "Unknown decision, domain, version or logged decision; or the decision log is off",
-    409: "Idempotency key reused with different facts",
+    404: "Unknown decision, domain, version, draft or logged decision; or the decision log is off",
+    409: "Idempotency key reused with different facts; or a change refused: DRAFT_STALE (the live file changed since "
+         "the draft), DRAFT_CLOSED, APPROVAL_REQUIRED, OWN_DRAFT, ALREADY_LIVE",
     413: "Body over the size limit (1 MiB; 16 MiB for a batch), or LIMIT_EXCEEDED: more work than a count limit allows",
     415: "Body not sent in the media type the endpoint takes (application/json; YAML: application/yaml)",
     422: "Refused: every FILE:LINE:COL problem (the running rules stay active), or a limit exceeded",
@@ -66,7 +67,7 @@ def query(name: str, *, enum: list[str] | None = None, fmt: str | None = None, k
     return {**parameter, "description": description} if description else parameter
 
 
-PATH_EXAMPLES = {"domain": "payout", "decision_id": "01M7ZVQDJC0SVSE542E53XQ5AG",
+PATH_EXAMPLES = {"domain": "payout", "decision_id": "01M7ZVQDJC0SVSE542E53XQ5AG", "draft_id": "01M98WK1A5EHMMBFH1SGC88N9Y",
                  "version": "sha256:2dd55c56a7710bbc726547e90eb594e3160c0c198657b4aeafd6c4961c2f0ff0"}
 LOG_FILTERS = (query("decision"), query("from", fmt="date-time", description="Logged at or after this instant"),
                query("to", fmt="date-time", description="Logged before this instant"))
@@ -102,6 +103,7 @@ class Endpoint:
     also: tuple[tuple[str, dict[str, Any]], ...] = ()  # other 200 media types: (type, schema)
     ok_text: str = ""  # a 200 that is text (e.g. Prometheus), when there is no ``ok`` schema
     many: bool = False  # the 200 body is a JSON list of ``ok``
+    status: int = 200  # the success status (201: a draft made)
 
 
 ENDPOINTS = (
@@ -149,6 +151,25 @@ ENDPOINTS = (
              query=({**query("file", description="The rule file the body replaces, e.g. recovery.yaml"), "required": True},
                     query("decision", description="Only this decision")),
              body="yaml", errors=(400, 403, *HEAVY_ERRORS, 503), admin=True),
+    Endpoint("post", "/v1/rulesets/drafts", "create_draft", "publishing",
+             "Make a draft of one rule file (YAML body) and answer its review: problems, diff, impact, the shipped "
+             "scenario cases it changes, proofs (admin)", ok=schemas.DraftReview,
+             query=({**query("file", description="The rule file the body replaces or adds, e.g. recovery.yaml"),
+                     "required": True},), body="yaml", errors=(400, 403, *HEAVY_ERRORS, 503), admin=True, status=201),
+    Endpoint("get", "/v1/rulesets/drafts", "list_drafts", "publishing", "Drafts, newest first (admin)",
+             ok=schemas.DraftList, errors=(401, 403, 503), admin=True),
+    Endpoint("get", "/v1/rulesets/drafts/{draft_id}", "get_draft", "publishing", "One draft with its text and review "
+             "(admin)", ok=schemas.DraftReview, errors=(401, 403, 404, 503), admin=True),
+    Endpoint("post", "/v1/rulesets/drafts/{draft_id}/approve", "approve_draft", "publishing",
+             "Approve another admin's draft (RULESVC_PUBLISH_APPROVALS=2)", ok=schemas.ApprovalResult,
+             errors=(401, 403, 404, 409, 503), admin=True),
+    Endpoint("post", "/v1/rulesets/drafts/{draft_id}/publish", "publish_draft", "publishing",
+             "Put a draft live, atomically, recording who and why; 409 DRAFT_STALE when the live file changed "
+             "since the draft (admin)", ok=schemas.PublishResult, body=schemas.PublishBody,
+             errors=(400, 401, 403, 404, 409, 415, 422, 503), admin=True),
+    Endpoint("post", "/v1/rulesets/rollback", "rollback_ruleset", "publishing",
+             "Publish a kept version of a domain again (admin)", ok=schemas.PublishResult, body=schemas.RollbackBody,
+             errors=(400, 401, 403, 404, 409, 415, 422, 503), admin=True),
     Endpoint("get", "/v1/rulesets/shadow", "shadow_report", "rulesets",
              "The shadow rules' runs so far, in the impact form", ok=schemas.ImpactReport,
              errors=(404, *AUDIT_ERRORS, 503), audit=True),
@@ -244,6 +265,8 @@ def _add(spec: APISpec, endpoint: Endpoint) -> None:
             operation["responses"]["200"]["content"][media] = {"schema": schema}
         if endpoint.paged:
             operation["responses"]["200"]["headers"] = PAGE_HEADERS
+        if endpoint.status != 200:
+            operation["responses"] = {str(endpoint.status): operation["responses"].pop("200"), **operation["responses"]}
     else:
         operation["responses"] = {"200": {"description": "OK", "content": {endpoint.ok_text: {"schema": {
             "type": "string"}}}}, **_error_responses(errors)}

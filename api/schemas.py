@@ -7,6 +7,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from engine.bundle.store import PUBLICATION_KINDS
 from engine.reference.facts import FIELD_MESSAGES, SCHEMA_MESSAGES, Instant, StrictBool, text_problem
 
 from .pagination import MAX_PAGE_ENTRIES
@@ -386,12 +387,84 @@ class RulesetVersion(Schema):
     file = fields.String(required=True)
     first_active_at = fields.String(required=True, metadata=DATE_TIME)
     active = fields.Boolean(required=True)
+    published_by = fields.String(allow_none=True, metadata={"description": "Who published it last (SPEC §12.1); "
+                                                                           "null when only the rules directory had it"})
+    reason = fields.String(allow_none=True)
+    published_at = fields.String(allow_none=True, metadata=DATE_TIME)
+    kind = fields.String(allow_none=True, validate=validate.OneOf(PUBLICATION_KINDS))
+
+
+class Publication(Schema):
+    """One rule-file version put live: by a publication, a rollback, a first start or a change in the directory."""
+
+    seq = fields.Integer(required=True)
+    file = fields.String(required=True)
+    domain = fields.String(required=True)
+    version = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(PUBLICATION_KINDS))
+    published_by = fields.String(required=True)
+    reason = fields.String(required=True)
+    published_at = fields.String(required=True, metadata=DATE_TIME)
+    draft_id = fields.String(allow_none=True)
+
+
+class PublishResult(Publication):
+    active_version = fields.String(required=True, metadata={"description": "The rulebook now active in this worker"})
 
 
 class RulesetVersionList(Schema):
-    """Every ruleset version that was ever active, oldest first."""
+    """Every ruleset version that was ever active, oldest first; every publication, newest first."""
 
     versions = fields.List(fields.Nested(RulesetVersion), required=True)
+    publications = fields.List(fields.Nested(Publication), required=True)
+
+
+class Approval(Schema):
+    admin = fields.String(required=True)
+    approved_at = fields.String(required=True, metadata=DATE_TIME)
+
+
+class DraftReview(Schema):
+    """A draft and its review (SPEC §12.1); a part that could not be computed is {"unavailable": why}."""
+
+    draft_id = fields.String(required=True)
+    file = fields.String(required=True)
+    domain = fields.String(required=True, allow_none=True)
+    base_version = fields.String(required=True, allow_none=True)
+    author = fields.String(required=True)
+    created_at = fields.String(required=True, metadata=DATE_TIME)
+    status = fields.String(required=True, validate=validate.OneOf(["open", "published"]))
+    approvals = fields.List(fields.Nested(Approval), required=True)
+    published_seq = fields.Integer(allow_none=True)
+    problems = fields.List(fields.Dict(), required=True, metadata={"description": "file, line, column, message, text"})
+    diff = fields.Dict(allow_none=True, metadata={"description": "rulesvc diff's JSON (SPEC §11)"})
+    impact = fields.Dict(allow_none=True, metadata={"description": "The impact JSON (SPEC §11)"})
+    scenarios = fields.Dict(allow_none=True, metadata={"description": "passed, failed, changed: [{suite, case, line, "
+                                                                      "decision, before, after}]"})
+    verify = fields.Dict(allow_none=True, metadata={"description": "rulesvc verify's JSON (SPEC §13)"})
+    text = fields.String(metadata={"description": "The draft's text (GET of one draft)"})
+
+
+class DraftSummary(Schema):
+    draft_id = fields.String(required=True)
+    file = fields.String(required=True)
+    domain = fields.String(allow_none=True)
+    author = fields.String(required=True)
+    created_at = fields.String(required=True, metadata=DATE_TIME)
+    status = fields.String(required=True)
+    base_version = fields.String(allow_none=True)
+    problems = fields.Integer(required=True)
+    scenarios_changed = fields.Integer(allow_none=True)
+    transitions = fields.Dict(allow_none=True)
+
+
+class DraftList(Schema):
+    drafts = fields.List(fields.Nested(DraftSummary), required=True)
+
+
+class ApprovalResult(Schema):
+    draft_id = fields.String(required=True)
+    approvals = fields.List(fields.Nested(Approval), required=True)
 
 
 class KeptVersion(Schema):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,12 +80,14 @@ def check(paths: Iterable[str | Path], *, require_partitions: bool = False) -> t
     return domains, problems
 
 
-def load_rulebook(paths: Iterable[str | Path], *, require_partitions: bool = False) -> Rulebook:
+def load_rulebook(paths: Iterable[str | Path], *, require_partitions: bool = False,
+                  display: Callable[[Path], str] | None = None) -> Rulebook:
     """Load, validate and compile; raise :class:`RuleFileError` listing every problem if any.
 
     ``require_partitions``: every decision must declare a ``partition`` (a Redis Cluster store).
+    ``display``: the name a rule file goes by in problems and positions (default: its path).
     """
-    domains, calendar, problems = _load(list(paths), require_partitions)
+    domains, calendar, problems = _load(list(paths), require_partitions, display)
     if problems:
         raise RuleFileError(problems)
     rulebook = Rulebook(calendar=calendar)
@@ -147,6 +149,10 @@ def rulebook_from_files(files: dict[str, str], display_dir: str = "", *, require
     """
     with tempfile.TemporaryDirectory(prefix="rulesvc-rules-") as directory:
         root = Path(directory)
+
+        def shown(path: Path) -> str:
+            return os.path.join(display_dir, os.path.relpath(path, root))
+
         for name, text in files.items():
             if Path(name).is_absolute() or ".." in Path(name).parts:
                 raise RuleFileError([Problem(name, 1, 1, "a rule file name must be relative, without '..'")])
@@ -155,13 +161,12 @@ def rulebook_from_files(files: dict[str, str], display_dir: str = "", *, require
             target.write_text(text, encoding="utf-8")
         (root / CALENDAR_DIR).mkdir(exist_ok=True)
         try:
-            rulebook = load_rulebook([root], require_partitions=require_partitions)
+            # loaded under its own name, so problems and every position inside (rulesvc verify's) say it
+            rulebook = load_rulebook([root], require_partitions=require_partitions, display=shown)
         except RuleFileError as error:
-            raise RuleFileError([Problem(os.path.join(display_dir, os.path.relpath(problem.file, root)),
-                                         problem.line, problem.column, problem.message)
+            raise RuleFileError([Problem(shown(Path(problem.file)) if Path(problem.file).is_relative_to(root)
+                                         else problem.file, problem.line, problem.column, problem.message)
                                  for problem in error.problems]) from None
-    for domain in rulebook.domains.values():
-        domain.file = os.path.join(display_dir, os.path.relpath(domain.file, root))
     return rulebook
 
 
@@ -177,7 +182,8 @@ def calendar_directory(paths: list[str | Path]) -> Path:
     return Path(CALENDAR_DIR)
 
 
-def _load(paths: list[str | Path], require_partitions: bool = False) -> tuple[list[Domain], Calendar, list[Problem]]:
+def _load(paths: list[str | Path], require_partitions: bool = False,
+          display: Callable[[Path], str] | None = None) -> tuple[list[Domain], Calendar, list[Problem]]:
     calendar, problems = load_calendar(calendar_directory(paths))
     domains: list[Domain] = []
     first_file: dict[str, str] = {}
@@ -190,16 +196,17 @@ def _load(paths: list[str | Path], require_partitions: bool = False) -> tuple[li
         if text is None:
             problems.append(problem)
             continue
-        domain, file_problems = load_rule_file(str(path), text, loaded_at=loaded_at,
+        name = display(path) if display else str(path)
+        domain, file_problems = load_rule_file(name, text, loaded_at=loaded_at,
                                                require_partition=require_partitions)
         problems.extend(file_problems)
         if domain is None:
             continue
         if domain.name in first_file:
-            problems.append(Problem(str(path), 1, 1, f"domain {domain.name!r} is already defined in {first_file[domain.name]}"))
+            problems.append(Problem(name, 1, 1, f"domain {domain.name!r} is already defined in {first_file[domain.name]}"))
             continue
         if domain.uses_calendar and calendar.version:
             domain.version = "sha256:" + hashlib.sha256(f"{domain.version}+{calendar.version}".encode()).hexdigest()
-        first_file[domain.name] = str(path)
+        first_file[domain.name] = name
         domains.append(domain)
     return domains, calendar, sorted(set(problems))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -13,7 +14,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from engine import Rulebook, UnknownDecision
 from engine.limits import LimitExceeded
 from engine.runtime.evaluation import CompiledDecision
-from engine.runtime.values import to_output
+from engine.runtime.values import SHANGHAI, to_output
 from engine.state import StoreUnavailable
 
 from ..access import Throttled
@@ -94,11 +95,24 @@ def _headers(response: Any) -> Any:
 def _context() -> dict[str, Any]:
     return {
         "t": i18n.t, "lang": i18n.current_language(), "field_message": i18n.field_message, "type_label": i18n.type_label,
+        "problem_text": i18n.problem_message,
         "csrf_token": security.csrf_token, "is_admin": security.is_admin(), "role": security.role(),
         "admin_enabled": security.admin_enabled(), "sign_in_enabled": security.sign_in_enabled(),
         "navigation": NAVIGATION, "to_output": to_output,
         "here": request.full_path.rstrip("?") if request.method == "GET" else request.path,
     }
+
+
+@blueprint.app_template_filter("shanghai")
+def shanghai_time(stamp: str | None) -> str:
+    """A recorded instant (ISO, any offset) as a reader in China reads it: ``2026-12-08 02:34:53`` Shanghai time."""
+    if not stamp:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @blueprint.app_template_filter("rule_anchor")

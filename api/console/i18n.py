@@ -472,6 +472,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "chg.when": ("时间", "When"),
     "chg.why": ("原因", "Why"),
     "chg.live": ("生效中", "live"),
+    "chg.directory": ("规则目录", "rules directory"),
+    "chg.why.seed": ("服务首次启动时规则目录里的文件", "the rules directory's file at the first start"),
+    "chg.why.file": ("在规则目录里直接修改", "changed in the rules directory"),
+    "chg.times_in_shanghai": ("时间均为北京时间。", "Times are Shanghai time."),
     "chg.rollback": ("回滚到此版本", "Roll back to this"),
     "chg.kind.seed": ("初始（规则目录）", "first start (rules directory)"),
     "chg.kind.publish": ("发布", "published"),
@@ -519,9 +523,63 @@ _FIELD_MESSAGES_ZH: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), z
     (r"^is not a date that exists.*$", "不是真实存在的日期（请检查月和日）"),
     (r"^'(.*)' has a full-width colon .*$", r"“\1”里用了全角冒号“：”：请切换到半角输入法，写成英文冒号“:”"),
     (r"^must be a time of day.*$", "必须是时刻，例如 09:00 或 20:00:00"),
-    (r"^must be quoted: unquoted, (.*) is read as the number .*$", r"必须加引号：不加引号时 \1 会被读成数字，请写 \"\1\""),
+    (r"^must be quoted: unquoted, (.*) is read as the number .*$",
+     r"必须加引号：不加引号时 \1 会被读成数字，请写成 “\1” 并加引号"),
     (r"^a time of day is Asia/Shanghai local time and carries no offset$", "时刻按北京时间，不带时区"),
 )]
+
+
+# A rule file's problems (the engine speaks English, and the API keeps it): the common ones in Chinese
+# for the console. Tried in order, the first match wins; what no pattern knows is shown as the engine said it.
+_DID_YOU_MEAN = re.compile(r" \(did you mean '([^']*)'\?\)")
+_PROBLEM_MESSAGES_ZH: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), zh) for pattern, zh in (
+    (r"^in message placeholder: (.*)$", r"提示信息的占位符中：\1"),
+    (r"^undeclared name '([^']*)'(.*)$", r"未声明的名称 '\1'\2"),
+    (r"^undeclared fact ([^ ]+)(.*)$", r"未声明的事实 \1\2"),
+    (r"^unknown key '([^']*)' in the file(.*)$", r"文件中有未知的键 '\1'\2"),
+    (r"^unknown key '([^']*)' in (.*?)( （.*）)?$", r"\2 中有未知的键 '\1'\3"),
+    (r"^the file: missing required key '([^']*)'$", r"文件缺少必填的键 '\1'"),
+    (r"^(.*): missing required key '([^']*)'$", r"\1 缺少必填的键 '\2'"),
+    (r"^duplicate key '([^']*)'$", r"重复的键 '\1'"),
+    (r"^unknown type '([^']*)'(.*?); use one of (.*) or an enum declared under enums$",
+     r"未知的类型 '\1'\2；可用的类型：\3，或在 enums 下声明的枚举"),
+    (r"^constant (\w+): (.*)$", r"常量 \1：\2"),
+    (r"^'([^']*)' is not a value of enum (\w+)(.*)$", r"'\1' 不是枚举 \2 的取值\3"),
+    (r"^expression must be (\w+), but it is (\w+)$", r"表达式应为 \1 类型，但它是 \2 类型"),
+    (r"^cannot compare (\w+) with (\w+)$", r"不能比较 \1 与 \2"),
+    (r"^(\w+)\(\) argument (\d+) must be (\w+), got (\w+)$", r"\1() 的第 \2 个参数应为 \3 类型，实际是 \4"),
+    (r"^syntax error in expression: (.*)$", r"表达式语法错误：\1"),
+    (r"^rule ([\w-]+): a defer rule needs until.*$", r"规则 \1：defer（暂缓）规则需要 until（何时可以再次询问）"),
+    (r"^rule ([\w-]+): a (\w+) rule needs a reason code$", r"规则 \1：\2 规则需要一个原因代码"),
+    (r"^reason code (\w+) has no messages; add it under codes with zh and en(.*)$",
+     r"原因代码 \1 没有提示信息：请在 codes 下为它加上 zh 和 en\2"),
+    (r"^reason code (\w+) has messages but no rule uses it$", r"原因代码 \1 有提示信息，但没有规则使用它"),
+    (r"^duplicate rule id '([^']*)'.*$", r"规则 id '\1' 重复"),
+    (r"^table (\w+) has no column '([^']*)'(.*)$", r"表 \1 没有列 '\2'\3"),
+    (r"^fact (\S+) is (\w+), it has no field '([^']*)'$", r"事实 \1 是 \2 类型，没有字段 '\3'"),
+    (r"^YAML syntax error: this line is indented (\d+) spaces but line (\d+) above it (\d+): keys of one mapping "
+     r"must line up exactly.*$", r"YAML 语法错误：这一行缩进 \1 个空格，而上面第 \2 行是 \3 个：同一层的键必须严格对齐"),
+    (r"^YAML syntax error: a tab in the indentation.*$", "YAML 语法错误：缩进里有制表符（Tab）；YAML 只能用空格缩进"),
+    (r"^YAML syntax error: (.*)$", r"YAML 语法错误：\1"),
+    (r"^the file is not UTF-8 text.*$", "文件不是 UTF-8 编码：请在编辑器里另存为 UTF-8（另存为 → 编码 UTF-8）"),
+    (r"^no rule files \(\*\.yaml\) found$", "没有找到规则文件（*.yaml）"),
+)]
+
+
+def problem_message(message: str) -> str:
+    """A rule file's problem in the current language (:data:`_PROBLEM_MESSAGES_ZH`); values stay as written."""
+    if current_language() == "en":
+        return message
+    text = _DID_YOU_MEAN.sub(r"（是不是 '\1'？）", message)
+    for pattern, zh in _PROBLEM_MESSAGES_ZH:
+        if pattern.match(text):
+            translated = pattern.sub(zh, text)
+            head, colon, detail = translated.partition("：")
+            if not colon or not detail:
+                return translated
+            inner = problem_message(detail)  # a problem inside a problem ("in message placeholder: …")
+            return f"{head}{colon}{inner if inner != detail else field_message(detail)}"
+    return text
 
 
 def current_language() -> str:

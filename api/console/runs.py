@@ -187,7 +187,7 @@ def validate():
     start = book.domains.get(request.args.get("from", ""))
     text, name = "", "rules.yaml"
     if start is not None:
-        text, name = Path(start.file).read_text(encoding="utf-8"), Path(start.file).name
+        text, name = start.text, Path(start.file).name
     return page("validate.html", domains=sorted(book.domains), text=text, name=name, checked=False,
                 current=request.args.get("from", ""))
 
@@ -240,7 +240,7 @@ def _files(book: Rulebook) -> list[str]:
 def impact():
     book = rulebook()
     start = book.domains.get(request.args.get("from", ""))
-    text = Path(start.file).read_text(encoding="utf-8") if start is not None else ""
+    text = start.text if start is not None else ""
     return page("impact.html", files=_files(book), available=audit.decision_log_available(service()),
                 text=text, name=Path(start.file).name if start is not None else "", checked=False,
                 domains=sorted(book.domains), current=request.args.get("from", ""))

@@ -137,14 +137,17 @@ class _DomainBuilder:
                       if isinstance(messages, dict)}
         self.used_codes: set[str] = set()
         decisions = {}
+        every_decision_read = isinstance(name, str)  # without a domain name no decision is read
         for decision_name, body in _mapping(self.data.get("decisions")).items():
             checkpoint()  # a validation's time budget, when one is active
             if isinstance(body, dict) and isinstance(name, str):
                 decision = self._decision(name, decision_name, body)
                 if decision is not None:
                     decisions[decision_name] = decision
+            else:
+                every_decision_read = False
         for code in self.codes:
-            if code not in self.used_codes:
+            if code not in self.used_codes and every_decision_read:  # else: a knock-on of the problem above
                 self.problem(("codes", code), f"reason code {code} has messages but no rule uses it", key=True)
         if not isinstance(name, str):
             return None
@@ -197,6 +200,9 @@ class _DomainBuilder:
             if isinstance(raw, dict):
                 value, note = raw.get("value"), str(raw.get("note", ""))
                 declared = self.type_named(path + ("type",), raw["type"]) if "type" in raw else None
+                if "type" in raw and declared is None:  # said at its type; what reads it would only repeat it
+                    self.broken.add(name)
+                    continue
                 path = path + ("value",)
             else:
                 value, declared = raw, None
