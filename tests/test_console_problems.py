@@ -45,3 +45,17 @@ def test_one_mistake_is_one_problem_not_its_knock_ons(edit):
     _, problems = load_rule_file("recovery.yaml", RECOVERY.replace(old, new, 1))
     assert len([p for p in problems if "no rule uses it" in p.message or "cannot compare" in p.message]) == 0, problems
     assert 1 <= len(problems) <= 2  # the unknown type; or the unknown key and the missing domain it leaves
+
+
+def test_chinese_messages_show_enum_labels_english_ones_the_codes(rulebook):
+    import json
+    from datetime import datetime
+
+    from .conftest import ROOT
+
+    facts = json.loads((ROOT / "examples" / "recovery-contact.json").read_text(encoding="utf-8"))
+    facts["order"]["state"] = "wait_ship"
+    result = rulebook.decide("recovery.contact", facts, now=datetime.fromisoformat("2026-11-20T10:00:00+08:00"))
+    [reason] = [r for r in result["reasons"] if r["code"] == "ORDER_NOT_AWAITING_PAYMENT"]
+    assert "待发货" in reason["message"]["zh"] and "wait_ship" not in reason["message"]["zh"]
+    assert "wait_ship" in reason["message"]["en"]

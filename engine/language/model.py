@@ -165,6 +165,14 @@ class Decision:
     position: tuple[int, int] = (1, 1)  # line and column of the decision in its file, for load-time problems
     invariants: list[Invariant] = field(default_factory=list)
 
+    def message_labels(self, expr: Expr, lang: str) -> dict[str, str] | None:
+        """The labels a ``lang`` message shows for placeholder ``expr`` instead of its enum codes (淘宝, not
+        ``taobao``): the enum's, in Chinese messages (labels are Chinese); None where the code is shown."""
+        kind = getattr(expr, "type", None)
+        if lang != "zh" or kind is None or kind.kind != "enum":
+            return None
+        return self.enum_labels.get(kind.enum or "") or None
+
 
 @dataclass
 class Domain:

@@ -56,8 +56,8 @@ class ReferenceDecision:
         self.outputs = [derived.name for derived in decision.derived if derived.output]
         self._default_obligations = to_output(decision.obligations)
         # Messages split once into literal text and placeholder expressions.
-        self._templates = {rule.id: {lang: _template(text, rule.placeholders) for lang, text in rule.messages.items()}
-                           for rule in decision.rules}
+        self._templates = {rule.id: {lang: _template(text, rule.placeholders, decision, lang)
+                                     for lang, text in rule.messages.items()} for rule in decision.rules}
         self.trace_leaves: dict[str, list[tuple[str, Expr]]] = rulesets.trace_leaves
         self.trace_definition = rulesets.definition("trace", decision.name)
         self.trace_matcher = Matcher(f"{decision.name}/trace", self.trace_definition) if self.trace_definition else None
@@ -163,12 +163,25 @@ class ReferenceDecision:
         } for rule in self.decision.rules]
 
 
-def _template(text: str, placeholders: dict[str, Expr]) -> list[Any]:
-    """A message as literal text and the compiled placeholder expressions between, in order."""
+def _labelled(value_of: Any, labels: dict[str, str]) -> Any:
+    def labelled(values: dict[str, Any], calendar: Any) -> Any:
+        value = value_of(values, calendar)
+        return labels.get(value, value) if isinstance(value, str) else value
+    return labelled
+
+
+def _template(text: str, placeholders: dict[str, Expr], decision: Decision, lang: str) -> list[Any]:
+    """A message as literal text and the compiled placeholder expressions between, in order (an enum's
+    placeholder in a Chinese message gives its label: :meth:`Decision.message_labels`)."""
     parts: list[Any] = []
     position = 0
     for match in PLACEHOLDER.finditer(text):
-        parts += [text[position:match.start()], evaluator(placeholders[match.group(1)])]
+        placeholder = placeholders[match.group(1)]
+        value_of = evaluator(placeholder)
+        labels = decision.message_labels(placeholder, lang)
+        if labels:
+            value_of = _labelled(value_of, labels)
+        parts += [text[position:match.start()], value_of]
         position = match.end()
     parts.append(text[position:])
     return [part for part in parts if part != ""]

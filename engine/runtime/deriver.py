@@ -129,6 +129,10 @@ def build_counter_reads(decision: Decision, partition_key: Callable[[dict[str, A
     return namespace["counter_reads"], source.text
 
 
+def _label(labels: dict[str, str], value: Any) -> Any:
+    return labels.get(value, value) if isinstance(value, str) else value
+
+
 def build_messages(decision: Decision, rules: list[Rule]
                    ) -> tuple[dict[str, dict[str, Callable[..., str]]], dict[str, Callable[..., dict[str, Any]]], str]:
     """For each rule with messages, a renderer per language: ``render(values, calendar) -> str``; and for
@@ -150,7 +154,12 @@ def build_messages(decision: Decision, rules: list[Rule]
             for match in PLACEHOLDER.finditer(text):
                 if match.start() > position:
                     parts.append(repr(text[position:match.start()]))
-                parts.append(f"_to_text({code.code(rule.placeholders[match.group(1)])})")
+                placeholder = rule.placeholders[match.group(1)]
+                labels = decision.message_labels(placeholder, lang)
+                value = code.code(placeholder)
+                if labels:  # an enum's label in a Chinese message: 淘宝 rather than taobao
+                    value = f"_label({source.constant(labels, 'LABELS')}, {value})"
+                parts.append(f"_to_text({value})")
                 position = match.end()
             if position < len(text) or not parts:
                 parts.append(repr(text[position:]))
@@ -161,7 +170,7 @@ def build_messages(decision: Decision, rules: list[Rule]
         message = ", ".join(f"{lang!r}: {renderer}(values, calendar)" for lang, renderer in names.get(rule.id, {}).items())
         source.add(0, f"def {function}(values, calendar):")
         source.add(1, f"return {{'code': {rule.code!r}, 'rule': {rule.qualified_id!r}, 'message': {{{message}}}}}")
-    namespace = source.compile(f"<messages {decision.name}>", {**HELPERS, "_to_text": to_text})
+    namespace = source.compile(f"<messages {decision.name}>", {**HELPERS, "_to_text": to_text, "_label": _label})
     return ({rule: {lang: namespace[function] for lang, function in langs.items()} for rule, langs in names.items()},
             {rule: namespace[function] for rule, function in reasons.items()}, source.text)
 
