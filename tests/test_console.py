@@ -446,11 +446,11 @@ def test_validate_shows_a_misspelt_fact_at_its_line(client):
     sign_in(client)
     broken, line = misspelt_payout()
     html = text(client.post("/console/validate", data={"csrf_token": csrf(client), "name": "payout.yaml", "text": broken}))
-    assert f'<a href="#L{line}"><code>payout.yaml:{line}:25</code></a> undeclared fact store.payout_enabeld' in html
+    assert f'<a href="#L{line}"><code>payout.yaml:{line}:25</code></a> 未声明的事实 store.payout_enabeld' in html
     at_line = html[html.index(f'id="L{line}"'):]
     at_line = at_line[:at_line.index("</li>")]
     assert 'class="has-problem"' in at_line and "store.<mark>p</mark>ayout_enabeld" in at_line
-    assert "did you mean &#39;payout_enabled&#39;?" in at_line
+    assert "（是不是 &#39;payout_enabled&#39;？）" in at_line
 
 
 def test_validate_a_valid_file_and_an_upload(client):

@@ -234,10 +234,10 @@ def test_validate_a_misspelt_fact_shows_the_problem_at_its_line(open_page, serve
         page.click("[data-testid=validate]")
     problems = page.locator("[data-testid=problems] li")
     assert problems.count() == 1
-    assert f"payout.yaml:{line}:25" in problems.inner_text() and "undeclared fact store.payout_enabeld" in problems.inner_text()
+    assert f"payout.yaml:{line}:25" in problems.inner_text() and "未声明的事实 store.payout_enabeld" in problems.inner_text()
     at_line = page.locator(f"#L{line}")
     assert "has-problem" in at_line.get_attribute("class")
-    assert "did you mean 'payout_enabled'?" in at_line.inner_text()
+    assert "（是不是 'payout_enabled'？）" in at_line.inner_text()
     assert at_line.locator("mark").inner_text() == "p"
     problems.locator("a").click()  # the problem links to its line
     assert page.url.endswith(f"#L{line}")

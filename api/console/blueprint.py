@@ -95,7 +95,7 @@ def _headers(response: Any) -> Any:
 def _context() -> dict[str, Any]:
     return {
         "t": i18n.t, "lang": i18n.current_language(), "field_message": i18n.field_message, "type_label": i18n.type_label,
-        "problem_text": i18n.problem_message,
+        "problem_text": i18n.problem_message, "holiday_name": i18n.holiday_name,
         "csrf_token": security.csrf_token, "is_admin": security.is_admin(), "role": security.role(),
         "admin_enabled": security.admin_enabled(), "sign_in_enabled": security.sign_in_enabled(),
         "navigation": NAVIGATION, "to_output": to_output,

@@ -472,6 +472,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "chg.when": ("时间", "When"),
     "chg.why": ("原因", "Why"),
     "chg.live": ("生效中", "live"),
+    # holidays as the calendar data names them (chinese-calendar's English names)
+    "holiday.New Year's Day": ("元旦", "New Year's Day"),
+    "holiday.Spring Festival": ("春节", "Spring Festival"),
+    "holiday.Tomb-sweeping Day": ("清明节", "Tomb-sweeping Day"),
+    "holiday.Labour Day": ("劳动节", "Labour Day"),
+    "holiday.Dragon Boat Festival": ("端午节", "Dragon Boat Festival"),
+    "holiday.Mid-autumn Festival": ("中秋节", "Mid-autumn Festival"),
+    "holiday.National Day": ("国庆节", "National Day"),
+    "holiday.Anti-Fascist 70th Day": ("抗战胜利70周年纪念日", "Anti-Fascist 70th Day"),
     "chg.directory": ("规则目录", "rules directory"),
     "chg.why.seed": ("服务首次启动时规则目录里的文件", "the rules directory's file at the first start"),
     "chg.why.file": ("在规则目录里直接修改", "changed in the rules directory"),
@@ -595,6 +604,12 @@ def t(key: str, **values: Any) -> str:
     zh, en = TEXT[key]
     text = zh if current_language() == "zh" else en
     return text.format(**values) if values else text
+
+
+def holiday_name(name: str) -> str:
+    """A holiday's name in the current language (the calendar files hold chinese-calendar's English names)."""
+    key = f"holiday.{name}"
+    return t(key) if key in TEXT else name
 
 
 def type_label(kind: Type) -> str:
