@@ -80,7 +80,8 @@ def create_app(rules_dir: str | Path = "rules", rulebook: Rulebook | None = None
     app.extensions[access.EXTENSION] = access.AccessDatabase(access.default_url(store_url, records_url or "", log_url))
     publisher = Publisher(RulesStore(rules_store_url or access.default_url(store_url, records_url or "", log_url,
                                                                            file_name=RULES_DB_FILE, variable=None)),
-                          rules_dir, authoritative=rules_store_url is not None, approvals=publish_approvals())
+                          rules_dir, authoritative=rules_store_url is not None, approvals=publish_approvals(),
+                          require_partitions=is_cluster(store_url))
     # The store moves committed decisions' log entries from its outbox to the log (SPEC §10).
     app.extensions["rulesvc"] = ServiceState(rules_dir, rulebook, lambda: open_store(store_url, records_url, decision_log),
                                              decision_log, shadow, require_partitions=is_cluster(store_url),

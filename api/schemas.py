@@ -115,7 +115,8 @@ class VerifyQuery(Envelope):
     decision = fields.String(load_default=None, validate=_plain_text)
 
 
-RULE_FILE_NAME = validate.Regexp(r"^[A-Za-z0-9_.-]+\.ya?ml$", error="must be a rule file name such as payout.yaml")
+RULE_FILE_NAME = validate.Regexp(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\.ya?ml$",
+                                 error="must be a rule file name such as payout.yaml")
 REASON = validate.Length(min=1, max=2000, error="must say why, in 1 to 2000 characters")
 
 

@@ -131,7 +131,7 @@ class ServiceState:
         """What changes when the rules do: the directory's files, and the rules store's newest publication."""
         signature: tuple[object, ...] = rules_signature(self.rules_dir)
         if self.publisher is not None and self.publisher.authoritative:
-            signature += (("rules-store", self.publisher.store.last_seq()),)
+            signature += (("rules-store", *self.publisher.store.change_marker()),)
         return signature
 
     def _record_directory_changes(self, rulebook: Rulebook) -> None:
@@ -142,6 +142,9 @@ class ServiceState:
 
     def reload_if_changed(self, report: bool = True) -> None:
         try:
+            publisher = self.publisher
+            if publisher is not None and not publisher.authoritative and publisher.store.has_pending():
+                publisher.seed(self.rulebook)  # a process died between recording and writing: finish or abandon it
             changed = self._rules_signature() != self._signature
         except RulesStoreUnavailable as error:
             self._refused([Problem(str(self.rules_dir), 1, 1, str(error))], report)
@@ -156,13 +159,16 @@ class ServiceState:
         return review_draft(self.rulebook, file_name, text,
                             database=self.decision_log.database if self.decision_log else None,
                             scenario_paths=[self.scenarios_dir] if self.scenarios_dir.is_dir() else [],
-                            scenarios_root=self.scenarios_dir, verify_deadline=deadline)
+                            scenarios_root=self.scenarios_dir, verify_deadline=deadline,
+                            require_partitions=self.require_partitions)
 
     def put_live(self, change: Callable[[Rulebook], Publication]) -> Publication:
         """Run a publication or rollback on the rules as they are now, then load what it made, here
         (other workers and instances follow on their next look)."""
         with self._publish_lock:
             self.reload_if_changed()
+            if self.publisher is not None:
+                self.publisher.seed(self.rulebook)  # a publication left pending is settled first
             publication = change(self.rulebook)
             problems = self.reload()
             if problems:  # judged on the same files a moment ago: only a change made meanwhile gets here
@@ -241,7 +247,7 @@ class ServiceState:
         (``engine.limits``). Raises :class:`RuleFileError` for a broken candidate (nothing replayed)."""
         if self.decision_log is None:
             raise LogUnavailable("the decision log is off (the service runs with --log none): nothing to replay")
-        candidate = candidate_rulebook(self.rulebook, file_name, text)
+        candidate = candidate_rulebook(self.rulebook, file_name, text, require_partitions=self.require_partitions)
         report = impact_report(self.decision_log.database, self.rulebook, candidate, query)
         report["candidate"] = {"file": file_name, "versions": sorted(d.version for d in candidate.domains.values())}
         return report
@@ -251,7 +257,7 @@ class ServiceState:
         """verify's JSON (SPEC §13) for the active rules with ``file_name`` replaced by ``text``; each
         decision within the solver timeout, the whole run before ``deadline``. Raises
         :class:`RuleFileError` for a broken candidate, :class:`UnknownDecision` for ``decision``."""
-        candidate = candidate_rulebook(self.rulebook, file_name, text)
+        candidate = candidate_rulebook(self.rulebook, file_name, text, require_partitions=self.require_partitions)
         if decision is not None:
             candidate.decision(decision)
         report = verify_rulebook(candidate, decision=decision, domain=domain, deadline=deadline)

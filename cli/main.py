@@ -317,7 +317,7 @@ def serve_command(rules_dir: str, host: str, port: int, store_url: str, records_
         if not rules_store_url.startswith(("sqlite:///", "postgresql://")):
             raise click.UsageError(f"--rules-store {rules_store_url}: use sqlite:///PATH or postgresql://…")
         try:
-            RulesStore(rules_store_url).last_seq()
+            RulesStore(rules_store_url).change_marker()
         except RulesStoreUnavailable as error:
             raise click.UsageError(f"--rules-store: {error}") from None
     problem = bind_problem(host, port)

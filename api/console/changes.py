@@ -19,7 +19,7 @@ from engine.language.edit import EditableValue, EditError, editable_values, find
 
 from ..auth import admin_name
 from ..publishing import make_draft
-from ..schemas import REASON
+from ..schemas import REASON, RULE_FILE_NAME
 from . import i18n
 from .blueprint import blueprint, not_found, page, rulebook, service
 from .runs import annotated, posted_text, transition_bars
@@ -52,10 +52,13 @@ def draft_from_text():
     """A draft from an uploaded file or pasted text, named as the select says (or as its domain's file)."""
     text, name = posted_text("text", "upload", "name", "rules.yaml")
     book = rulebook()
-    if not text.strip():
+    message = i18n.t("val.empty") if not text.strip() else None
+    if message is None and not _rule_file_name(name):
+        message = i18n.t("chg.bad_name", name=name)
+    if message is not None:
         files = sorted(os.path.basename(domain.file) for domain in book.domains.values())
         return page("drafts.html", 400, drafts=_publisher().store.drafts(), files=files, domains=sorted(book.domains),
-                    text=text, name=name, message=i18n.t("val.empty"))
+                    text=text, name=name, message=message)
     draft = make_draft(name, text, admin_name())
     return redirect(url_for("console.draft", draft_id=draft.draft_id))
 
@@ -121,6 +124,12 @@ def diff_lines(diff: dict[str, Any] | None) -> list[DiffLine]:
     """The semantic diff as one line per change a person made: a constant, a table cell, a rule's aspect."""
     lines: list[DiffLine] = []
     for domain in (diff or {}).get("domains", []):
+        if domain.get("status") in ("added", "removed"):  # a whole file: its decisions by name
+            decisions = ", ".join(str(name) for name in domain.get("decisions", []))
+            lines.append(DiffLine(f"domain {domain['status']}", domain["domain"],
+                                  decisions if domain["status"] == "removed" else None,
+                                  decisions if domain["status"] == "added" else None, []))
+            continue
         constants = domain.get("constants") or {}
         for entry in constants.get("changed", []):
             for aspect, change in entry["changes"].items():
@@ -186,6 +195,7 @@ def _review_page(draft_id: str, status: int = 200, message: str | None = None, r
                 lines=annotated(found.text, problems) if problems else [], diff=diff_lines(review.get("diff")),
                 report=report, impact_unavailable=(impact or {}).get("unavailable") if isinstance(impact, dict) else None,
                 bars=transition_bars(report) if report else [], scenarios=review.get("scenarios") or {},
+                verify_unavailable=(review.get("verify") or {}).get("unavailable"),
                 proofs=review.get("verify") if isinstance(review.get("verify"), dict)
                 and "decisions" in review.get("verify", {}) else None,
                 approvals_needed=publisher.approvals, stale=stale, message=message, reason=reason,
@@ -225,6 +235,14 @@ def draft_publish(draft_id: str):
                             reason=reason)
     flash(i18n.t("chg.published", domain=publication.domain, version=publication.version[:19]))
     return redirect(url_for("console.versions"))
+
+
+def _rule_file_name(name: str) -> bool:
+    try:
+        RULE_FILE_NAME(name)
+    except Exception:
+        return False
+    return True
 
 
 def _reason_ok(reason: str) -> bool:

@@ -2,10 +2,12 @@
 
 Two ways a service holds its rules:
 
-- **the rules directory** (the default): publishing writes the file into the directory — after the
-  publication is recorded, so a process killed in between finishes the write when it next looks
-  (:meth:`Publisher.reconcile`) — and the running hot reload activates it. A file edited by hand is
-  recorded as a change seen in the directory, so the history stays complete.
+- **the rules directory** (the default): publishing records the publication as ``pending``, writes the
+  file into the directory, then marks it ``live``; the running hot reload activates it. A process
+  killed in between leaves it pending, and the next look of any process (:meth:`Publisher.seed`, after
+  every reload) finishes the write if the file is still the one it was judged against, or abandons it
+  if the file was changed by hand meanwhile. A file edited by hand is recorded as a change seen in the
+  directory, so the history stays complete.
 - **a rules store** (``rulesvc serve --rules-store URL``): the store is the source. Every instance
   sharing it loads the rules directory's files overlaid with each file's newest publication and
   polls for new ones; an empty store is seeded from the directory.
@@ -16,14 +18,16 @@ activated), and lands only if the file's live version is still the one the draft
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from engine.bundle.review import candidate_rulebook
-from engine.bundle.store import Draft, Publication, RulesStore, StalePublication
+from engine.bundle.store import ABANDONED, LIVE, PENDING, Draft, Publication, RulesStore, StalePublication
 from engine.errors import RulesvcError
+from engine.language.model import Domain
 from engine.rulebook import Rulebook, read_rule_files
 
 DIRECTORY = "rules directory"  # who published what was found in the rules directory
@@ -61,6 +65,14 @@ class ApprovalRequired(ChangeRefused):
     code = "APPROVAL_REQUIRED"
 
 
+class NotARuleFile(ChangeRefused):
+    code, status = "RULES_INVALID", 422
+
+
+class WriteFailed(ChangeRefused):
+    code, status = "WRITE_FAILED", 503
+
+
 class AlreadyLive(ChangeRefused):
     code = "ALREADY_LIVE"
 
@@ -72,11 +84,13 @@ class OwnApproval(ChangeRefused):
 class Publisher:
     """Drafts and publications of one service's rule files, kept in ``store``."""
 
-    def __init__(self, store: RulesStore, rules_dir: str | Path, *, authoritative: bool, approvals: int = 1):
+    def __init__(self, store: RulesStore, rules_dir: str | Path, *, authoritative: bool, approvals: int = 1,
+                 require_partitions: bool = False):
         self.store = store
         self.rules_dir = Path(rules_dir)
         self.authoritative = authoritative  # the store, not the directory, is the source of the rules
         self.approvals = approvals  # 2: a second admin, not the author, approves before publishing
+        self.require_partitions = require_partitions  # a Redis Cluster store: judged as the service loads
 
     # --- what is live --------------------------------------------------------------------------------
 
@@ -88,33 +102,51 @@ class Publisher:
         return files
 
     def seed(self, rulebook: Rulebook) -> None:
-        """Record the live version of every rule file the store does not know yet (a first start), and —
-        in the rules directory — finish a publication a killed process left unwritten, or record a file
-        changed by hand."""
+        """Bring the history up to the live rules: record every rule file the store does not know yet
+        (a first start); in the rules directory, also settle a publication a killed process left pending
+        and record a file changed by hand."""
         for domain in rulebook.domains.values():
             file = os.path.basename(domain.file)
             newest = self.store.newest(file)
             if newest is None:
                 self.store.record(file=file, domain=domain.name, version=domain.version, text=domain.text,
                                   kind="seed", published_by=DIRECTORY, reason="the rules directory's file at the first start")
-            elif not self.authoritative and newest.version != domain.version:
-                self._reconcile(file, domain.name, domain.version, domain.text, newest)
+            elif not self.authoritative:
+                self._settle(file, domain.name, domain.version, domain.text, newest)
 
-    def _reconcile(self, file: str, domain: str, version: str, text: str, newest: Publication) -> None:
-        parent = next((p for p in self.store.publications(domain, limit=50) if p.seq == newest.parent_seq), None)
-        if newest.kind in ("publish", "rollback") and parent is not None and parent.version == version:
-            self._write(file, newest.text)  # recorded, then killed before the write: finish it
-            return
-        self.store.record(file=file, domain=domain, version=version, text=text, kind="file",
-                          published_by=DIRECTORY, reason="changed in the rules directory")
+    def _settle(self, file: str, domain: str, version: str, text: str, newest: Publication) -> None:
+        disk = self._on_disk(file)
+        if newest.state == PENDING:
+            if newest.version == version or disk == newest.text:  # written (then killed before it was marked)
+                self.store.settle(newest.seq, LIVE)
+                return
+            base = self.store.publication(newest.base_seq) if newest.base_seq else None
+            if base is not None and base.version == version and disk == text:
+                try:
+                    self._write(file, newest.text)  # recorded, then killed before the write: finish it
+                except OSError:
+                    return  # still pending: tried again at the next look
+                self.store.settle(newest.seq, LIVE)
+                return
+            self.store.settle(newest.seq, ABANDONED)  # the file changed by hand since: it never went live
+            newest = self.store.newest(file) or newest
+        if newest.version != version and disk == text:  # this rulebook is the file as it is now
+            self.store.record(file=file, domain=domain, version=version, text=text, kind="file",
+                              published_by=DIRECTORY, reason="changed in the rules directory")
+
+    def _on_disk(self, file: str) -> str | None:
+        try:
+            return (self.rules_dir / file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
 
     # --- drafts ---------------------------------------------------------------------------------------
 
     def add_draft(self, active: Rulebook, file: str, text: str, author: str, review: dict[str, object]) -> Draft:
+        """Keep a draft of ``file``, made from the file's live version (None for a new file)."""
         domain = review.get("domain")
-        live = active.domains.get(domain) if isinstance(domain, str) else None
         return self.store.add_draft(file=file, domain=domain if isinstance(domain, str) else None,
-                                    base_version=live.version if live else None, text=text, author=author,
+                                    base_version=self._live_version(active, file), text=text, author=author,
                                     review=review)
 
     def draft(self, draft_id: str) -> Draft:
@@ -143,7 +175,7 @@ class Publisher:
         if self.approvals > 1 and not any(approval["admin"] != draft.author for approval in draft.approvals):
             raise ApprovalRequired(f"RULESVC_PUBLISH_APPROVALS={self.approvals}: an admin other than "
                                    f"{draft.author} must approve draft {draft_id} first")
-        live = self._live_version(active, draft.file, draft.domain)
+        live = self._live_version(active, draft.file)
         if live != draft.base_version:
             raise DraftStale(f"{draft.file} changed since the draft was made: make the draft again from the live file",
                              base_version=draft.base_version, live_version=live)
@@ -159,35 +191,48 @@ class Publisher:
         if found is None:
             raise VersionNotKept(f"version {version} of {domain} is not kept")
         file, text = found
-        live = self._live_version(active, file, domain)
+        live = self._live_version(active, file)
         return self._put_live(active, file, text, kind="rollback", admin=admin, reason=reason, draft_id=None,
                               expected=live)
 
-    def _live_version(self, active: Rulebook, file: str, domain: str | None) -> str | None:
+    def _live_version(self, active: Rulebook, file: str) -> str | None:
+        """The live version of ``file`` (whatever domain it declares; None when there is no such file)."""
         if self.authoritative:  # what the store holds now, which this instance may not have loaded yet
             newest = self.store.newest(file)
             return newest.version if newest is not None else None
-        live = active.domains.get(domain or "")
-        return live.version if live is not None and os.path.basename(live.file) == file else None
+        live = _domain_of(active, file)
+        return live.version if live is not None else None
 
     def _put_live(self, active: Rulebook, file: str, text: str, *, kind: str, admin: str, reason: str,
                   draft_id: str | None, expected: str | None) -> Publication:
-        candidate = candidate_rulebook(active, file, text)  # RuleFileError: nothing is recorded or written
-        domain = next(d for d in candidate.domains.values() if os.path.basename(d.file) == file)
+        candidate = candidate_rulebook(active, file, text, require_partitions=self.require_partitions)
+        domain = _domain_of(candidate, file)  # RuleFileError above: nothing is recorded or written
+        if domain is None:
+            raise NotARuleFile(f"{file} is not loaded as a rule file (a rule file is NAME.yaml)")
         if domain.version == expected:
             raise AlreadyLive(f"{domain.name} {domain.version} is the live version already")
         newest = self.store.newest(file)
-        if (newest.version if newest else None) != expected and self.authoritative:
+        if (newest.version if newest else None) != expected:
             raise DraftStale(f"{file} was published meanwhile", live_version=newest.version if newest else None)
+        live = _domain_of(active, file)
+        if not self.authoritative and live is not None and self._on_disk(file) != live.text:
+            raise DraftStale(f"{file} was changed in the rules directory meanwhile")
         try:
             publication = self.store.publish(file=file, domain=domain.name, version=domain.version, text=text,
                                              kind=kind, published_by=admin, reason=reason,
-                                             parent_seq=newest.seq if newest else 0, draft_id=draft_id)
+                                             based_on=newest.seq if newest else 0, draft_id=draft_id,
+                                             state=LIVE if self.authoritative else PENDING)
         except StalePublication as error:
             raise DraftStale(str(error)) from None
-        if not self.authoritative:
+        if self.authoritative:
+            return publication
+        try:
             self._write(file, text)
-        return publication
+        except OSError as error:
+            self.store.settle(publication.seq, ABANDONED)
+            raise WriteFailed(f"{file} could not be written ({error.strerror or error}); nothing changed") from None
+        self.store.settle(publication.seq, LIVE)
+        return dataclasses.replace(publication, state=LIVE)
 
     def _write(self, file: str, text: str) -> None:
         """Replace ``file`` in the rules directory at once (a reader sees the old text or the new)."""
@@ -202,3 +247,7 @@ class Publisher:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def _domain_of(rulebook: Rulebook, file: str) -> Domain | None:
+    return next((domain for domain in rulebook.domains.values() if os.path.basename(domain.file) == file), None)

@@ -26,12 +26,13 @@ from engine.rulebook import Rulebook, rulebook_from_files
 from engine.tester import ScratchStores, load_scenario_file, run_case, scenario_files
 
 
-def candidate_rulebook(active: Rulebook, file: str, text: str) -> Rulebook:
-    """The active rules with ``file`` replaced by (or added as) ``text``; :class:`RuleFileError` when they
-    do not load. Problems name the file by its own name (``recovery.yaml``)."""
+def candidate_rulebook(active: Rulebook, file: str, text: str, *, require_partitions: bool = False) -> Rulebook:
+    """The active rules with ``file`` replaced by (or added as) ``text``, judged as the service loads them
+    (``require_partitions`` for a Redis Cluster store); :class:`RuleFileError` when they do not load.
+    Problems name the file by its own name (``recovery.yaml``)."""
     files = active.files()
     files[file] = text
-    return rulebook_from_files(files)
+    return rulebook_from_files(files, require_partitions=require_partitions)
 
 
 def problem_json(problem: Problem) -> dict[str, Any]:
@@ -110,11 +111,12 @@ def _outcome(result: Any) -> dict[str, Any]:
 def review_draft(active: Rulebook, file: str, text: str, *, database: LogDatabase | None,
                  scenario_paths: Iterable[str | Path], scenarios_root: Path | None = None,
                  query: LogQuery | None = None, verify_deadline: float | None = None,
-                 unlogged_why: str = "the decision log is off: nothing to replay") -> dict[str, Any]:
+                 unlogged_why: str = "the decision log is off: nothing to replay",
+                 require_partitions: bool = False) -> dict[str, Any]:
     """``{"domain", "problems", "diff", "impact", "scenarios", "verify"}`` for ``text`` as ``file``.
     A candidate that does not load has only its problems: nothing else can be judged."""
     try:
-        candidate = candidate_rulebook(active, file, text)
+        candidate = candidate_rulebook(active, file, text, require_partitions=require_partitions)
     except RuleFileError as error:
         return {"domain": draft_domain(active, file, text, None), "problems": [problem_json(p) for p in error.problems],
                 "diff": None, "impact": None, "scenarios": None, "verify": None}

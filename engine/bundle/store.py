@@ -7,9 +7,12 @@ Three tables:
   (``base_version``) and its review (problems, diff, impact, scenarios, proofs), kept as JSON.
 - ``rule_approvals``: a second admin's approval of a draft (``RULESVC_PUBLISH_APPROVALS=2``).
 - ``rule_publications``: every version of a rule file put live, in order (``seq``), with who, when and
-  why. ``parent_seq`` is the publication it replaced; ``(file, parent_seq)`` is unique, so two
-  publications made from the same live version cannot both land — the second is told its draft is
-  stale — and two instances seeding an empty store at once seed each file once.
+  why. ``parent_seq`` is the row it follows; ``(file, parent_seq)`` is unique, so two publications
+  judged against the same row cannot both land — the second is told its draft is stale — and two
+  instances seeding an empty store at once seed each file once. ``state`` is ``live``, or — publishing
+  into a rules directory, where the row is written before the file — ``pending`` until the file is
+  written and ``abandoned`` when it never was (the write failed, or the process died and the file was
+  changed by hand before anyone finished it).
 
 Rows are only ever added (a draft's status aside): the history is the audit trail.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,7 +46,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
 from engine.errors import RulesvcError
 from engine.ids import new_id
@@ -85,12 +89,15 @@ rule_publications = Table(
     Column("reason", Text, nullable=False),
     Column("published_at", String(40), nullable=False),
     Column("draft_id", String(26)),
-    Column("parent_seq", Integer, nullable=False),  # 0 for a file's first publication
+    Column("parent_seq", Integer, nullable=False),  # the row it follows; 0 for a file's first
+    Column("base_seq", Integer, nullable=False),  # the publication that was live when it was judged; 0 for none
+    Column("state", String(16), nullable=False),  # live | pending | abandoned
     UniqueConstraint("file", "parent_seq", name="rule_publications_one_child"),
     Index("rule_publications_domain_version", "domain", "version"),
 )
 
 PUBLICATION_KINDS = ("seed", "publish", "rollback", "file")
+LIVE, PENDING, ABANDONED = "live", "pending", "abandoned"
 
 
 class RulesStoreUnavailable(RulesvcError):
@@ -138,11 +145,13 @@ class Publication:
     published_at: str
     draft_id: str | None
     parent_seq: int
+    base_seq: int
+    state: str
 
     def as_json(self, *, with_text: bool = False) -> dict[str, Any]:
         body = {"seq": self.seq, "file": self.file, "domain": self.domain, "version": self.version,
                 "kind": self.kind, "published_by": self.published_by, "reason": self.reason,
-                "published_at": self.published_at, "draft_id": self.draft_id}
+                "published_at": self.published_at, "draft_id": self.draft_id, "state": self.state}
         if with_text:
             body["text"] = self.text
         return body
@@ -167,8 +176,7 @@ class RulesStore:
                 if self._engine is None or self._pid != os.getpid():
                     try:
                         engine = make_engine(self.url)
-                        with engine.begin() as connection:
-                            metadata.create_all(connection)
+                        _create_tables(engine)
                     except SQLAlchemyError as error:
                         raise RulesStoreUnavailable(f"the rules store at {_shown(self.url)} cannot be opened: "
                                                     f"{type(error).__name__}") from None
@@ -214,65 +222,93 @@ class RulesStore:
     # --- publications ------------------------------------------------------------------------------
 
     def newest(self, file: str) -> Publication | None:
-        """The live publication of ``file``: its newest."""
+        """The live (or, in a rules directory, still being written) publication of ``file``: its newest
+        that was not abandoned."""
         with self._reading() as connection:
-            row = connection.execute(select(rule_publications).where(rule_publications.c.file == file)
-                                     .order_by(rule_publications.c.seq.desc()).limit(1)).first()
-        return None if row is None else Publication(**row._mapping)
+            return _newest(connection, file)
 
     def newest_texts(self) -> dict[str, str]:
-        """``{file: text}`` of every file's newest publication."""
-        newest = (select(rule_publications.c.file, func.max(rule_publications.c.seq).label("seq"))
+        """``{file: text}`` of every file's newest publication that was not abandoned."""
+        kept = rule_publications.c.state != ABANDONED
+        newest = (select(rule_publications.c.file, func.max(rule_publications.c.seq).label("seq")).where(kept)
                   .group_by(rule_publications.c.file).subquery())
         with self._reading() as connection:
             rows = connection.execute(select(rule_publications.c.file, rule_publications.c.text)
                                       .join(newest, rule_publications.c.seq == newest.c.seq)).all()
         return dict(rows)
 
-    def last_seq(self) -> int:
-        """The newest publication's number (0 for an empty store): what an instance polls."""
+    def change_marker(self) -> tuple[int, int]:
+        """``(rows, newest seq)``: what an instance polls. The count too, since on PostgreSQL a smaller
+        ``seq`` may commit after a larger one."""
         with self._reading() as connection:
-            return connection.execute(select(func.coalesce(func.max(rule_publications.c.seq), 0))).scalar_one()
+            rows, newest = connection.execute(select(func.count(), func.coalesce(func.max(rule_publications.c.seq), 0))
+                                              ).one()
+        return int(rows), int(newest)
+
+    def has_pending(self) -> bool:
+        """Whether a publication waits for its file to be written (a process died in between)."""
+        with self._reading() as connection:
+            return connection.execute(select(rule_publications.c.seq).where(rule_publications.c.state == PENDING)
+                                      .limit(1)).first() is not None
 
     def publications(self, domain: str | None = None, limit: int = 500) -> list[Publication]:
-        """Newest first."""
+        """Newest first, abandoned ones included (the history shows them as such)."""
         query = select(rule_publications).order_by(rule_publications.c.seq.desc()).limit(limit)
         if domain is not None:
             query = query.where(rule_publications.c.domain == domain)
         with self._reading() as connection:
             return [Publication(**row._mapping) for row in connection.execute(query)]
 
+    def publication(self, seq: int) -> Publication | None:
+        with self._reading() as connection:
+            row = connection.execute(select(rule_publications).where(rule_publications.c.seq == seq)).first()
+        return None if row is None else Publication(**row._mapping)
+
     def version_text(self, domain: str, version: str) -> Publication | None:
-        """The newest publication of ``domain`` at ``version`` (with its text), if one is kept."""
+        """The newest publication of ``domain`` at ``version`` (with its text) that was not abandoned."""
         with self._reading() as connection:
             row = connection.execute(select(rule_publications).where(
-                rule_publications.c.domain == domain, rule_publications.c.version == version)
-                .order_by(rule_publications.c.seq.desc()).limit(1)).first()
+                rule_publications.c.domain == domain, rule_publications.c.version == version,
+                rule_publications.c.state != ABANDONED).order_by(rule_publications.c.seq.desc()).limit(1)).first()
         return None if row is None else Publication(**row._mapping)
 
     def publish(self, *, file: str, domain: str, version: str, text: str, kind: str, published_by: str,
-                reason: str, parent_seq: int, draft_id: str | None = None) -> Publication:
-        """Add a publication replacing ``parent_seq`` (the file's newest when the change was judged);
-        raises :class:`StalePublication` when another one replaced it first. A draft published here is
-        marked so in the same transaction."""
+                reason: str, based_on: int, draft_id: str | None = None, state: str = LIVE) -> Publication:
+        """Add a publication of ``file`` judged against publication ``based_on`` (its newest that was not
+        abandoned then; 0 for none); raises :class:`StalePublication` when another one landed since. A
+        draft published here is marked so in the same transaction."""
         published_at = now_text()
         try:
             with self._writing() as connection:
-                newest = connection.execute(select(func.max(rule_publications.c.seq))
+                newest = _newest(connection, file)
+                if (newest.seq if newest else 0) != based_on:
+                    raise StalePublication(f"{file} was published meanwhile (publication {newest.seq if newest else 0})")
+                parent = connection.execute(select(func.coalesce(func.max(rule_publications.c.seq), 0))
                                             .where(rule_publications.c.file == file)).scalar_one()
-                if (newest or 0) != parent_seq:
-                    raise StalePublication(f"{file} was published meanwhile (publication {newest})")
                 seq = connection.execute(insert(rule_publications).values(
                     file=file, domain=domain, version=version, text=text, kind=kind, published_by=published_by,
-                    reason=reason, published_at=published_at, draft_id=draft_id, parent_seq=parent_seq)
-                    .returning(rule_publications.c.seq)).scalar_one()
+                    reason=reason, published_at=published_at, draft_id=draft_id, parent_seq=parent,
+                    base_seq=based_on, state=state).returning(rule_publications.c.seq)).scalar_one()
                 if draft_id is not None:
                     connection.execute(update(rule_drafts).where(rule_drafts.c.draft_id == draft_id)
                                        .values(status="published", published_seq=seq))
         except IntegrityError:  # a concurrent publication took (file, parent_seq) first
             raise StalePublication(f"{file} was published meanwhile") from None
         return Publication(seq, file, domain, version, text, kind, published_by, reason, published_at, draft_id,
-                           parent_seq)
+                           parent, based_on, state)
+
+    def settle(self, seq: int, state: str) -> None:
+        """A pending publication's outcome: ``live`` (its file was written) or ``abandoned`` (it never
+        was; a draft it published is open again)."""
+        with self._writing() as connection:
+            row = connection.execute(select(rule_publications.c.draft_id, rule_publications.c.state)
+                                     .where(rule_publications.c.seq == seq)).first()
+            if row is None or row.state != PENDING:
+                return
+            connection.execute(update(rule_publications).where(rule_publications.c.seq == seq).values(state=state))
+            if state == ABANDONED and row.draft_id is not None:
+                connection.execute(update(rule_drafts).where(rule_drafts.c.draft_id == row.draft_id)
+                                   .values(status="open", published_seq=None))
 
     def record(self, *, file: str, domain: str, version: str, text: str, kind: str, published_by: str,
                reason: str) -> Publication | None:
@@ -283,7 +319,7 @@ class RulesStore:
             return None
         try:
             return self.publish(file=file, domain=domain, version=version, text=text, kind=kind,
-                                published_by=published_by, reason=reason, parent_seq=newest.seq if newest else 0)
+                                published_by=published_by, reason=reason, based_on=newest.seq if newest else 0)
         except StalePublication:
             return None
 
@@ -311,6 +347,27 @@ class RulesStore:
         except SQLAlchemyError as error:
             raise RulesStoreUnavailable(f"the rules store at {_shown(self.url)} is unavailable: "
                                         f"{type(error).__name__}") from None
+
+
+def _create_tables(engine: Engine, attempts: int = 5) -> None:
+    """Make the tables if missing. Instances starting at once on an empty PostgreSQL race to create them
+    (the loser's CREATE fails on the catalog's unique index): look again, since the winner made them."""
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as connection:
+                metadata.create_all(connection)
+            return
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _newest(connection: Connection, file: str) -> Publication | None:
+    row = connection.execute(select(rule_publications).where(rule_publications.c.file == file,
+                                                             rule_publications.c.state != ABANDONED)
+                             .order_by(rule_publications.c.seq.desc()).limit(1)).first()
+    return None if row is None else Publication(**row._mapping)
 
 
 def _draft(row: Any, approvals: list[dict[str, str]]) -> Draft:

@@ -90,10 +90,17 @@ def replace_value(text: str, editable: EditableValue, raw: str) -> str:
     first; raises :class:`ValueError` (a wrong value) or :class:`EditError` (the text has no such value)."""
     parse_entered(editable.kind, raw)
     node = _value_node(text, editable)
-    start, end = node.start_mark.index, node.end_mark.index
-    while end > start and text[end - 1] in " \t\r\n":  # a block collection's span runs to the next line
-        end -= 1
+    start, end = node.start_mark.index, _end(node)
     return text[:start] + yaml_literal(editable.kind, raw) + text[end:]
+
+
+def _end(node: yaml.Node) -> int:
+    """Where ``node``'s own text ends: a block collection's end mark lies past the comments and blank
+    lines that follow it, which stay; its last item's end is its own."""
+    if isinstance(node, yaml.ScalarNode) or node.flow_style or not node.value:
+        return node.end_mark.index
+    last = node.value[-1]
+    return _end(last[1] if isinstance(last, tuple) else last)
 
 
 def yaml_literal(kind: Type, raw: str) -> str:
@@ -112,26 +119,51 @@ def yaml_literal(kind: Type, raw: str) -> str:
 
 def _value_node(text: str, editable: EditableValue) -> yaml.Node:
     try:
-        node = yaml.compose(text, Loader=_LOADER)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.YAMLError as error:
         raise EditError(f"the file does not parse: {error}") from None
     path = list(editable.path)
     if editable.table is None:
-        constant = _child(node, path[:2])
-        if isinstance(constant, yaml.MappingNode):  # {type:, value:, note:} rather than a bare value
-            return _child(constant, ["value"])
-        return constant
-    return _child(node, path)
+        chain = _chain(root, path[:2])
+        if isinstance(chain[-1], yaml.MappingNode):  # {type:, value:, note:} rather than a bare value
+            chain += _chain(chain[-1], ["value"])[1:]
+    else:
+        chain = _chain(root, path)
+    uses = _uses(root)
+    if any(uses[id(node)] > 1 for node in chain[1:]):
+        # an anchor (&) and its aliases (*) share one value: changing it here would change it there too
+        raise EditError(f"{editable.target} is shared with another place through a YAML anchor (&) and alias (*); "
+                        "edit the file's text instead")
+    return chain[-1]
 
 
-def _child(node: yaml.Node | None, path: list[str]) -> yaml.Node:
+def _chain(node: yaml.Node | None, path: list[str]) -> list[yaml.Node]:
+    """``node`` and the node at each step of ``path`` below it."""
+    chain = [node]
     for key in path:
         if not isinstance(node, yaml.MappingNode):
             raise EditError(f"no value at {'.'.join(path)}")
         node = next((value for name, value in node.value if isinstance(name, yaml.ScalarNode) and name.value == key), None)
         if node is None:
             raise EditError(f"no value at {'.'.join(path)}")
-    return node
+        chain.append(node)
+    return chain
+
+
+def _uses(root: yaml.Node) -> dict[int, int]:
+    """How many places hold each node: more than one for an anchored node and its aliases."""
+    uses: dict[int, int] = {}
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        uses[id(node)] = uses.get(id(node), 0) + 1
+        if uses[id(node)] > 1:
+            continue  # its children were counted through its first place
+        if isinstance(node, yaml.MappingNode):
+            pending += [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            pending += node.value
+    return uses
 
 
 __all__ = ["EditError", "EditableValue", "editable_values", "find_editable", "parse_entered", "replace_value",
