@@ -18,7 +18,7 @@ PYTHON_VERSION := $(shell $(PYTHON_EXE) -c 'import sys; print("%d.%d" % sys.vers
 # 3.12 the headers define the old name again (a compiler warning, the same code).
 export CPPFLAGS += -DPyEval_CallObject=PyObject_CallObject
 
-.PHONY: venv run test test-fast test-fresh test-lowest lint check servers lock clean
+.PHONY: venv run test test-fast test-fresh test-lowest lint check servers lock messages clean
 
 # Installs are pinned: requirements/lock.txt holds every package the targets below install (runtime, dev,
 # bench and console-test extras) at one version, with its hashes, for CPython 3.11-3.13 (one universal lock);
@@ -92,6 +92,11 @@ lint: $(BIN)/rulesvc
 # Debian packages the tests use, each started by the tests themselves on loopback: Redis and PostgreSQL
 # for the store tests; Chromium (driven by Playwright, never a browser download) and a Chinese font
 # for the console's browser tests and their screenshots.
+# The console's gettext catalogs (api/console/translations/*/LC_MESSAGES/messages.po) compiled to the .mo files
+# Flask-Babel reads, committed beside them; a test fails while a .mo is older than its .po.
+messages: venv
+	$(BIN)/pybabel compile -d api/console/translations --statistics
+
 servers:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \

@@ -194,10 +194,31 @@ def test_every_text_used_by_a_template_exists_in_both_languages():
         used |= set(re.findall(r"\bt\('([a-z_.]+)'", template.read_text(encoding="utf-8")))
     assert len(used) > 100, "t('…') calls not found"
     # t('effect.' ~ effect) and the like: some key must complete the prefix
-    missing = sorted(key for key in used if key not in i18n.TEXT
-                     and not (key.endswith(".") and any(known.startswith(key) for known in i18n.TEXT)))
+    missing = sorted(key for key in used if key not in i18n.KEYS
+                     and not (key.endswith(".") and any(known.startswith(key) for known in i18n.KEYS)))
     assert not missing, missing
-    assert all(zh.strip() and en.strip() for zh, en in i18n.TEXT.values())
+
+
+def _catalog(locale: str):
+    from babel.messages.pofile import read_po
+
+    with (i18n.TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po").open("rb") as stream:
+        return read_po(stream)
+
+
+def test_both_catalogs_translate_every_key_and_their_mo_files_are_compiled_from_them():
+    from gettext import GNUTranslations
+
+    catalogs = {locale: _catalog(locale) for locale in i18n.LOCALES.values()}
+    for locale, catalog in catalogs.items():
+        keys = {message.id for message in catalog if message.id}
+        assert keys == i18n.KEYS, locale
+        assert all(message.string.strip() for message in catalog if message.id), f"{locale}: an empty msgstr"
+        mo = i18n.TRANSLATIONS / locale / "LC_MESSAGES" / "messages.mo"
+        with mo.open("rb") as stream:
+            compiled = GNUTranslations(stream)
+        stale = [message.id for message in catalog if message.id and compiled.gettext(message.id) != message.string]
+        assert not stale, f"{mo} is older than its .po ({stale[:3]}…): run make messages"
 
 
 # --- try ------------------------------------------------------------------------------------------------

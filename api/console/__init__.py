@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import changes, log, pages, runs, tryout  # noqa: F401  (they add their routes to the blueprint)
+from . import changes, i18n, log, pages, runs, tryout  # noqa: F401  (they add their routes to the blueprint)
 from .blueprint import EXTENSION, PREFIX, blueprint
 from .security import configure_sessions
 from .suites import Suites
@@ -25,6 +25,7 @@ def register_console(app: Flask, examples_dir: Path | None = None, scenarios_dir
     app.extensions[EXTENSION] = Suites(examples_dir or state.rules_dir.resolve().parent / "examples",
                                        scenarios_dir or state.scenarios_dir)
     configure_sessions(app, PREFIX)
+    i18n.init_babel(app)
     app.register_blueprint(blueprint)
 
 

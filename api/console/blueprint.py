@@ -9,12 +9,13 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, current_app, render_template, request
+from flask_babel import format_datetime, format_decimal
 from werkzeug.exceptions import HTTPException, NotFound
 
 from engine import Rulebook, UnknownDecision
 from engine.limits import LimitExceeded
 from engine.runtime.evaluation import CompiledDecision
-from engine.runtime.values import SHANGHAI, to_output
+from engine.runtime.values import to_output
 from engine.state import StoreUnavailable
 
 from ..access import Throttled
@@ -112,7 +113,13 @@ def shanghai_time(stamp: str | None) -> str:
         moment = datetime.fromisoformat(stamp)
     except ValueError:
         return stamp
-    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+    return format_datetime(moment, "yyyy-MM-dd HH:mm:ss")  # Babel, in the app's zone (Asia/Shanghai)
+
+
+@blueprint.app_template_filter("number")
+def number(value: Any) -> str:
+    """A count as the page's locale writes it (Babel: 12,345)."""
+    return format_decimal(value) if isinstance(value, int | float) and not isinstance(value, bool) else str(value)
 
 
 @blueprint.app_template_filter("rule_anchor")
@@ -124,7 +131,7 @@ def rule_anchor(qualified_id: str) -> str:
 @blueprint.errorhandler(HTTPException)
 def _http_error(error: HTTPException) -> tuple[str, int]:
     code = error.code or 500
-    key = f"err.{code}" if f"err.{code}" in i18n.TEXT else "err.title"
+    key = f"err.{code}" if i18n.has_text(f"err.{code}") else "err.title"
     message = i18n.t(NAMED_ERRORS[error.description]) if error.description in NAMED_ERRORS else i18n.t(key)
     return page("error.html", code, code=code, message=message, detail=getattr(error, "console_detail", ""))
 

@@ -205,7 +205,7 @@ def _review_page(draft_id: str, status: int = 200, message: str | None = None, r
 def kind_text(kind: str) -> str:
     """What changed, or how a version came to be, in the page's language (``constant`` → 常量)."""
     key = f"chg.kind.{kind}"
-    return i18n.t(key) if key in i18n.TEXT else kind
+    return i18n.t(key) if i18n.has_text(key) else kind
 
 
 @blueprint.post("/drafts/<draft_id>/approve")
@@ -255,7 +255,7 @@ def _reason_ok(reason: str) -> bool:
 
 def _refusal(error: ChangeRefused) -> str:
     key = f"chg.refused.{error.code}"
-    return i18n.t(key) if key in i18n.TEXT else str(error)
+    return i18n.t(key) if i18n.has_text(key) else str(error)
 
 
 # --- versions -------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -166,22 +167,36 @@ class RulesStore:
 
     def __init__(self, url: str):
         self.url = url
-        self._engine: Engine | None = None
+        self._engines: tuple[Engine, Engine] | None = None  # (writer, reader) of the process that made them
         self._pid: int | None = None
         self._lock = threading.Lock()
+        held = weakref.ref(self)  # the hook must not keep every store ever made alive
+        os.register_at_fork(after_in_child=lambda: (store := held()) is not None and store._forked())
 
-    def _opened(self) -> Engine:
-        if self._engine is None or self._pid != os.getpid():
+    def _forked(self) -> None:
+        """In a forked worker: a lock another thread held at the fork would never be released here, and the
+        parent's connections are not this process's to use or close (SQLAlchemy: dispose without closing)."""
+        self._lock = threading.Lock()
+        if self._engines is not None:
+            for engine in set(self._engines):
+                engine.dispose(close=False)
+            self._engines = None
+
+    def _opened(self) -> tuple[Engine, Engine]:
+        if self._engines is None or self._pid != os.getpid():
             with self._lock:
-                if self._engine is None or self._pid != os.getpid():
+                if self._engines is None or self._pid != os.getpid():
                     try:
-                        engine = make_engine(self.url)
-                        _create_tables(engine)
+                        writer = make_engine(self.url)
+                        _create_tables(writer)
+                        # plain readers never take SQLite's write lock (BEGIN IMMEDIATE is the writer's)
+                        memory = self.url in ("sqlite://", "sqlite:///:memory:")
+                        reader = writer if memory else make_engine(self.url, write_lock=False)
                     except SQLAlchemyError as error:
                         raise RulesStoreUnavailable(f"the rules store at {_shown(self.url)} cannot be opened: "
                                                     f"{type(error).__name__}") from None
-                    self._engine, self._pid = engine, os.getpid()
-        return self._engine
+                    self._engines, self._pid = (writer, reader), os.getpid()
+        return self._engines
 
     # --- drafts ------------------------------------------------------------------------------------
 
@@ -338,9 +353,9 @@ class RulesStore:
 
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Connection]:
-        engine = self._opened()
+        writer, reader = self._opened()
         try:
-            with engine.begin() if write else engine.connect() as connection:
+            with writer.begin() if write else reader.connect() as connection:
                 yield connection
         except IntegrityError:
             raise
