@@ -568,7 +568,7 @@ def test_impact_renders_a_replay_report_once_the_seam_provides_one(client, monke
     lowered = (RULES / "payout.yaml").read_text(encoding="utf-8").replace('value: "500.00"', 'value: "300.00"')
     html = text(client.post("/console/impact", data={"csrf_token": csrf(client), "name": "payout.yaml", "text": lowered}))
     assert calls == ["payout.yaml"]
-    assert "impact-unavailable" not in html and "重放 1000 个决策" in html
+    assert "impact-unavailable" not in html and "重放 1,000 个决策" in html
     assert html.count('class="bar bar-deny"') == 1 and html.count('class="bar bar-allow"') == 1
     assert "38 (3.8%)" in html and "3.80%" in html
     assert 'href="/console/log/01JEXAMPLE0000000000000001"' in html

@@ -59,3 +59,11 @@ def test_chinese_messages_show_enum_labels_english_ones_the_codes(rulebook):
     [reason] = [r for r in result["reasons"] if r["code"] == "ORDER_NOT_AWAITING_PAYMENT"]
     assert "待发货" in reason["message"]["zh"] and "wait_ship" not in reason["message"]["zh"]
     assert "wait_ship" in reason["message"]["en"]
+
+
+def test_descriptions_written_in_both_languages_are_shown_in_the_readers(client):  # noqa: F811
+    page = text(client.get("/console/try/recovery.contact"))
+    assert "现在可以给这笔待支付订单发催付短信并绑定支付券吗？" in page and "Send the reminder SMS" not in page
+    client.get("/console/lang/en")
+    page = text(client.get("/console/try/recovery.contact"))
+    assert "Send the reminder SMS and bind the payment coupon" in page and "现在可以给这笔" not in page

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from engine import Rulebook, UnknownDecision
 from engine.limits import LimitExceeded
+from engine.language.model import in_language
 from engine.runtime.evaluation import CompiledDecision
 from engine.runtime.values import to_output
 from engine.state import StoreUnavailable
@@ -114,6 +115,12 @@ def shanghai_time(stamp: str | None) -> str:
     except ValueError:
         return stamp
     return format_datetime(moment, "yyyy-MM-dd HH:mm:ss")  # Babel, in the app's zone (Asia/Shanghai)
+
+
+@blueprint.app_template_filter("localized")
+def localized_text(text: Any) -> str:
+    """A rule file's description or note in the page's language, when the file gives both."""
+    return in_language(text, i18n.current_language())
 
 
 @blueprint.app_template_filter("number")

@@ -29,6 +29,7 @@ from engine.language.model import (
     Invariant,
     Rule,
     Table,
+    localized,
 )
 from engine.language.source import Path, Reported, SourceDocument, UnquotedDecimal, load_document
 from engine.language.structure import load_schema, structure_problems
@@ -198,7 +199,7 @@ class _DomainBuilder:
             path: Path = ("constants", name)
             note = ""
             if isinstance(raw, dict):
-                value, note = raw.get("value"), str(raw.get("note", ""))
+                value, note = raw.get("value"), localized(raw.get("note", ""))
                 declared = self.type_named(path + ("type",), raw["type"]) if "type" in raw else None
                 if "type" in raw and declared is None:  # said at its type; what reads it would only repeat it
                     self.broken.add(name)
@@ -258,7 +259,7 @@ class _DomainBuilder:
                         rows[row_key][column] = parse_literal(columns[column].kind, raw)
                     except ValueError as error:
                         self.problem(row_path + (column,), f"{name}[{row_key}].{column}: {error}")
-            tables[name] = Table(name=name, key=key, columns=columns, rows=rows, note=str(spec.get("note", "")))
+            tables[name] = Table(name=name, key=key, columns=columns, rows=rows, note=localized(spec.get("note", "")))
         return tables
 
     def _check_enum_values(self, path: Path, kind: Type, values: list[Any]) -> None:
@@ -307,7 +308,7 @@ class _DomainBuilder:
                                               MONEY if column == "amount" else None)) is not None}
         return Decision(
             record=record, enum_labels=self.enum_labels,
-            name=qualified, domain=domain, description=str(body.get("description", "")),
+            name=qualified, domain=domain, description=localized(body.get("description", "")),
             source=str(body.get("source", self.data.get("source", ""))), facts=facts,
             constants=self.constants, counters=counters, derived=derived,
             obligations=dict(obligations), rules=rules, partition=partition,
@@ -347,7 +348,7 @@ class _DomainBuilder:
         if kind is None:
             return None
         field_spec = FieldSpec(name=name, path=dotted, type=kind, required=bool(spec.get("required", False)),
-                               description=str(spec.get("description", "")), sensitive=spec.get("sensitive") is True)
+                               description=localized(spec.get("description", "")), sensitive=spec.get("sensitive") is True)
         if field_spec.sensitive and kind.kind != "str":
             self.problem(path + ("sensitive",), f"only str facts can be sensitive (kept as an HMAC in the decision "
                                                 f"log); {dotted} is {kind}", key=True)
@@ -442,7 +443,7 @@ class _DomainBuilder:
             if add is None or any(key is None for key in keys):
                 continue
             counters.append(Counter(name=name, type=kind, key=keys, reset=spec["reset"], add=add, fact=fact,
-                                    description=str(spec.get("description", ""))))
+                                    description=localized(spec.get("description", ""))))
             scope.counters[name] = kind
         return counters
 
@@ -456,7 +457,7 @@ class _DomainBuilder:
             text, output, description = spec, False, ""
             if isinstance(spec, dict):
                 text, output = spec.get("expr"), bool(spec.get("output", False))
-                description = str(spec.get("description", ""))
+                description = localized(spec.get("description", ""))
                 if isinstance(spec.get("fields"), dict):
                     fields = {field_name: self.expression(path + ("fields", field_name), field_text, scope)
                               for field_name, field_text in spec["fields"].items()}
@@ -527,7 +528,7 @@ class _DomainBuilder:
                 id=rule_id, qualified_id=f"{qualified}/{rule_id}", effect=effect, when=when,
                 when_text=str(spec["when"]), source=str(spec.get("source", "")), code=code,
                 messages=messages, placeholders=placeholders, obligations=rule_obligations, until=until,
-                description=str(spec.get("description", ""))))
+                description=localized(spec.get("description", ""))))
         return rules
 
     def _invariants(self, qualified: str, base: Path, body: dict[str, Any], scope: Scope, rules: list[Rule],
@@ -555,7 +556,7 @@ class _DomainBuilder:
                 id=spec["id"], qualified_id=f"{qualified}/{spec['id']}", when=when, then=then,
                 when_text=str(spec["when"]), then_text=str(spec["then"]), source=str(spec.get("source", "")),
                 messages={lang: str(spec[lang]) for lang in ("zh", "en") if isinstance(spec.get(lang), str)},
-                description=str(spec.get("description", ""))))
+                description=localized(spec.get("description", ""))))
         return invariants
 
     def _result_scope(self, base: Path, scope: Scope, rules: list[Rule], derived: list[Derived],

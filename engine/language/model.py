@@ -53,6 +53,36 @@ class FieldSpec:
         return self.required or self.default is not MISSING
 
 
+class Localized(str):
+    """A description or note written in both languages (``{zh: …, en: …}``): as a string it is the English
+    (else the Chinese), so every reader of plain text keeps working; :meth:`in_language` gives either."""
+
+    texts: dict[str, str]
+
+    def __new__(cls, texts: dict[str, str]) -> Localized:
+        text = super().__new__(cls, texts.get("en") or texts.get("zh", ""))
+        text.texts = texts
+        return text
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copies and pickles are made from both texts
+        return Localized, (self.texts,)
+
+    def in_language(self, lang: str) -> str:
+        return self.texts.get(lang) or str(self)
+
+
+def localized(raw: Any) -> str:
+    """A rule file's description or note: a plain string, or ``{zh, en}`` as a :class:`Localized`."""
+    if isinstance(raw, dict):
+        return Localized({lang: str(raw[lang]) for lang in ("zh", "en") if raw.get(lang)})
+    return "" if raw is None else str(raw)
+
+
+def in_language(text: Any, lang: str) -> str:
+    """``text`` in ``lang`` when it was written in both languages, else as written."""
+    return text.in_language(lang) if isinstance(text, Localized) else ("" if text is None else str(text))
+
+
 @dataclass
 class Constant:
     name: str
