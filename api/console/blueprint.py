@@ -13,8 +13,8 @@ from flask_babel import format_datetime, format_decimal
 from werkzeug.exceptions import HTTPException, NotFound
 
 from engine import Rulebook, UnknownDecision
-from engine.limits import LimitExceeded
 from engine.language.model import in_language
+from engine.limits import LimitExceeded
 from engine.runtime.evaluation import CompiledDecision
 from engine.runtime.values import to_output
 from engine.state import StoreUnavailable
