@@ -576,14 +576,14 @@ def test_serve_refuses_a_cluster_store_for_rules_without_partitions(tmp_path):
     shutil.copytree(RULES, rules)
     payout = rules / "payout.yaml"
     text = payout.read_text(encoding="utf-8")
-    line = next(number for number, content in enumerate(text.splitlines(), 1) if content.startswith("    partition: store.id"))
+    line = next(number for number, content in enumerate(text.splitlines(), 1) if content == "  initiate:")
     payout.write_text(text.replace("    partition: store.id", "    # no partition", 1), encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "cli.main", "serve", "--rules", str(rules), "--store",
                              "redis+cluster://127.0.0.1:7000"], capture_output=True, text=True, timeout=60,
                             cwd=RULES.parent)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"{payout}:{line - 2}:3: decision payout.initiate declares no partition, which a Redis Cluster store "
+        f"{payout}:{line}:3: decision payout.initiate declares no partition, which a Redis Cluster store "
         "(--store redis+cluster://…) needs to keep the keys of a commit in one hash slot; add e.g. partition: customer.id",
         f"1 problem(s) in {rules}"]
 
