@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import flash, redirect, request, url_for
+from marshmallow import ValidationError
 
 from engine import Problem, RuleFileError
 from engine.bundle.publisher import ChangeRefused
@@ -53,7 +54,7 @@ def draft_from_text():
     text, name = posted_text("text", "upload", "name", "rules.yaml")
     book = rulebook()
     message = i18n.t("val.empty") if not text.strip() else None
-    if message is None and not _rule_file_name(name):
+    if message is None and not _passes(RULE_FILE_NAME, name):
         message = i18n.t("chg.bad_name", name=name)
     if message is not None:
         files = sorted(os.path.basename(domain.file) for domain in book.domains.values())
@@ -223,7 +224,7 @@ def draft_approve(draft_id: str):
 @admin_required
 def draft_publish(draft_id: str):
     reason = request.form.get("reason", "").strip()[:MAX_REASON]
-    if not _reason_ok(reason):
+    if not _passes(REASON, reason):
         return _review_page(draft_id, 400, message=i18n.t("chg.reason_needed"), reason=reason)
     publisher = _publisher()
     try:
@@ -237,18 +238,11 @@ def draft_publish(draft_id: str):
     return redirect(url_for("console.versions"))
 
 
-def _rule_file_name(name: str) -> bool:
+def _passes(validator: Any, value: str) -> bool:
+    """Whether ``value`` passes one of the API's field validators (the same rule, not a copy of it)."""
     try:
-        RULE_FILE_NAME(name)
-    except Exception:
-        return False
-    return True
-
-
-def _reason_ok(reason: str) -> bool:
-    try:
-        REASON(reason)
-    except Exception:
+        validator(value)
+    except ValidationError:
         return False
     return True
 
@@ -282,7 +276,7 @@ def _versions_page(status: int = 200, message: str | None = None) -> Any:
 def rollback():
     domain, version = request.form.get("domain", ""), request.form.get("version", "")
     reason = request.form.get("reason", "").strip()[:MAX_REASON]
-    if not _reason_ok(reason):
+    if not _passes(REASON, reason):
         return _versions_page(400, message=i18n.t("chg.reason_needed"))
     state, publisher = service(), _publisher()
     try:
